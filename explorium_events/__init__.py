@@ -1,1 +1,97 @@
-"""Fetch Explorium prospect events for any number of prospects, at the rate limit."""
+"""Fetch Explorium prospect events for any number of prospects, at the rate limit.
+
+    from explorium_events import EventsClient
+
+    async with EventsClient(api_key="...") as client:
+        result = await client.fetch(prospect_ids)
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._client import (
+    DEFAULT_BASE_URL,
+    BatchFailure,
+    BatchResult,
+    BatchStream,
+    EventsClient,
+    FetchResult,
+    FetchStats,
+)
+from ._clock import Clock, SystemClock
+from ._errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    ClientClosedError,
+    ConfigurationError,
+    ConnectionFailed,
+    ExploriumError,
+    FetchError,
+    InvalidProspectIdError,
+    MalformedResponse,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    TransportError,
+    UnprocessableEntityError,
+)
+from ._ids import MAX_BATCH_SIZE, InvalidProspectId, normalize_prospect_id
+from ._models import (
+    AnniversaryData,
+    CompanyChangeData,
+    Event,
+    EventData,
+    EventType,
+    ResponseContext,
+    RoleChangeData,
+)
+from ._ratelimit import RateLimitCost, RateLimitState
+from ._retry import RetryPolicy
+
+try:
+    __version__ = version("explorium-events")
+except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = "0"
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "MAX_BATCH_SIZE",
+    "AnniversaryData",
+    "ApiError",
+    "AuthenticationError",
+    "BadRequestError",
+    "BatchFailure",
+    "BatchResult",
+    "BatchStream",
+    "ClientClosedError",
+    "Clock",
+    "CompanyChangeData",
+    "ConfigurationError",
+    "ConnectionFailed",
+    "Event",
+    "EventData",
+    "EventType",
+    "EventsClient",
+    "ExploriumError",
+    "FetchError",
+    "FetchResult",
+    "FetchStats",
+    "InvalidProspectId",
+    "InvalidProspectIdError",
+    "MalformedResponse",
+    "PermissionDeniedError",
+    "RateLimitCost",
+    "RateLimitError",
+    "RateLimitState",
+    "RequestTimeout",
+    "ResponseContext",
+    "RetryPolicy",
+    "RoleChangeData",
+    "ServerError",
+    "SystemClock",
+    "TransportError",
+    "UnprocessableEntityError",
+    "__version__",
+    "normalize_prospect_id",
+]

@@ -1,0 +1,187 @@
+"""The exception tree. Every exception the library raises on purpose is one of these.
+
+    ExploriumError
+    ├── ConfigurationError        bad settings, before any I/O (also a ValueError)
+    ├── InvalidProspectIdError    invalid IDs in the input, before any I/O (also a ValueError)
+    ├── ClientClosedError         the client is closed and refuses work (also a RuntimeError)
+    ├── ApiError                  the server answered with an error status
+    │   ├── BadRequestError       400, 404 and other 4xx without a class of their own
+    │   ├── AuthenticationError   401: missing or rejected API key
+    │   │   └── PermissionDeniedError   403: not allowed, e.g. out of credits
+    │   ├── UnprocessableEntityError    422: the request failed the server's validation
+    │   ├── RateLimitError        429: over the rate limit; carries retry_after
+    │   └── ServerError           5xx
+    ├── TransportError            no usable answer came back
+    │   ├── ConnectionFailed      no connection, or it dropped (also a ConnectionError)
+    │   ├── RequestTimeout        no answer within the timeout (also a TimeoutError)
+    │   └── MalformedResponse     a 200 whose body was truncated or not the documented shape
+    └── FetchError                fetch() had failed batches; .result holds all that arrived
+
+ApiError and TransportError carry the prospect IDs of the batch, the status (if any), the
+server's message and the correlation id: support asks for the correlation id.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._client import FetchResult
+
+_IDS_SHOWN = 3
+
+
+def _describe_ids(prospect_ids: Sequence[str]) -> str:
+    shown = ", ".join(prospect_ids[:_IDS_SHOWN])
+    more = len(prospect_ids) - _IDS_SHOWN
+    suffix = f" and {more} more" if more > 0 else ""
+    return f"{len(prospect_ids)} prospect IDs ({shown}{suffix})"
+
+
+class ExploriumError(Exception):
+    """Base class of every error raised by explorium_events."""
+
+
+class ConfigurationError(ExploriumError, ValueError):
+    """A setting or argument is wrong; raised before any request is made."""
+
+
+class InvalidProspectIdError(ExploriumError, ValueError):
+    """The input holds prospect IDs that are not 40 hexadecimal characters.
+
+    ``invalid`` lists the offending values (as given), ``count`` how many there are in all.
+    """
+
+    def __init__(self, invalid: Sequence[str], *, count: int, rule: str) -> None:
+        self.invalid = tuple(invalid)
+        self.count = count
+        self.rule = rule
+        shown = ", ".join(repr(value) for value in self.invalid)
+        more = count - len(self.invalid)
+        suffix = f" and {more} more" if more > 0 else ""
+        super().__init__(
+            f"{count} invalid prospect ID{'s' if count != 1 else ''}: {shown}{suffix}. "
+            f"A prospect ID is {rule}. Fix them, or pass skip_invalid=True to skip "
+            "them (they are then listed in result.invalid)."
+        )
+
+
+class ClientClosedError(ExploriumError, RuntimeError):
+    """The client was closed; it refuses new work. Create a new one."""
+
+
+class ApiError(ExploriumError):
+    """The API answered with an error status.
+
+    Carries ``status``, ``message`` (the server's own words), ``correlation_id``,
+    ``retry_after`` (seconds, when the server said) and the batch's ``prospect_ids``.
+    """
+
+    hint = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int,
+        correlation_id: str | None = None,
+        retry_after: float | None = None,
+        prospect_ids: Sequence[str] = (),
+    ) -> None:
+        self.message = message
+        self.status = status
+        self.correlation_id = correlation_id
+        self.retry_after = retry_after
+        self.prospect_ids = tuple(prospect_ids)
+        super().__init__(self._render())
+
+    def _render(self) -> str:
+        parts = [f"HTTP {self.status}: {self.message or 'no message'}"]
+        if self.correlation_id:
+            parts.append(f"correlation_id={self.correlation_id}")
+        if self.retry_after is not None:
+            parts.append(f"retry_after={self.retry_after:g}s")
+        if self.prospect_ids:
+            parts.append(f"batch of {_describe_ids(self.prospect_ids)}")
+        text = "; ".join(parts)
+        return f"{text}. {self.hint}" if self.hint else text
+
+
+class BadRequestError(ApiError):
+    """400, 404 or another 4xx without a class of its own: the request is wrong; not retried."""
+
+
+class AuthenticationError(ApiError):
+    """401: the API key is missing or was rejected. Not retried."""
+
+    hint = "Check the API key (api_key= or EXPLORIUM_API_KEY)."
+
+
+class PermissionDeniedError(AuthenticationError):
+    """403: the key may not do this, for example because the account is out of credits."""
+
+    hint = "The key was refused this request: check the account's credits and permissions."
+
+
+class UnprocessableEntityError(ApiError):
+    """422: the server's validation rejected the request; nothing was fetched. Not retried."""
+
+
+class RateLimitError(ApiError):
+    """429: over the rate limit. Retried after ``retry_after`` unless that exceeds the cap."""
+
+
+class ServerError(ApiError):
+    """5xx: trouble on the server's side. Retried with backoff."""
+
+
+class TransportError(ExploriumError):
+    """No usable answer came back from the server; the cause is chained."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        prospect_ids: Sequence[str] = (),
+        status: int | None = None,
+        correlation_id: str | None = None,
+    ) -> None:
+        self.message = message
+        self.prospect_ids = tuple(prospect_ids)
+        self.status = status
+        self.correlation_id = correlation_id
+        self.retry_after: float | None = None
+        text = message
+        if correlation_id:
+            text += f"; correlation_id={correlation_id}"
+        if self.prospect_ids:
+            text += f"; batch of {_describe_ids(self.prospect_ids)}"
+        super().__init__(text)
+
+
+class ConnectionFailed(TransportError, ConnectionError):
+    """The connection could not be made, or dropped before the answer was complete."""
+
+
+class RequestTimeout(TransportError, TimeoutError):
+    """No answer arrived within the request timeout."""
+
+
+class MalformedResponse(TransportError):
+    """A 200 answer whose body was truncated or not the documented JSON shape."""
+
+
+class FetchError(ExploriumError):
+    """Some batches failed for good. ``result`` still holds every event that did arrive."""
+
+    def __init__(self, result: FetchResult) -> None:
+        self.result = result
+        failed_ids = sum(len(failure.prospect_ids) for failure in result.failed)
+        first = result.failed[0].error if result.failed else None
+        super().__init__(
+            f"{len(result.failed)} of {result.stats.batches} batches failed "
+            f"({failed_ids} prospect IDs); {len(result.events)} events arrived and are in "
+            f".result. First failure: {first}"
+        )
+

@@ -1,0 +1,194 @@
+"""Wire models: the request body, the response envelope, one Struct per event type.
+
+Events are decoded in two steps because msgspec has no fallback variant for an unknown
+tag (msgspec#649): the envelope and each event's common fields first, then ``data`` by
+the event's name. An event type this client does not know keeps its data as a mapping.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from enum import StrEnum
+from typing import Any
+
+import msgspec
+
+logger = logging.getLogger("explorium_events")
+
+
+class EventType(StrEnum):
+    """The prospect event types the API serves."""
+
+    PROSPECT_CHANGED_ROLE = "prospect_changed_role"
+    PROSPECT_CHANGED_COMPANY = "prospect_changed_company"
+    PROSPECT_JOB_START_ANNIVERSARY = "prospect_job_start_anniversary"
+
+
+class CompanyChangeData(msgspec.Struct, frozen=True, kw_only=True):
+    """``data`` of a ``prospect_changed_company`` event."""
+
+    event_name: str = EventType.PROSPECT_CHANGED_COMPANY.value
+    current_company_name: str | None = None
+    current_company_id: str | None = None
+    current_job_title: str | None = None
+    previous_company_name: str | None = None
+    previous_company_id: str | None = None
+    previous_job_title: str | None = None
+
+
+class RoleChangeData(msgspec.Struct, frozen=True, kw_only=True):
+    """``data`` of a ``prospect_changed_role`` event; the previous company is optional."""
+
+    event_name: str = EventType.PROSPECT_CHANGED_ROLE.value
+    current_job_title: str | None = None
+    previous_job_title: str | None = None
+    current_company_name: str | None = None
+    current_company_id: str | None = None
+    previous_company_name: str | None = None
+    previous_company_id: str | None = None
+
+
+class AnniversaryData(msgspec.Struct, frozen=True, kw_only=True):
+    """``data`` of a ``prospect_job_start_anniversary`` event."""
+
+    event_name: str = EventType.PROSPECT_JOB_START_ANNIVERSARY.value
+    full_name: str | None = None
+    company_name: str | None = None
+    job_title: str | None = None
+    years_at_company: int | None = None
+    job_anniversary_date: dt.datetime | None = None
+    linkedin_url: str | None = None
+
+
+EventData = CompanyChangeData | RoleChangeData | AnniversaryData | dict[str, Any]
+
+_DATA_TYPES: dict[str, type[CompanyChangeData | RoleChangeData | AnniversaryData]] = {
+    EventType.PROSPECT_CHANGED_COMPANY: CompanyChangeData,
+    EventType.PROSPECT_CHANGED_ROLE: RoleChangeData,
+    EventType.PROSPECT_JOB_START_ANNIVERSARY: AnniversaryData,
+}
+
+# dict=True gives each event a __dict__ in which the decoder keeps the exact JSON the
+# API sent, so that to_json() writes the event out losslessly, unknown fields included.
+class Event(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+    """One prospect event, with the API's own field names.
+
+    ``data`` is a typed Struct for the known event types and a plain mapping for a
+    type this client does not know yet. ``to_json()`` returns exactly the JSON object
+    the API sent.
+    """
+
+    event_id: str
+    event_name: str
+    event_time: dt.datetime
+    prospect_id: str
+    data: EventData
+
+    @property
+    def event_type(self) -> EventType | None:
+        """The event's type, or None for a type this client does not know."""
+        try:
+            return EventType(self.event_name)
+        except ValueError:
+            return None
+
+    def to_json(self) -> bytes:
+        """The event as the JSON object the API sent, byte for byte when decoded from it."""
+        raw = self.__dict__.get("_raw")
+        if isinstance(raw, bytes):
+            return raw
+        return msgspec.json.encode(self)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as the mapping the API sent (keys and values)."""
+        decoded: dict[str, Any] = msgspec.json.decode(self.to_json())
+        return decoded
+
+
+class _EventEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    event_id: str
+    event_name: str
+    event_time: dt.datetime
+    prospect_id: str
+    data: msgspec.Raw = msgspec.Raw(b"{}")
+
+
+class ResponseContext(msgspec.Struct, frozen=True, kw_only=True):
+    """``response_context`` of a response: correlation id and status."""
+
+    correlation_id: str | None = None
+    request_status: str | None = None
+    time_took_in_seconds: float | None = None
+
+
+class _ResponseEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+    response_context: ResponseContext = ResponseContext()
+    output_events: list[msgspec.Raw] | None = None
+
+
+class EventsResponse(msgspec.Struct, frozen=True, kw_only=True):
+    """A decoded 200 answer."""
+
+    response_context: ResponseContext
+    output_events: list[Event]
+
+
+class EventsRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """The request body; optional fields are left out when unset."""
+
+    prospect_ids: list[str]
+    event_types: list[str]
+    timestamp_from: str | None = None
+    timestamp_to: str | None = None
+
+
+_decode_envelope = msgspec.json.Decoder(_ResponseEnvelope)
+_decode_event_envelope = msgspec.json.Decoder(_EventEnvelope)
+_decode_mapping = msgspec.json.Decoder(dict[str, Any])
+_DATA_DECODERS = {name: msgspec.json.Decoder(kind) for name, kind in _DATA_TYPES.items()}
+_encoder = msgspec.json.Encoder()
+
+
+def encode_request(request: EventsRequest) -> bytes:
+    """The JSON body of one request."""
+    return _encoder.encode(request)
+
+
+def decode_event(raw: bytes) -> Event:
+    """Decode one event object; raises msgspec.DecodeError if its common fields are missing."""
+    envelope = _decode_event_envelope.decode(raw)
+    data: EventData
+    decoder = _DATA_DECODERS.get(envelope.event_name)
+    if decoder is None:
+        data = _decode_mapping.decode(envelope.data)
+    else:
+        try:
+            data = decoder.decode(envelope.data)
+        except msgspec.ValidationError as exc:
+            # A field of an unexpected type must not cost the event: keep it as a mapping.
+            logger.debug("event %s: data kept as a mapping (%s)", envelope.event_id, exc)
+            data = _decode_mapping.decode(envelope.data)
+    event_time = envelope.event_time
+    if event_time.tzinfo is None:
+        # The API documents UTC offsets; a bare time is read as UTC so that sorting
+        # never mixes aware and naive datetimes.
+        event_time = event_time.replace(tzinfo=dt.UTC)
+    event = Event(
+        event_id=envelope.event_id,
+        event_name=envelope.event_name,
+        event_time=event_time,
+        prospect_id=envelope.prospect_id,
+        data=data,
+    )
+    event.__dict__["_raw"] = bytes(raw)
+    return event
+
+
+def decode_response(body: bytes) -> EventsResponse:
+    """Decode a 200 body; raises msgspec.DecodeError when it is not the documented shape."""
+    envelope = _decode_envelope.decode(body)
+    if envelope.output_events is None:
+        raise msgspec.ValidationError("response has no output_events")
+    events = [decode_event(bytes(raw)) for raw in envelope.output_events]
+    return EventsResponse(response_context=envelope.response_context, output_events=events)

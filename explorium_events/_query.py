@@ -1,0 +1,107 @@
+"""What is asked of every prospect in a pull: event types and time window, checked up front."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from ._errors import ConfigurationError
+from ._models import EventType
+
+Timestamp = str | dt.date | dt.datetime
+RETENTION = dt.timedelta(days=90)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Event types and window, normalised; hashable, so equal queries can share a request."""
+
+    event_types: tuple[str, ...]
+    timestamp_from: str | None = None
+    timestamp_to: str | None = None
+
+
+def _parse_event_types(event_types: Iterable[EventType | str] | None) -> tuple[str, ...]:
+    if event_types is None:
+        return tuple(kind.value for kind in EventType)
+    if isinstance(event_types, str):
+        event_types = [event_types]
+    chosen: list[str] = []
+    for kind in event_types:
+        name = kind.value if isinstance(kind, EventType) else str(kind).strip().lower()
+        if name not in EventType._value2member_map_:
+            known = ", ".join(kind.value for kind in EventType)
+            raise ConfigurationError(f"unknown event type {kind!r}; the known types are {known}")
+        if name not in chosen:
+            chosen.append(name)
+    if not chosen:
+        raise ConfigurationError("event_types is empty: name at least one event type")
+    return tuple(chosen)
+
+
+def parse_timestamp(value: Timestamp | None, *, name: str) -> dt.datetime | dt.date | None:
+    """A date or an aware datetime (naive times are read as UTC), or a clear error."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            if len(text) == 10:
+                return dt.date.fromisoformat(text)
+            value = dt.datetime.fromisoformat(text)
+        except ValueError:
+            raise ConfigurationError(
+                f"{name}={value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime "
+                "(e.g. 2026-09-01T00:00:00Z)"
+            ) from None
+    if isinstance(value, dt.datetime):
+        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+    if isinstance(value, dt.date):
+        return value
+    raise ConfigurationError(f"{name}={value!r}: expected a str, date or datetime")
+
+
+def _as_wire(value: dt.datetime | dt.date | None) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    return value.isoformat()
+
+
+def _start(value: dt.datetime | dt.date) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value
+    return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
+
+
+def build_query(
+    event_types: Iterable[EventType | str] | None,
+    timestamp_from: Timestamp | None,
+    timestamp_to: Timestamp | None,
+) -> Query:
+    """The normalised query, or a ConfigurationError naming the bad value."""
+    start = parse_timestamp(timestamp_from, name="timestamp_from")
+    end = parse_timestamp(timestamp_to, name="timestamp_to")
+    if start is not None and end is not None and _start(start) > _start(end):
+        raise ConfigurationError(
+            f"timestamp_from ({_as_wire(start)}) is after timestamp_to ({_as_wire(end)})"
+        )
+    return Query(
+        event_types=_parse_event_types(event_types),
+        timestamp_from=_as_wire(start),
+        timestamp_to=_as_wire(end),
+    )
+
+
+def older_than_retention(query: Query, *, now: dt.datetime) -> bool:
+    """Whether the whole window lies before the 3 months the API keeps."""
+    if query.timestamp_to is None:
+        return False
+    end = parse_timestamp(query.timestamp_to, name="timestamp_to")
+    assert end is not None
+    # A date as the end means that whole day.
+    end_moment = _start(end) + (dt.timedelta(days=1) if not isinstance(end, dt.datetime) else
+                                dt.timedelta(0))
+    return end_moment < now - RETENTION

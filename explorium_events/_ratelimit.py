@@ -1,0 +1,252 @@
+"""Client-side pacing that mirrors the server's sliding window, and what its headers say.
+
+The server counts requests (or prospect IDs) over a sliding 60-second window. A leaky
+bucket bursts after idle time and trips such a window (aiolimiter#298), so this limiter
+counts what it actually sent in the last window instead. Each slot starts to age when
+its answer comes back, not when the request left: the server stamps a request on
+arrival, somewhere in between, so counting from the answer is never early.
+
+Three more things can hold a request back:
+- the server's own view, read from ``X-RateLimit-Limit/-Remaining/-Reset`` on every
+  answer: a lower limit than configured, or another process spending the same key;
+- a shared pause after any 429, until its ``Retry-After`` moment, for every worker at
+  once (plus a small positive jitter each), not just the one that got it;
+- a probe: until the first answer (and again after a pause or a reset) only one request
+  is in flight, so that a window still full from an earlier run costs one 429 at most.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import random
+from dataclasses import dataclass
+from typing import Literal
+
+from ._clock import Clock
+from ._errors import ConfigurationError, RateLimitError
+
+RateLimitCost = Literal["request", "id"]
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitHeaders:
+    """The rate-limit headers of one answer; None where a header was absent or unreadable."""
+
+    limit: int | None = None
+    remaining: int | None = None
+    reset: float | None = None  # a Unix timestamp in this API
+    retry_after: float | None = None  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimitState:
+    """A snapshot of the limiter, for progress displays and debugging."""
+
+    limit: int | None
+    window: float
+    cost: RateLimitCost
+    used: int
+    in_flight: int
+    paused_for: float
+    waiting: bool
+    server_limit: int | None
+    server_remaining: int | None
+
+
+class SlidingWindowLimiter:
+    """At most ``limit`` units in any ``window`` seconds, counted from each answer's return.
+
+    ``limit=None`` turns the local window off; the server's headers still apply.
+    """
+
+    def __init__(
+        self,
+        *,
+        limit: int | None,
+        window: float,
+        cost: RateLimitCost,
+        clock: Clock,
+        rng: random.Random,
+        pause_jitter: float = 0.25,
+    ) -> None:
+        if limit is not None and limit < 1:
+            raise ConfigurationError(f"rate limit {limit}: must be at least 1, or None for none")
+        if window <= 0:
+            raise ConfigurationError(f"rate window {window}: must be positive")
+        self._configured_limit = limit
+        self._window = window
+        self._cost = cost
+        self._clock = clock
+        self._rng = rng
+        self._pause_jitter = pause_jitter
+        # (moment the answer came back, units), oldest first: the monotonic clock keeps it sorted.
+        self._completed: collections.deque[tuple[float, int]] = collections.deque()
+        self._completed_units = 0
+        self._in_flight_units = 0
+        self._in_flight_requests = 0
+        self._server_limit: int | None = None
+        self._server_remaining: int | None = None
+        self._server_reset_at = 0.0
+        self._paused_until = 0.0
+        self._probing = True
+        self._waiters = 0
+        # Created lazily, inside the running loop (nothing binds to a loop in __init__).
+        self._turn: asyncio.Lock | None = None
+        self._answered: asyncio.Event | None = None
+
+    @property
+    def cost_kind(self) -> RateLimitCost:
+        """Whether a request costs 1 unit ("request") or 1 per prospect ID ("id")."""
+        return self._cost
+
+    @property
+    def limit(self) -> int | None:
+        """The limit in force: the configured one, or the server's if that is lower."""
+        if self._server_limit is None:
+            return self._configured_limit
+        if self._configured_limit is None:
+            return self._server_limit
+        return min(self._configured_limit, self._server_limit)
+
+    @property
+    def window(self) -> float:
+        """The window's length in seconds."""
+        return self._window
+
+    def cost_of(self, batch_size: int) -> int:
+        """What a request for this many IDs costs."""
+        return batch_size if self._cost == "id" else 1
+
+    def state(self) -> RateLimitState:
+        """A snapshot of the limiter now."""
+        now = self._clock.monotonic()
+        self._expire(now)
+        return RateLimitState(
+            limit=self.limit,
+            window=self._window,
+            cost=self._cost,
+            used=self._completed_units + self._in_flight_units,
+            in_flight=self._in_flight_requests,
+            paused_for=max(0.0, self._paused_until - now),
+            waiting=self._waiters > 0,
+            server_limit=self._server_limit,
+            server_remaining=self._server_remaining,
+        )
+
+    async def acquire(self, units: int, *, max_pause: float | None = None) -> None:
+        """Wait until ``units`` more fit the window, then take them.
+
+        Raises RateLimitError at once, without sending, when a shared pause would last
+        longer than ``max_pause`` seconds.
+        """
+        if self._turn is None:
+            self._turn = asyncio.Lock()
+            self._answered = asyncio.Event()
+        assert self._answered is not None
+        self._waiters += 1
+        try:
+            # One acquirer at a time, first come first served: the lock is FIFO.
+            async with self._turn:
+                while True:
+                    now = self._clock.monotonic()
+                    pause = self._paused_until - now
+                    if pause > 0:
+                        if max_pause is not None and pause > max_pause:
+                            raise RateLimitError(
+                                f"the server asked to wait {pause:.0f}s, more than the "
+                                f"max_retry_after of {max_pause:g}s",
+                                status=429,
+                                retry_after=pause,
+                            )
+                        await self._clock.sleep(pause + self._rng.uniform(0, self._pause_jitter))
+                        continue
+                    delay = self._delay(units, now)
+                    if delay is None:
+                        self._answered.clear()
+                        await self._answered.wait()
+                    elif delay > 0:
+                        await self._clock.sleep(delay)
+                    else:
+                        break
+                self._in_flight_units += units
+                self._in_flight_requests += 1
+                if self._server_remaining is not None:
+                    self._server_remaining -= units
+        finally:
+            self._waiters -= 1
+
+    def _delay(self, units: int, now: float) -> float | None:
+        """0 when ``units`` may go now, seconds to wait, or None to wait for an answer."""
+        if self._probing and self._in_flight_requests:
+            return None
+        if self._server_remaining is not None and self._server_remaining < units:
+            if now < self._server_reset_at:
+                return self._server_reset_at - now
+            # The server's oldest unit has left its window: some room again, how much
+            # only the next answer can say.
+            self._server_remaining = None
+            self._probing = True
+            return None if self._in_flight_requests else 0.0
+        limit = self.limit
+        if limit is None:
+            return 0.0
+        self._expire(now)
+        used = self._completed_units + self._in_flight_units
+        # A request costing more than the whole limit still goes, alone, rather than never.
+        if used + units <= limit or used == 0:
+            return 0.0
+        if self._completed:
+            return self._completed[0][0] + self._window - now
+        return None
+
+    def _expire(self, now: float) -> None:
+        horizon = now - self._window
+        while self._completed and self._completed[0][0] <= horizon:
+            self._completed_units -= self._completed.popleft()[1]
+
+    def cancel(self, units: int) -> None:
+        """Give back units taken by acquire() for a request that was not sent after all."""
+        self._in_flight_units -= units
+        self._in_flight_requests -= 1
+        if self._server_remaining is not None:
+            self._server_remaining += units
+        assert self._answered is not None
+        self._answered.set()
+
+    def release(self, units: int, headers: RateLimitHeaders | None) -> None:
+        """The request's answer came back (``headers``) or it failed without one (None)."""
+        now = self._clock.monotonic()
+        self._in_flight_units -= units
+        self._in_flight_requests -= 1
+        self._completed.append((now, units))
+        self._completed_units += units
+        if headers is not None:
+            self._probing = False
+            self._observe(headers, now)
+        assert self._answered is not None
+        self._answered.set()
+
+    def _observe(self, headers: RateLimitHeaders, now: float) -> None:
+        if headers.limit is not None and headers.limit > 0:
+            self._server_limit = headers.limit
+        if headers.remaining is not None:
+            # Other requests still out may or may not be counted in that figure: assume not.
+            self._server_remaining = max(0, headers.remaining) - self._in_flight_units
+            wall_now = self._clock.time()
+            reset_in = (headers.reset - wall_now) if headers.reset is not None else 1.0
+            self._server_reset_at = now + min(max(reset_in, 0.0), self._window)
+
+    def pause(self, seconds: float) -> None:
+        """Hold every request back for ``seconds`` (a 429's ``Retry-After``)."""
+        now = self._clock.monotonic()
+        self._paused_until = max(self._paused_until, now + max(seconds, 0.0))
+        self._server_remaining = None
+        self._probing = True
+
+    def __repr__(self) -> str:
+        state = self.state()
+        return (
+            f"<SlidingWindowLimiter limit={state.limit}/{self._window:g}s per {self._cost} "
+            f"used={state.used} in_flight={state.in_flight} paused_for={state.paused_for:.1f}s>"
+        )

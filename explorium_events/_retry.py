@@ -1,0 +1,86 @@
+"""Which failures are retried, and how long to wait before the next attempt. Pure: no I/O."""
+
+from __future__ import annotations
+
+import email.utils
+import math
+import random
+from dataclasses import dataclass, field
+
+from ._errors import ConfigurationError, RateLimitError, ServerError, TransportError
+
+RETRYABLE_SERVER_STATUSES = frozenset({500, 502, 503, 504})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetryPolicy:
+    """How a failed batch is retried.
+
+    ``max_attempts`` and ``max_elapsed`` (seconds) bound every batch; waits grow
+    exponentially from ``initial`` up to ``cap``, with jitter drawn from ``rng``. A 429
+    whose ``Retry-After`` exceeds ``max_retry_after`` fails its batch instead of sleeping.
+    """
+
+    max_attempts: int = 6
+    max_elapsed: float = 300.0
+    initial: float = 0.5
+    cap: float = 30.0
+    max_retry_after: float = 300.0
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ConfigurationError(f"max_attempts={self.max_attempts}: must be at least 1")
+        for name in ("max_elapsed", "initial", "cap", "max_retry_after"):
+            if getattr(self, name) < 0:
+                raise ConfigurationError(f"{name}={getattr(self, name)}: must not be negative")
+
+    def backoff(self, attempt: int) -> float:
+        """The wait after failed attempt number ``attempt`` (1-based): equal jitter, capped."""
+        return backoff_delay(attempt, initial=self.initial, cap=self.cap, rng=self.rng)
+
+    def is_retryable(self, error: BaseException) -> bool:
+        """Whether the batch should be tried again after this error."""
+        if isinstance(error, RateLimitError):
+            return error.retry_after is None or error.retry_after <= self.max_retry_after
+        # TransportError covers dropped connections, timeouts and truncated or malformed
+        # 200 bodies; a CancelledError is not an ExploriumError and is never retried.
+        if isinstance(error, ServerError):
+            return error.status in RETRYABLE_SERVER_STATUSES
+        return isinstance(error, TransportError)
+
+
+NO_RETRIES = RetryPolicy(max_attempts=1)
+
+
+def backoff_delay(attempt: int, *, initial: float, cap: float, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter: between half and all of min(cap, initial*2**n)."""
+    exponent = min(max(attempt - 1, 0), 62)  # 2**62 already dwarfs any cap; avoids overflow
+    ceiling = min(cap, initial * math.ldexp(1.0, exponent))
+    return ceiling / 2 + rng.uniform(0, ceiling / 2)
+
+
+def parse_retry_after(value: str | None, *, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or an HTTP date).
+
+    ``now`` is the current Unix time. Returns None when the header is absent or
+    unreadable, and never a negative number.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            moment = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if moment.tzinfo is None:
+            return None
+        seconds = moment.timestamp() - now
+    if math.isnan(seconds):
+        return None
+    return max(0.0, min(seconds, 1e9))

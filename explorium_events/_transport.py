@@ -1,0 +1,272 @@
+"""The one POST. The only module that touches aiohttp.ClientSession.
+
+Foreign exceptions are translated here, once, with their cause chained; error statuses
+become ApiError subclasses built from whichever body shape the server chose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+import aiohttp
+import msgspec
+from yarl import URL
+
+from ._clock import Clock
+from ._errors import (
+    ApiError,
+    AuthenticationError,
+    BadRequestError,
+    ConfigurationError,
+    ConnectionFailed,
+    MalformedResponse,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTimeout,
+    ServerError,
+    UnprocessableEntityError,
+)
+from ._models import EventsResponse, decode_response
+from ._ratelimit import RateLimitHeaders
+from ._retry import parse_retry_after
+
+logger = logging.getLogger("explorium_events")
+
+EVENTS_PATH = "/v1/prospects/events"
+_decode_error_body = msgspec.json.Decoder(Any)
+
+try:
+    _VERSION = version("explorium-events")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    _VERSION = "0"
+USER_AGENT = f"explorium-events/{_VERSION}"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """Whether ``host`` names this machine (localhost or a loopback address)."""
+    if not host:
+        return False
+    if host.lower() in {"localhost", "localhost."} or host.lower().endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(base_url: str) -> URL:
+    """The parsed base URL; plain http is refused for anything but a loopback host."""
+    url = URL(base_url)
+    if url.scheme not in {"http", "https"} or not url.host:
+        raise ConfigurationError(f"base_url {base_url!r} is not an http(s) URL")
+    if url.scheme == "http" and not is_loopback_host(url.host):
+        raise ConfigurationError(
+            f"base_url {base_url!r} is plain http to a host that is not this machine: the "
+            "API key would travel in clear text. Use https (http is allowed for loopback only)."
+        )
+    return url
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """What came back: the decoded 200 answer or the error for its status, and the headers."""
+
+    outcome: EventsResponse | ApiError
+    headers: RateLimitHeaders
+
+
+def _int_header(headers: Mapping[str, str], name: str) -> int | None:
+    value = headers.get(name)
+    if value is None:
+        return None
+    try:
+        return int(float(value))
+    except ValueError:
+        return None
+
+
+def rate_limit_headers(headers: Mapping[str, str], *, now: float) -> RateLimitHeaders:
+    """Read ``X-RateLimit-*`` and ``Retry-After``; absent or unreadable ones become None."""
+    reset_text = headers.get("X-RateLimit-Reset")
+    try:
+        reset = float(reset_text) if reset_text is not None else None
+    except ValueError:
+        reset = None
+    return RateLimitHeaders(
+        limit=_int_header(headers, "X-RateLimit-Limit"),
+        remaining=_int_header(headers, "X-RateLimit-Remaining"),
+        reset=reset,
+        retry_after=parse_retry_after(headers.get("Retry-After"), now=now),
+    )
+
+
+def _message_and_correlation(body: bytes) -> tuple[str, str | None, float | None]:
+    """The server's message, correlation id and retry_after from any documented error shape."""
+    try:
+        parsed = _decode_error_body.decode(body)
+    except msgspec.DecodeError:
+        text = body.decode("utf-8", "replace").strip()
+        # An HTML error page says little that fits on a line; say what it was instead.
+        if text.lstrip().startswith("<"):
+            return "the server answered with an HTML page, not JSON", None, None
+        return text[:300], None, None
+    if not isinstance(parsed, dict):
+        return str(parsed)[:300], None, None
+    correlation = parsed.get("correlation_id")
+    if correlation is None and isinstance(parsed.get("response_context"), dict):
+        correlation = parsed["response_context"].get("correlation_id")
+    retry_after = parsed.get("retry_after")
+    detail = parsed.get("detail")
+    if isinstance(detail, list):
+        problems = []
+        for item in detail[:5]:
+            if isinstance(item, dict):
+                location = ".".join(str(part) for part in item.get("loc", []))
+                problems.append(f"{location}: {item.get('msg', '')}".strip(": "))
+        message = "; ".join(problems) or str(detail)[:300]
+    else:
+        pieces = [parsed.get(key) for key in ("error", "message", "details", "detail")]
+        message = ": ".join(str(piece) for piece in pieces if piece) or str(parsed)[:300]
+    return (
+        message,
+        str(correlation) if correlation else None,
+        float(retry_after) if isinstance(retry_after, int | float) else None,
+    )
+
+
+def error_for_status(
+    status: int, body: bytes, headers: RateLimitHeaders, prospect_ids: Sequence[str]
+) -> ApiError:
+    """The ApiError for an error status, with the server's message and correlation id."""
+    message, correlation_id, body_retry_after = _message_and_correlation(body)
+    retry_after = headers.retry_after if headers.retry_after is not None else body_retry_after
+    kind: type[ApiError]
+    if status == 401:
+        kind = AuthenticationError
+    elif status == 403:
+        kind = PermissionDeniedError
+    elif status == 422:
+        kind = UnprocessableEntityError
+    elif status == 429:
+        kind = RateLimitError
+    elif status >= 500:
+        kind = ServerError
+    else:
+        kind = BadRequestError
+    return kind(
+        message,
+        status=status,
+        correlation_id=correlation_id,
+        retry_after=retry_after,
+        prospect_ids=prospect_ids,
+    )
+
+
+class Transport:
+    """Posts request bodies to the events endpoint over one aiohttp session."""
+
+    def __init__(
+        self,
+        *,
+        base_url: URL,
+        api_key: str,
+        session: aiohttp.ClientSession | None,
+        max_connections: int,
+        request_timeout: float,
+        clock: Clock,
+    ) -> None:
+        self._url = base_url.join(URL(EVENTS_PATH))
+        self._api_key = api_key
+        self._own_session = session is None
+        self._session = session
+        self._max_connections = max_connections
+        self._timeout = aiohttp.ClientTimeout(
+            total=request_timeout, sock_connect=min(request_timeout, 10.0)
+        )
+        self._clock = clock
+
+    @property
+    def url(self) -> URL:
+        """Where requests go."""
+        return self._url
+
+    def _session_for_use(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            # Created lazily, inside the running loop, and sized to the concurrency
+            # limit: never limit=0 (unlimited).
+            connector = aiohttp.TCPConnector(limit=self._max_connections)
+            self._session = aiohttp.ClientSession(
+                connector=connector, headers={"User-Agent": USER_AGENT}
+            )
+        return self._session
+
+    async def post(
+        self, body: bytes, prospect_ids: Sequence[str]
+    ) -> Answer:
+        """Send one request.
+
+        An error status comes back as the outcome, not raised, so that the caller still
+        reads the rate-limit headers that came with it. Raises
+        ConnectionFailed, RequestTimeout or MalformedResponse when no usable answer came.
+        """
+        session = self._session_for_use()
+        headers = {"api_key": self._api_key, "Content-Type": "application/json"}
+        try:
+            async with session.post(
+                self._url, data=body, headers=headers, timeout=self._timeout
+            ) as response:
+                status = response.status
+                limits = rate_limit_headers(response.headers, now=self._clock.time())
+                try:
+                    payload = await response.read()
+                except aiohttp.ClientPayloadError as exc:
+                    raise MalformedResponse(
+                        f"the answer (HTTP {status}) was cut short: {exc}",
+                        prospect_ids=prospect_ids,
+                        status=status,
+                    ) from exc
+        except TimeoutError as exc:
+            raise RequestTimeout(
+                f"no answer from {self._url.host} within {self._timeout.total:g}s",
+                prospect_ids=prospect_ids,
+            ) from exc
+        except aiohttp.ClientConnectionError as exc:
+            raise ConnectionFailed(
+                f"connection to {self._url.host}:{self._url.port} failed: "
+                f"{type(exc).__name__}: {exc}",
+                prospect_ids=prospect_ids,
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise ConnectionFailed(
+                f"request to {self._url.host} failed: {type(exc).__name__}: {exc}",
+                prospect_ids=prospect_ids,
+            ) from exc
+        if status != 200:
+            return Answer(error_for_status(status, payload, limits, prospect_ids), limits)
+        try:
+            decoded = decode_response(payload)
+        except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            raise MalformedResponse(
+                f"a 200 answer whose body is not the documented JSON ({exc}); "
+                f"it began {payload[:80]!r}",
+                prospect_ids=prospect_ids,
+                status=status,
+            ) from exc
+        return Answer(decoded, limits)
+
+    async def aclose(self) -> None:
+        """Close the session if this transport made it. Idempotent."""
+        session, self._session = self._session, None
+        if session is not None and self._own_session and not session.closed:
+            await session.close()
+            # Let the connector's transports finish closing, so no ResourceWarning follows.
+            await asyncio.sleep(0)
+
+    def __repr__(self) -> str:
+        return f"<Transport url={str(self._url)!r}>"
