@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -162,7 +162,6 @@ def json_bytes(value: Any) -> bytes:
 
 
 @pytest.fixture(autouse=True)
-def _no_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _no_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EXPLORIUM_API_KEY", raising=False)
     monkeypatch.delenv("EXPLORIUM_BASE_URL", raising=False)
-    yield
