@@ -1,0 +1,139 @@
+"""The sliding-window limiter, driven without I/O on an injected clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import pytest
+
+from explorium_events import RateLimitError
+from explorium_events._ratelimit import RateLimitHeaders, SlidingWindowLimiter
+from tests.conftest import FakeClock
+
+
+def limiter(clock: FakeClock, limit: int | None = 10, window: float = 60.0,
+            cost: str = "request") -> SlidingWindowLimiter:
+    return SlidingWindowLimiter(limit=limit, window=window, cost=cost,  # type: ignore[arg-type]
+                                clock=clock, rng=random.Random(0), pause_jitter=0.0)
+
+
+NO_HEADERS = RateLimitHeaders()
+
+
+async def send(lim: SlidingWindowLimiter, clock: FakeClock, sent: list[float],
+               headers: RateLimitHeaders | None = NO_HEADERS, units: int = 1) -> None:
+    await lim.acquire(units)
+    sent.append(clock.monotonic())
+    lim.release(units, headers)
+
+
+async def test_runs_at_the_limit_and_never_over(clock: FakeClock) -> None:
+    """35 instant requests under 10 per 60 s: 10 per window, each window full, none over."""
+    lim = limiter(clock)
+    sent: list[float] = []
+    for _ in range(35):
+        await send(lim, clock, sent)
+    assert sent[:10] == [0.0] * 10
+    assert sent[10:20] == [60.0] * 10
+    assert sent[30:] == [180.0] * 5
+    for index, moment in enumerate(sent):
+        assert sum(1 for other in sent[index:] if other < moment + 60.0) <= 10
+
+
+async def test_slot_ages_from_the_answer_not_the_send(clock: FakeClock) -> None:
+    """A request answered at t=5 holds its slot until t=65, not t=60."""
+    lim = limiter(clock, limit=1)
+    await lim.acquire(1)
+    clock.now = 5.0
+    lim.release(1, RateLimitHeaders())
+    sent: list[float] = []
+    await send(lim, clock, sent)
+    assert sent == [65.0]
+
+
+async def test_first_request_probes_alone(clock: FakeClock) -> None:
+    """Until the first answer arrives, a second acquire waits."""
+    lim = limiter(clock)
+    await lim.acquire(1)
+    second = asyncio.create_task(lim.acquire(1))
+    await asyncio.sleep(0)
+    assert not second.done()
+    lim.release(1, RateLimitHeaders(limit=10, remaining=9, reset=clock.time() + 60))
+    await asyncio.wait_for(second, 1)
+    assert lim.state().in_flight == 1
+
+
+async def test_lower_server_limit_is_adopted(clock: FakeClock) -> None:
+    """X-RateLimit-Limit below the configured limit becomes the limit in force."""
+    lim = limiter(clock, limit=200)
+    await send(lim, clock, [], RateLimitHeaders(limit=50, remaining=49, reset=clock.time() + 60))
+    assert lim.limit == 50
+    assert lim.state().server_limit == 50
+
+
+async def test_shared_key_remaining_holds_requests_until_reset(clock: FakeClock) -> None:
+    """Remaining 0 from the server (another process spent it) waits until X-RateLimit-Reset."""
+    lim = limiter(clock, limit=200)
+    await send(lim, clock, [], RateLimitHeaders(limit=200, remaining=0, reset=clock.time() + 42))
+    sent: list[float] = []
+    await send(lim, clock, sent)
+    assert sent == [42.0]
+
+
+async def test_restart_into_a_full_window_costs_one_request(clock: FakeClock) -> None:
+    """After a restart the probe learns remaining=2: two more go, the rest wait for reset."""
+    lim = limiter(clock, limit=200)
+    sent: list[float] = []
+    await send(lim, clock, sent, RateLimitHeaders(limit=200, remaining=2, reset=clock.time() + 30))
+    await send(lim, clock, sent, None)
+    await send(lim, clock, sent, None)
+    await send(lim, clock, sent, None)
+    assert sent == [0.0, 0.0, 0.0, 30.0]
+
+
+async def test_pause_holds_every_acquirer_until_the_moment(clock: FakeClock) -> None:
+    """After pause(7) every acquire returns at 7 s or later."""
+    lim = limiter(clock, limit=None)
+    await send(lim, clock, [])
+    lim.pause(7.0)
+    sent: list[float] = []
+    await asyncio.gather(*(send(lim, clock, sent) for _ in range(5)))
+    assert min(sent) >= 7.0
+
+
+async def test_pause_longer_than_max_fails_at_once(clock: FakeClock) -> None:
+    """A pause longer than max_pause raises RateLimitError without waiting."""
+    lim = limiter(clock, limit=None)
+    await send(lim, clock, [])
+    lim.pause(3600.0)
+    with pytest.raises(RateLimitError) as caught:
+        await lim.acquire(1, max_pause=60.0)
+    assert caught.value.retry_after == pytest.approx(3600.0)
+    assert clock.now == 0.0
+
+
+async def test_cost_per_id_counts_units(clock: FakeClock) -> None:
+    """With cost per ID, two 40-ID requests fill an 80-unit window."""
+    lim = limiter(clock, limit=80, cost="id")
+    assert lim.cost_of(40) == 40
+    sent: list[float] = []
+    for _ in range(3):
+        await send(lim, clock, sent, units=40)
+    assert sent == [0.0, 0.0, 60.0]
+
+
+async def test_request_dearer_than_the_limit_still_goes_alone(clock: FakeClock) -> None:
+    """A request costing more than the limit goes when the window is empty, not never."""
+    lim = limiter(clock, limit=10, cost="id")
+    sent: list[float] = []
+    await send(lim, clock, sent, units=40)
+    await send(lim, clock, sent, units=40)
+    assert sent == [0.0, 60.0]
+
+
+async def test_repr_shows_state(clock: FakeClock) -> None:
+    """The repr shows the limit, the use and any pause."""
+    lim = limiter(clock)
+    await send(lim, clock, [])
+    assert "limit=10/60s per request used=1" in repr(lim)
