@@ -6,7 +6,8 @@
         result = await client.fetch(prospect_ids)
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
+from importlib.metadata import version as _version
 
 from ._client import (
     DEFAULT_BASE_URL,
@@ -50,8 +51,8 @@ from ._ratelimit import RateLimitCost, RateLimitState
 from ._retry import RetryPolicy
 
 try:
-    __version__ = version("explorium-events")
-except PackageNotFoundError:  # a source tree that was never installed
+    __version__ = _version("explorium-events")
+except _PackageNotFoundError:  # a source tree that was never installed
     __version__ = "0"
 
 __all__ = [
