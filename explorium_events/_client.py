@@ -22,6 +22,7 @@ from tenacity import (
     stop_before_delay,
 )
 
+from ._batcher import DEFAULT_BATCH_WINDOW, DEFAULT_CACHE_SIZE, Batcher
 from ._clock import Clock, SystemClock
 from ._errors import (
     ApiError,
@@ -304,6 +305,9 @@ class EventsClient:
         session: aiohttp.ClientSession | None = None,
         clock: Clock | None = None,
         rng: random.Random | None = None,
+        batch_window: float = DEFAULT_BATCH_WINDOW,
+        cache_ttl: float | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
         environment = settings_from_environment()
         key = (api_key if api_key is not None else environment.get("api_key", "")).strip()
@@ -355,6 +359,17 @@ class EventsClient:
         self._closed = False
         # Once the server rejects the key (401/403), nothing more is sent with it.
         self._key_rejected: AuthenticationError | None = None
+        # events_for(): its batches go through _run_batch, like fetch's.
+        self._batcher = Batcher(
+            run_batch=self._run_batch,
+            stats=FetchStats(),
+            batch_size=self._batch_size,
+            window=batch_window,
+            clock=self._clock,
+            tasks=self._tasks,
+            cache_ttl=cache_ttl,
+            cache_size=cache_size,
+        )
 
     @property
     def max_concurrency(self) -> int:
@@ -393,15 +408,26 @@ class EventsClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Cancel what is running, close the HTTP session (unless it was passed in). Idempotent."""
+        """Close the client. Idempotent.
+
+        ``events_for`` calls still waiting for their batch window are sent at once, and
+        their answers (and those of batches already in flight) are awaited, within the
+        retry policy's limits; new ``events_for`` calls raise ClientClosedError. Then
+        whatever else runs (fetch, stream) is cancelled and the HTTP session is closed
+        (unless it was passed in).
+        """
         if self._closed:
             return
-        self._closed = True
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        await self._transport.aclose()
+        try:
+            await self._batcher.aclose()
+        finally:
+            # Even if that wait is cancelled: cancel the rest, close the session.
+            self._closed = True
+            tasks = list(self._tasks)
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await self._transport.aclose()
 
     def _check_open(self) -> None:
         if self._closed:
@@ -500,6 +526,39 @@ class EventsClient:
         if failed and raise_on_error:
             raise FetchError(result) from failed[0].error
         return result
+
+    async def events_for(
+        self,
+        prospect_id: str,
+        *,
+        event_types: Iterable[EventType | str] | None = None,
+        timestamp_from: Timestamp | None = None,
+        timestamp_to: Timestamp | None = None,
+    ) -> list[Event]:
+        """One prospect's events, newest first; concurrent calls share batched requests.
+
+        Meant for code that handles one prospect per task (a web handler, a queue
+        worker)::
+
+            async def enrich(prospect_id: str) -> dict[str, Any]:
+                events = await client.events_for(prospect_id)
+                return {"prospect_id": prospect_id, "events": len(events)}
+
+            rows = await asyncio.gather(*(enrich(pid) for pid in prospect_ids))
+
+        Calls with the same event types and window are gathered into one request of up
+        to ``batch_size`` IDs; a batch goes when it is full or ``batch_window`` seconds
+        after its first ID arrived. Concurrent calls for the same ID share one slot. The
+        requests share the rate limit, concurrency limit and retry policy of ``fetch``.
+        With ``cache_ttl`` set, answers are reused for that many seconds.
+
+        Raises InvalidProspectIdError at once for an invalid ID; the batch's error
+        (e.g. ServerError, RateLimitError, TransportError, AuthenticationError) when
+        the request of its batch failed for good; ClientClosedError once closed.
+        """
+        self._check_open()
+        query = self._query(event_types, timestamp_from, timestamp_to)
+        return await self._batcher.load(prospect_id, query)
 
     async def _run_batch(
         self, batch: tuple[str, ...], query: Query, stats: FetchStats

@@ -1,0 +1,257 @@
+"""Automatic batching for single-ID awaits: many concurrent calls, few requests.
+
+The DataLoader pattern. Each ``load(prospect_id, query)`` joins the open batch of its
+query; a batch goes out when it holds ``batch_size`` IDs or when ``window`` seconds
+have passed since its first ID arrived, whichever comes first. Calls for an ID and
+query already waiting or in flight share that slot (single-flight). Batches are sent
+by the client's own ``_run_batch``: the same limiter, concurrency limit and retry
+policy as ``fetch``. Answers can be kept for ``cache_ttl`` seconds, ``cache_size``
+entries at most (least recently used leave first).
+
+Every waiter awaits a shielded future, so a caller that is cancelled leaves the
+request, and the other callers of its batch, untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from ._clock import Clock
+from ._errors import ClientClosedError, ConfigurationError, InvalidProspectIdError
+from ._ids import PROSPECT_ID_RULE, invalid_reason, normalize_prospect_id
+from ._models import Event
+from ._query import Query
+
+if TYPE_CHECKING:
+    from ._client import BatchResult, FetchStats
+
+logger = logging.getLogger("explorium_events")
+
+DEFAULT_BATCH_WINDOW = 0.005
+DEFAULT_CACHE_SIZE = 10_000
+
+Key = tuple[str, Query]
+Answer = tuple[Event, ...]
+RunBatch = Callable[[tuple[str, ...], Query, "FetchStats"], Awaitable["BatchResult"]]
+
+
+def check_batching_settings(
+    batch_window: float, cache_ttl: float | None, cache_size: int
+) -> None:
+    """Raise ConfigurationError for a window, time-to-live or cache size that cannot work."""
+    if batch_window < 0:
+        raise ConfigurationError(f"batch_window={batch_window}: must not be negative")
+    if cache_ttl is not None and cache_ttl <= 0:
+        raise ConfigurationError(
+            f"cache_ttl={cache_ttl}: must be positive, or None for no cache"
+        )
+    if cache_size < 1:
+        raise ConfigurationError(f"cache_size={cache_size}: must be at least 1")
+
+
+class AnswerCache:
+    """Answers per (ID, query) for ``ttl`` seconds on ``clock``; at most ``size``, LRU."""
+
+    def __init__(self, *, ttl: float, size: int, clock: Clock) -> None:
+        self._ttl = ttl
+        self._size = size
+        self._clock = clock
+        self._entries: collections.OrderedDict[Key, tuple[float, Answer]] = (
+            collections.OrderedDict()
+        )
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: Key) -> Answer | None:
+        """The answer kept for ``key``, or None when there is none or it expired."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        expires, answer = entry
+        if self._clock.monotonic() >= expires:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return answer
+
+    def put(self, key: Key, answer: Answer) -> None:
+        """Keep ``answer`` for ``ttl`` seconds, dropping the least recently used if full."""
+        self._entries[key] = (self._clock.monotonic() + self._ttl, answer)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+
+@dataclass(slots=True)
+class _OpenBatch:
+    """IDs waiting for their batch to go, and the timer that sends it at the window's end."""
+
+    ids: list[str] = field(default_factory=list)
+    timer: asyncio.Task[None] | None = None
+
+
+class Batcher:
+    """Gathers concurrent single-ID loads into batched requests. Binds to the loop lazily."""
+
+    def __init__(
+        self,
+        *,
+        run_batch: RunBatch,
+        stats: FetchStats,
+        batch_size: int,
+        window: float,
+        clock: Clock,
+        tasks: set[asyncio.Task[Any]],
+        cache_ttl: float | None = None,
+        cache_size: int = DEFAULT_CACHE_SIZE,
+    ) -> None:
+        check_batching_settings(window, cache_ttl, cache_size)
+        self._run_batch = run_batch
+        self._stats = stats
+        self._batch_size = batch_size
+        self._window = window
+        self._clock = clock
+        # The client's task set: its aclose() cancels and drains whatever is left in it.
+        self._tasks = tasks
+        self._cache = (
+            AnswerCache(ttl=cache_ttl, size=cache_size, clock=clock)
+            if cache_ttl is not None
+            else None
+        )
+        self._open: dict[Query, _OpenBatch] = {}
+        # One future per (ID, query) waiting or in flight: the single-flight slots.
+        self._slots: dict[Key, asyncio.Future[Answer]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    @property
+    def waiting(self) -> int:
+        """IDs waiting for their batch to go out."""
+        return sum(len(batch.ids) for batch in self._open.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Batches sent and not yet answered."""
+        return len(self._sending)
+
+    async def load(self, prospect_id: str, query: Query) -> list[Event]:
+        """This prospect's events for ``query``, newest first, from a shared batch."""
+        if self._closed:
+            raise ClientClosedError("this EventsClient is closed; create a new one")
+        normalized = normalize_prospect_id(prospect_id) if isinstance(prospect_id, str) else None
+        if normalized is None or invalid_reason(normalized) is not None:
+            raise InvalidProspectIdError([str(prospect_id)], count=1, rule=PROSPECT_ID_RULE)
+        key = (normalized, query)
+        if self._cache is not None and (cached := self._cache.get(key)) is not None:
+            return list(cached)
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = asyncio.get_running_loop().create_future()
+            self._slots[key] = slot
+            self._enqueue(normalized, query)
+        # Shielded: a cancelled caller must not cancel the slot the others await.
+        return list(await asyncio.shield(slot))
+
+    def _enqueue(self, prospect_id: str, query: Query) -> None:
+        batch = self._open.get(query)
+        if batch is None:
+            batch = self._open[query] = _OpenBatch()
+        batch.ids.append(prospect_id)
+        if len(batch.ids) >= self._batch_size:
+            self._dispatch(query)
+        elif batch.timer is None:
+            batch.timer = self._track(
+                asyncio.create_task(self._send_after_window(query, batch),
+                                    name="explorium-events-batch-window")
+            )
+
+    async def _send_after_window(self, query: Query, batch: _OpenBatch) -> None:
+        await self._clock.sleep(self._window)
+        if self._open.get(query) is batch:
+            self._dispatch(query)
+
+    def _dispatch(self, query: Query) -> None:
+        batch = self._open.pop(query)
+        timer = batch.timer
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+        ids = tuple(batch.ids)
+        sender = self._track(
+            asyncio.create_task(self._send(ids, query), name="explorium-events-batch")
+        )
+        self._sending.add(sender)
+        sender.add_done_callback(self._sending.discard)
+        # A callback, not an except clause: a task cancelled before its first step never
+        # enters its body, and its callers must not wait forever.
+        sender.add_done_callback(lambda task: self._after_cancel(task, ids, query))
+
+    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def _send(self, batch: tuple[str, ...], query: Query) -> None:
+        try:
+            result = await self._run_batch(batch, query, self._stats)
+        except Exception as error:  # e.g. AuthenticationError: raised as is to each caller
+            self._fail(batch, query, error)
+            return
+        self._stats.batches += 1
+        if result.failure is not None:
+            self._stats.failed_batches += 1
+            self._fail(batch, query, result.failure.error)
+            return
+        found: dict[str, list[Event]] = {prospect_id: [] for prospect_id in batch}
+        for event in result.events:  # already newest first; grouping keeps the order
+            events = found.get(normalize_prospect_id(event.prospect_id))
+            if events is not None:
+                events.append(event)
+        self._stats.events += len(result.events)
+        for prospect_id, events in found.items():
+            answer = tuple(events)
+            if self._cache is not None:
+                self._cache.put((prospect_id, query), answer)
+            slot = self._slots.pop((prospect_id, query), None)
+            if slot is not None and not slot.done():
+                slot.set_result(answer)
+
+    def _after_cancel(self, task: asyncio.Task[None], batch: tuple[str, ...], query: Query) -> None:
+        if task.cancelled():
+            self._fail(batch, query, ClientClosedError(
+                "the EventsClient was closed before this request was answered"
+            ))
+
+    def _fail(self, batch: tuple[str, ...], query: Query, error: BaseException) -> None:
+        for prospect_id in batch:
+            slot = self._slots.pop((prospect_id, query), None)
+            if slot is not None and not slot.done():
+                slot.set_exception(error)
+                # Each caller gets it through its own shield; if every caller has gone,
+                # nobody is left to retrieve it and asyncio must not log it as lost.
+                slot.exception()
+
+    async def aclose(self) -> None:
+        """Refuse new loads, send every waiting batch now, and wait for all answers.
+
+        If this wait is cancelled, the client's own aclose() cancels the requests and
+        their callers get ClientClosedError. Safe to call more than once.
+        """
+        self._closed = True
+        for query in list(self._open):
+            self._dispatch(query)
+        while self._sending:
+            await asyncio.wait(set(self._sending))
+
+    def __repr__(self) -> str:
+        cached = len(self._cache) if self._cache is not None else None
+        return (
+            f"<Batcher window={self._window:g}s batch_size={self._batch_size} "
+            f"waiting={self.waiting} in_flight={self.in_flight} cached={cached} "
+            f"closed={self._closed}>"
+        )
