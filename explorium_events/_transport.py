@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -86,9 +87,11 @@ def _int_header(headers: Mapping[str, str], name: str) -> int | None:
     if value is None:
         return None
     try:
-        return int(float(value))
+        number = float(value)
     except ValueError:
         return None
+    # "inf" or "nan" from a hostile or broken server reads as absent, not as a crash.
+    return int(number) if math.isfinite(number) else None
 
 
 def rate_limit_headers(headers: Mapping[str, str], *, now: float) -> RateLimitHeaders:
@@ -97,6 +100,8 @@ def rate_limit_headers(headers: Mapping[str, str], *, now: float) -> RateLimitHe
     try:
         reset = float(reset_text) if reset_text is not None else None
     except ValueError:
+        reset = None
+    if reset is not None and not math.isfinite(reset):
         reset = None
     return RateLimitHeaders(
         limit=_int_header(headers, "X-RateLimit-Limit"),
