@@ -37,7 +37,13 @@ from ._errors import (
     TransportError,
     UnprocessableEntityError,
 )
-from ._ids import MAX_BATCH_SIZE, InvalidProspectId, normalize_prospect_id
+from ._ids import (
+    MAX_BATCH_SIZE,
+    PROSPECT_ID_RULE,
+    InvalidProspectId,
+    invalid_reason,
+    normalize_prospect_id,
+)
 from ._models import (
     AnniversaryData,
     CompanyChangeData,
@@ -58,6 +64,7 @@ except _PackageNotFoundError:  # a source tree that was never installed
 __all__ = [
     "DEFAULT_BASE_URL",
     "MAX_BATCH_SIZE",
+    "PROSPECT_ID_RULE",
     "AnniversaryData",
     "ApiError",
     "AuthenticationError",
@@ -94,5 +101,6 @@ __all__ = [
     "TransportError",
     "UnprocessableEntityError",
     "__version__",
+    "invalid_reason",
     "normalize_prospect_id",
 ]
