@@ -6,13 +6,16 @@ from collections.abc import Iterable
 
 from ._models import Event
 
+_LOWER_HEX = frozenset("0123456789abcdef")
+
 
 def _digest(event_id: str) -> bytes | str:
-    # A 32-hex event id packs into 16 bytes; anything else is kept as it is.
-    try:
-        return bytes.fromhex(event_id) if len(event_id) == 32 else event_id
-    except ValueError:
-        return event_id
+    # A 32-hex event id packs into 16 bytes; anything else is kept as it is. Only the
+    # canonical lowercase form is packed: fromhex() ignores case and whitespace, so
+    # "AB.." and "ab..", or ids with spaces in different places, would collide.
+    if len(event_id) == 32 and _LOWER_HEX.issuperset(event_id):
+        return bytes.fromhex(event_id)
+    return event_id
 
 
 class EventDeduper:
