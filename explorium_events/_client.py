@@ -174,6 +174,7 @@ class BatchStream:
         # A weak reference: the workers hold this stream, so a strong one would keep the
         # generator alive after a bare `break`, and its finaliser (the clean-up) never runs.
         self._iterator: weakref.ref[AsyncGenerator[BatchResult, None]] | None = None
+        self._queue: asyncio.Queue[Any] | None = None
         self.stats = FetchStats()
 
     @property
@@ -211,17 +212,27 @@ class BatchStream:
         if iterator is not None:
             await iterator.aclose()
 
-    async def _work(self, number: int, queue: asyncio.Queue[Any]) -> None:
+    def _abort(self, error: BaseException) -> None:
+        """End the stream with this error (the client is closing under it)."""
+        if self._queue is not None:
+            self._queue.put_nowait(error)
+
+    async def _work(self, number: int, queue: asyncio.Queue[Any], room: asyncio.Semaphore) -> None:
         try:
-            for batch in self._batches:
+            while True:
+                # Backpressure: a batch is taken only when its result will have room.
+                await room.acquire()
+                batch = next(self._batches, None)
+                if batch is None:
+                    break
                 self._taken[number] = batch
                 result = await self._client._run_batch(batch, self._query, self.stats)
-                await queue.put(result)
+                queue.put_nowait(result)
                 del self._taken[number]
         except Exception as exc:  # fatal for the whole stream; the consumer re-raises it
-            await queue.put(exc)
+            queue.put_nowait(exc)
         else:
-            await queue.put(_Done())
+            queue.put_nowait(_Done())
 
     async def _run(self) -> AsyncGenerator[BatchResult, None]:
         client = self._client
@@ -229,12 +240,18 @@ class BatchStream:
         clock = client._clock
         started = clock.monotonic()
         worker_count = client.max_concurrency
-        queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=worker_count)
+        # Unbounded, so that an abort always fits; `room` bounds the results waiting.
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        room = asyncio.Semaphore(worker_count)
+        self._queue = queue
         workers = [
-            asyncio.create_task(self._work(number, queue), name=f"explorium-events-worker-{number}")
+            asyncio.create_task(
+                self._work(number, queue, room), name=f"explorium-events-worker-{number}"
+            )
             for number in range(worker_count)
         ]
         client._tasks.update(workers)
+        client._streams.add(self)
         deduper = EventDeduper()
         stats = self.stats
         try:
@@ -246,6 +263,7 @@ class BatchStream:
                     continue
                 if isinstance(item, BaseException):
                     raise item
+                room.release()
                 result: BatchResult = item
                 fresh = deduper.first_sightings(result.events)
                 stats.duplicates_dropped += len(result.events) - len(fresh)
@@ -270,6 +288,8 @@ class BatchStream:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             client._tasks.difference_update(workers)
+            client._streams.discard(self)
+            self._queue = None
             stats.ids = self._ids.unique
             stats.duplicate_ids = self._ids.duplicates
             stats.invalid_ids = len(self._ids.invalid)
@@ -354,6 +374,9 @@ class EventsClient:
         # Created lazily, inside the running loop.
         self._concurrency: asyncio.Semaphore | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Streams being consumed: aclose() ends them with ClientClosedError, so that no
+        # consumer waits forever on workers that were cancelled.
+        self._streams: weakref.WeakSet[BatchStream] = weakref.WeakSet()
         self._in_flight = 0
         self._peak_in_flight = 0
         self._closed = False
@@ -423,6 +446,8 @@ class EventsClient:
         finally:
             # Even if that wait is cancelled: cancel the rest, close the session.
             self._closed = True
+            for stream in list(self._streams):
+                stream._abort(ClientClosedError("the EventsClient was closed during this pull"))
             tasks = list(self._tasks)
             for task in tasks:
                 task.cancel()

@@ -558,3 +558,25 @@ async def test_malformed_200_is_retried(api: ApiServer, clock: FakeClock, ids: I
     async with make_client(api, clock) as client:
         result = await client.fetch(ids(4))
     assert len(result.events) == 4 and result.stats.retries == 1
+
+
+async def test_closing_the_client_ends_a_stream_consumed_elsewhere(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
+    """aclose() while another task reads a stream ends that stream with ClientClosedError."""
+    api.release = asyncio.Event()
+    client = make_client(api, clock, max_concurrency=2)
+
+    async def consume() -> int:
+        count = 0
+        async for _batch in client.stream(ids(400)):
+            count += 1
+        return count
+
+    reader = asyncio.create_task(consume())
+    while not api.requests:
+        await asyncio.sleep(0.001)
+    await client.aclose()
+    with pytest.raises(ClientClosedError):
+        await asyncio.wait_for(reader, 5)
+    api.release.set()
