@@ -1,0 +1,30 @@
+"""A local stand-in for Explorium's ``POST /v1/prospects/events``: no network, no key.
+
+It validates, authenticates and rate-limits like the documented API, serves
+deterministic synthetic events, and injects faults on demand, so a client (the
+project's own, or a user's code) can be tested end to end on a laptop::
+
+    from explorium_events.emulator import Emulator, EmulatorConfig, expected_events
+
+    async with Emulator(EmulatorConfig(rate_limit=10, error_rate=0.1)) as emu:
+        ...  # point the client at emu.url with any API key
+        assert emu.stats.requests_by_status.get(429, 0) == 0
+
+The package is standalone: it uses nothing private from ``explorium_events``.
+"""
+
+from ._app import STATS_KEY, create_app
+from ._config import EmulatorConfig
+from ._data import expected_events
+from ._server import Emulator, serve_forever
+from ._stats import EmulatorStats
+
+__all__ = [
+    "STATS_KEY",
+    "Emulator",
+    "EmulatorConfig",
+    "EmulatorStats",
+    "create_app",
+    "expected_events",
+    "serve_forever",
+]

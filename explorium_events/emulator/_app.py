@@ -1,0 +1,277 @@
+"""The aiohttp application: ``POST /v1/prospects/events`` plus two control routes.
+
+A request to the endpoint goes through, in order:
+
+1. latency (drawn for every request, applied just before answering);
+2. auth: header ``api_key``; missing or wrong: 401;
+3. validation of the body: 422 naming every problem;
+4. an injected 429, if drawn; then the sliding-window limit: 429 when over it
+   (neither consumes the window);
+5. the other faults: dropped connection, 5xx, truncated body, latency spike;
+6. the events, with some duplicated if asked.
+
+Every answer of the endpoint carries the ``X-RateLimit-*`` headers while the limit
+is on. The API key is never logged, echoed or stored (the limiter keys on a hash).
+
+``GET /_emulator/stats`` answers the counters as JSON; ``POST /_emulator/reset``
+zeroes them and empties every rate window. Neither needs a key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hmac
+import logging
+import time
+import uuid
+from typing import Any, Literal
+
+import msgspec
+from aiohttp import web
+
+from ._config import EmulatorConfig
+from ._data import select_events
+from ._faults import FaultInjector
+from ._ratelimit import RateDecision, SlidingWindowLimiter
+from ._stats import EmulatorStats
+from ._timestamps import to_micros
+from ._validation import EventsQuery, validate_body
+
+__all__ = ["EVENTS_PATH", "RESET_PATH", "STATS_KEY", "STATS_PATH", "create_app"]
+
+EVENTS_PATH = "/v1/prospects/events"
+STATS_PATH = "/_emulator/stats"
+RESET_PATH = "/_emulator/reset"
+_API_KEY_HEADER = "api_key"  # aiohttp's headers are case-insensitive
+
+_log = logging.getLogger("explorium_events.emulator")
+_encode = msgspec.json.Encoder().encode
+
+
+@dataclasses.dataclass(kw_only=True, eq=False)
+class _State:
+    config: EmulatorConfig
+    now_us: int
+    stats: EmulatorStats
+    faults: FaultInjector
+    limiter: SlidingWindowLimiter | None
+
+
+STATS_KEY = web.AppKey("explorium_events.emulator.stats", EmulatorStats)
+"""The app's live :class:`EmulatorStats`: ``app[STATS_KEY]``."""
+_STATE_KEY = web.AppKey("explorium_events.emulator.state", _State)
+
+
+@dataclasses.dataclass(kw_only=True, eq=False)
+class _Reply:
+    status: int
+    payload: dict[str, Any]
+    headers: dict[str, str]
+    action: Literal["send", "drop", "truncate"] = "send"
+    keep: float = 0.0
+    delay: float = 0.0
+
+
+def create_app(config: EmulatorConfig | None = None) -> web.Application:
+    """Build the emulator's aiohttp application.
+
+    The synthetic data is anchored to ``config.now``, or to midnight UTC of the
+    day this is called. The counters are at ``app[STATS_KEY]``.
+    """
+    config = config or EmulatorConfig()
+    stats = EmulatorStats()
+    limiter = (
+        SlidingWindowLimiter(limit=config.rate_limit, window=config.rate_window, clock=config.clock)
+        if config.rate_limit
+        else None
+    )
+    app = web.Application()
+    app[STATS_KEY] = stats
+    app[_STATE_KEY] = _State(
+        config=config,
+        now_us=to_micros(config.anchor()),
+        stats=stats,
+        faults=FaultInjector(config),
+        limiter=limiter,
+    )
+    app.router.add_post(EVENTS_PATH, _events)
+    app.router.add_get(STATS_PATH, _stats)
+    app.router.add_post(RESET_PATH, _reset)
+    return app
+
+
+async def _stats(request: web.Request) -> web.Response:
+    return _json(200, request.app[STATS_KEY].as_dict())
+
+
+async def _reset(request: web.Request) -> web.Response:
+    state = request.app[_STATE_KEY]
+    state.stats.reset()
+    if state.limiter is not None:
+        state.limiter.reset()
+    return _json(200, {"reset": True})
+
+
+def _json(
+    status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status, body=_encode(payload), headers=headers, content_type="application/json"
+    )
+
+
+async def _events(request: web.Request) -> web.StreamResponse:
+    state = request.app[_STATE_KEY]
+    started = time.perf_counter()
+    state.stats.enter()
+    try:
+        latency = state.faults.latency()
+        reply = await _decide(request, state)
+        delay = latency + reply.delay
+        if delay > 0:
+            await asyncio.sleep(delay)
+        return await _answer(request, state.stats, reply, started)
+    finally:
+        state.stats.leave()
+
+
+def _correlation_id() -> str:
+    return uuid.uuid4().hex
+
+
+async def _decide(request: web.Request, state: _State) -> _Reply:
+    """Work out the answer; nothing is sent and nothing sleeps here."""
+    key = request.headers.get(_API_KEY_HEADER, "").strip()
+    refusal = _authenticate(key, state)
+    if refusal is not None:
+        return refusal
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        return _error(413, exc.text or "Request body too large.", _window(key, state))
+    query, problems = validate_body(raw)
+    if query is None:
+        return _Reply(status=422, payload={"detail": problems}, headers=_window(key, state))
+    refusal, headers = _admit(key, query, state)
+    if refusal is not None:
+        return refusal
+
+    state.stats.fetched(query.prospect_ids)
+    fault = state.faults.draw()
+    if fault.kind == "drop":
+        return _Reply(status=0, payload={}, headers={}, action="drop", delay=fault.spike)
+    if fault.kind == "server_error":
+        return _Reply(status=fault.status, payload=fault.body, headers=headers, delay=fault.spike)
+    return _Reply(
+        status=200,
+        payload=_success(state, query),
+        headers=headers,
+        action="truncate" if fault.kind == "truncate" else "send",
+        keep=fault.keep,
+        delay=fault.spike,
+    )
+
+
+def _window(key: str, state: _State) -> dict[str, str]:
+    """The rate-limit headers of ``key``'s window, consuming nothing."""
+    return state.limiter.peek(key).headers() if state.limiter is not None else {}
+
+
+def _error(status: int, details: str, headers: dict[str, str]) -> _Reply:
+    payload = {"details": details, "correlation_id": _correlation_id()}
+    return _Reply(status=status, payload=payload, headers=headers)
+
+
+def _authenticate(key: str, state: _State) -> _Reply | None:
+    expected = state.config.api_key
+    if not key:
+        return _error(401, "Missing API key: send it in the 'api_key' header.", _window(key, state))
+    if expected is not None and not hmac.compare_digest(key.encode(), expected.encode()):
+        return _error(401, "Invalid API key.", _window(key, state))
+    return None
+
+
+def _admit(key: str, query: EventsQuery, state: _State) -> tuple[_Reply | None, dict[str, str]]:
+    """Apply an injected 429, then the sliding window; return a refusal or the headers."""
+    limiter = state.limiter
+    injected = state.faults.injected_retry_after()
+    if injected is not None:
+        window = limiter.peek(key) if limiter is not None else None
+        if window is not None:
+            window = dataclasses.replace(window, allowed=False, retry_after=injected)
+        return _rate_limited(window, injected), {}
+    if limiter is None:
+        return None, {}
+    cost = len(query.prospect_ids) if state.config.rate_limit_cost == "id" else 1
+    decision = limiter.acquire(key, cost)
+    if not decision.allowed:
+        return _rate_limited(decision, decision.retry_after), {}
+    return None, decision.headers()
+
+
+def _rate_limited(decision: RateDecision | None, retry_after: int) -> _Reply:
+    headers = decision.headers() if decision is not None else {"Retry-After": str(retry_after)}
+    return _Reply(
+        status=429,
+        payload={
+            "error": "rate_limit_exceeded",
+            "message": f"Rate limit exceeded: retry after {retry_after} seconds.",
+            "retry_after": retry_after,
+        },
+        headers=headers,
+    )
+
+
+def _success(state: _State, query: EventsQuery) -> dict[str, Any]:
+    events = select_events(
+        seed=state.config.seed,
+        now_us=state.now_us,
+        prospect_ids=query.prospect_ids,
+        event_types=query.event_types,
+        start_us=query.start_us,
+        end_us=query.end_us,
+    )
+    events, copies = state.faults.duplicate(events)
+    state.stats.duplicated_events += copies
+    return {
+        "response_context": {
+            "correlation_id": _correlation_id(),
+            "request_status": "success" if events else "miss",
+            "time_took_in_seconds": 0.0,  # set when answering, after the latency
+        },
+        "output_events": events,
+    }
+
+
+async def _answer(
+    request: web.Request, stats: EmulatorStats, reply: _Reply, started: float
+) -> web.StreamResponse:
+    transport = request.transport
+    if reply.action == "drop":
+        stats.dropped += 1
+        _log.debug("emulator: dropped the connection of a request")
+        if transport is not None:
+            transport.close()
+        # aiohttp cannot write this to the closed transport and moves on quietly;
+        # 444 is what the access log shows (nginx's "no response").
+        return web.Response(status=444)
+
+    context = reply.payload.get("response_context")
+    if isinstance(context, dict):
+        context["time_took_in_seconds"] = round(time.perf_counter() - started, 3)
+    stats.answered(reply.status)
+    _log.debug("emulator: answered %d", reply.status)
+    if reply.action == "send":
+        return _json(reply.status, reply.payload, reply.headers)
+
+    body = _encode(reply.payload)
+    stats.truncated += 1
+    response = web.StreamResponse(status=reply.status, headers=reply.headers)
+    response.content_type = "application/json"
+    response.content_length = len(body)
+    await response.prepare(request)
+    await response.write(body[: int(len(body) * reply.keep)])
+    if transport is not None:
+        transport.close()
+    return response
