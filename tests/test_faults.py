@@ -1,0 +1,236 @@
+"""The fault matrix: a 2,000-ID pull against the emulator under each fault alone and all at once.
+
+The invariant is checked every time: every input ID is in exactly one of succeeded, failed
+and invalid; the events are exactly the emulator's events for the succeeded IDs, each once,
+newest first; every failure carries what went wrong. With retries on and faults below 30%,
+nothing fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import random
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from explorium_events import (
+    ApiError,
+    EventsClient,
+    FetchResult,
+    MalformedResponse,
+    RetryPolicy,
+    TransportError,
+    normalize_prospect_id,
+)
+from explorium_events.emulator import Emulator, EmulatorConfig, EmulatorStats, expected_events
+from tests.conftest import TEST_KEY, prospect_id
+
+ANCHOR = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+PULL_SIZE = 2000
+# 100 batches, so that every fault shows up (at 5%, all but certainly) without a lucky seed.
+BATCH_SIZE = 20
+# A request timeout the spikes blow through, yet ample for a loopback answer on a busy box.
+SPIKE_TIMEOUT = 0.25
+SPIKE_MS = 600.0
+
+
+class FastForwardClock:
+    """Real time plus every sleep skipped: retry waits and Retry-After pauses cost nothing.
+
+    Request timeouts stay real (aiohttp keeps its own time), which the latency spikes need.
+    """
+
+    def __init__(self) -> None:
+        self.skipped = 0.0
+        self.sleeps: list[float] = []
+
+    def monotonic(self) -> float:
+        return time.monotonic() + self.skipped
+
+    def time(self) -> float:
+        return time.time() + self.skipped
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.skipped += max(seconds, 0.0)
+        await asyncio.sleep(0)
+
+
+def pull_input() -> tuple[list[str], list[int]]:
+    """2,000 valid IDs, 200 of them repeated in upper case, and 10 invalid values mixed in."""
+    valid = [prospect_id(number) for number in range(PULL_SIZE)]
+    values: list[str] = list(valid)
+    values += [f" {pid.upper()} " for pid in valid[::10]]
+    for number in range(10):
+        position = 37 + number * 211
+        values.insert(position, ["", "xyz", "g" * 40, "a" * 39, "a" * 41][number % 5])
+    invalid_positions = [i for i, v in enumerate(values) if not _is_valid(v)]
+    return values, invalid_positions
+
+
+def _is_valid(value: str) -> bool:
+    normalized = normalize_prospect_id(value)
+    return len(normalized) == 40 and all(c in "0123456789abcdef" for c in normalized)
+
+
+@dataclass
+class Pull:
+    result: FetchResult
+    stats: EmulatorStats
+    config: EmulatorConfig
+    values: list[str]
+    invalid_positions: list[int]
+    clock: FastForwardClock
+
+
+async def pull(
+    *, retries: bool = True, request_timeout: float = 30.0, **faults: Any
+) -> Pull:
+    """Pull the standard input through the emulator with these faults, returning everything."""
+    config = EmulatorConfig(rate_limit=None, now=ANCHOR, seed=7, **faults)
+    values, invalid_positions = pull_input()
+    clock = FastForwardClock()
+    policy = (
+        RetryPolicy(max_attempts=12, initial=0.01, cap=0.05, rng=random.Random(1))
+        if retries
+        else RetryPolicy(max_attempts=1)
+    )
+    async with Emulator(config, shutdown_timeout=SPIKE_MS / 1000) as emu:
+        async with EventsClient(
+            api_key=TEST_KEY,
+            base_url=emu.url,
+            rate_limit=None,
+            batch_size=BATCH_SIZE,
+            request_timeout=request_timeout,
+            retry=policy,
+            clock=clock,
+            rng=random.Random(2),
+        ) as client:
+            result = await client.fetch(values, skip_invalid=True, raise_on_error=False)
+        stats = emu.stats
+    return Pull(result, stats, config, values, invalid_positions, clock)
+
+
+def check_invariant(run: Pull) -> None:
+    """Every ID accounted for exactly once; events exactly the emulator's, once each, in order."""
+    result = run.result
+    wanted = {normalize_prospect_id(v) for v in run.values if _is_valid(v)}
+    assert len(wanted) == PULL_SIZE
+    succeeded, failed = result.succeeded, result.failed_ids
+    assert len(succeeded) == len(set(succeeded)) and len(failed) == len(set(failed))
+    assert not set(succeeded) & set(failed)
+    assert set(succeeded) | set(failed) == wanted
+    assert [bad.position for bad in result.invalid] == run.invalid_positions
+    assert [bad.value for bad in result.invalid] == [run.values[i] for i in run.invalid_positions]
+
+    expected = expected_events(sorted(succeeded), config=run.config)
+    got = [event.to_dict() for event in result.events]
+    assert len({event.event_id for event in result.events}) == len(got)
+    assert got == expected
+    assert result.stats.events == len(expected)
+
+    for failure in result.failed:
+        assert failure.prospect_ids and failure.attempts >= 1 and failure.message
+        assert failure.error.prospect_ids == failure.prospect_ids
+        if isinstance(failure.error, ApiError):
+            assert failure.status == failure.error.status and failure.status in {
+                429, 500, 502, 503, 504
+            }
+            assert failure.correlation_id == failure.error.correlation_id
+            assert failure.correlation_id is None or len(failure.correlation_id) == 32
+        else:
+            assert isinstance(failure.error, TransportError)
+            expected_status = 200 if isinstance(failure.error, MalformedResponse) else None
+            assert failure.status == expected_status
+            assert failure.error.__cause__ is not None
+
+
+FAULTS: dict[str, dict[str, Any]] = {
+    "server_errors": {"error_rate": 0.10},
+    "injected_429s": {"rate_limit_error_rate": 0.10, "retry_after_seconds": 2.0},
+    "dropped_connections": {"drop_rate": 0.10},
+    "truncated_bodies": {"truncate_rate": 0.10},
+    "duplicated_events": {"duplicate_rate": 0.30},
+    "latency_spikes": {"slow_rate": 0.10, "slow_ms": SPIKE_MS},
+    # 5-6% each: an attempt meets some fault about 24% of the time.
+    "all_at_once": {
+        "error_rate": 0.06,
+        "rate_limit_error_rate": 0.05,
+        "retry_after_seconds": 2.0,
+        "drop_rate": 0.05,
+        "truncate_rate": 0.06,
+        "duplicate_rate": 0.10,
+        "slow_rate": 0.05,
+        "slow_ms": SPIKE_MS,
+        "latency_ms": 1.0,
+        "latency_jitter_ms": 1.0,
+    },
+}
+
+
+def timeout_for(faults: dict[str, Any]) -> float:
+    return SPIKE_TIMEOUT if faults.get("slow_rate") else 30.0
+
+
+def check_the_fault_happened(name: str, run: Pull) -> None:
+    """The emulator really injected the fault, so the test is not vacuous."""
+    stats = run.stats
+    by_status = stats.requests_by_status
+    if name in ("server_errors", "all_at_once"):
+        assert sum(by_status.get(status, 0) for status in (500, 502, 503, 504)) > 0
+    if name in ("injected_429s", "all_at_once"):
+        assert by_status.get(429, 0) > 0
+    if name in ("dropped_connections", "all_at_once"):
+        assert stats.dropped > 0
+    if name in ("truncated_bodies", "all_at_once"):
+        assert stats.truncated > 0
+    if name in ("duplicated_events", "all_at_once"):
+        assert stats.duplicated_events > 0
+    if name == "latency_spikes":
+        # Spikes are the only fault here: every retry followed a request timeout.
+        assert run.result.stats.retries > 0
+
+
+@pytest.mark.parametrize("name", list(FAULTS))
+async def test_with_retries_every_fault_is_absorbed_and_nothing_is_lost(name: str) -> None:
+    """With retries on and faults below 30%, a 2,000-ID pull fails nothing and loses nothing."""
+    faults = FAULTS[name]
+    run = await pull(request_timeout=timeout_for(faults), **faults)
+    check_the_fault_happened(name, run)
+    check_invariant(run)
+    assert run.result.failed == []
+    assert len(run.result.succeeded) == PULL_SIZE
+    if name != "duplicated_events":
+        assert run.result.stats.retries > 0
+    if name == "duplicated_events":
+        # No retries here, so every copy the server added is one the client dropped.
+        assert run.result.stats.duplicates_dropped == run.stats.duplicated_events
+
+
+async def test_429s_wait_for_retry_after_before_the_next_request() -> None:
+    """After each injected 429 the client pauses at least its Retry-After (2 s) before retrying."""
+    run = await pull(rate_limit_error_rate=0.10, retry_after_seconds=2.0)
+    rate_limited = run.result.stats.rate_limited
+    assert rate_limited == run.stats.requests_by_status.get(429, 0) > 0
+    # Every 429 pauses the whole client: at least one 2 s wait per burst of 429s.
+    pauses = [seconds for seconds in run.clock.sleeps if seconds >= 2.0]
+    assert pauses and all(seconds <= 2.0 + 0.25 for seconds in pauses)
+    assert run.clock.skipped >= 2.0
+
+
+@pytest.mark.parametrize("name", [n for n in FAULTS if n != "duplicated_events"])
+async def test_without_retries_failures_are_reported_and_nothing_is_lost(name: str) -> None:
+    """With retries off, failed batches are reported with their cause; every ID is accounted for."""
+    faults = FAULTS[name]
+    run = await pull(retries=False, request_timeout=timeout_for(faults), **faults)
+    check_invariant(run)
+    assert run.result.failed, "a 10% fault rate over 50+ batches fails some batch"
+    assert all(failure.attempts == 1 for failure in run.result.failed)
+    assert run.result.stats.retries == 0
+    if name == "server_errors":
+        # The emulator sends a correlation id in about half of its 5xx bodies.
+        assert any(failure.correlation_id for failure in run.result.failed)
