@@ -223,11 +223,15 @@ class Transport:
         session = self._session_for_use()
         headers = {"api_key": self._api_key, "Content-Type": "application/json"}
         try:
+            # Never follow a redirect: aiohttp drops only Authorization and Cookie on a
+            # cross-origin hop, so the api_key header would go wherever Location says.
             async with session.post(
-                self._url, data=body, headers=headers, timeout=self._timeout
+                self._url, data=body, headers=headers, timeout=self._timeout,
+                allow_redirects=False,
             ) as response:
                 status = response.status
                 limits = rate_limit_headers(response.headers, now=self._clock.time())
+                location = response.headers.get("Location", "")[:200]
                 try:
                     payload = await response.read()
                 except aiohttp.ClientPayloadError as exc:
@@ -252,6 +256,16 @@ class Transport:
                 f"request to {self._url.host} failed: {type(exc).__name__}: {exc}",
                 prospect_ids=prospect_ids,
             ) from exc
+        if 300 <= status < 400:
+            return Answer(
+                BadRequestError(
+                    f"the server redirected to {location!r}; not followed, so that the API "
+                    "key goes nowhere else: set base_url to the API's own address",
+                    status=status,
+                    prospect_ids=prospect_ids,
+                ),
+                limits,
+            )
         if status != 200:
             return Answer(error_for_status(status, payload, limits, prospect_ids), limits)
         try:
