@@ -267,17 +267,24 @@ class Transport:
                 limits,
             )
         if status != 200:
-            return Answer(error_for_status(status, payload, limits, prospect_ids), limits)
+            return Answer(
+                error_for_status(status, self._redact(payload), limits, prospect_ids), limits
+            )
         try:
             decoded = decode_response(payload)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             raise MalformedResponse(
                 f"a 200 answer whose body is not the documented JSON ({exc}); "
-                f"it began {payload[:80]!r}",
+                f"it began {self._redact(payload)[:80]!r}",
                 prospect_ids=prospect_ids,
                 status=status,
             ) from exc
         return Answer(decoded, limits)
+
+    def _redact(self, body: bytes) -> bytes:
+        # Some servers quote a rejected key back in their error text; that text ends up
+        # in exceptions and logs, where the key must never appear.
+        return body.replace(self._api_key.encode(), b"****")
 
     async def aclose(self) -> None:
         """Close the session if this transport made it. Idempotent."""
