@@ -1,0 +1,224 @@
+"""The API key never leaks: not in output, logs, exceptions, reprs, checkpoints, nor over plain http."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import traceback
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from explorium_events import (
+    ConfigurationError,
+    EventsClient,
+    ExploriumError,
+    FetchError,
+    RetryPolicy,
+)
+from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, events_body
+
+IdMaker = Callable[[int], list[str]]
+
+
+def texts_of(value: Any) -> Iterator[str]:
+    """Every text a value can show: str, repr, and for errors the whole chained traceback."""
+    yield str(value)
+    yield repr(value)
+    if isinstance(value, BaseException):
+        yield "".join(traceback.format_exception(value))
+        for link in (value.__cause__, value.__context__):
+            if link is not None:
+                yield from texts_of(link)
+        for name in ("result", "error", "message", "correlation_id", "prospect_ids"):
+            if hasattr(value, name):
+                yield repr(getattr(value, name))
+        if isinstance(value, FetchError):
+            for failure in value.result.failed:
+                yield repr(failure)
+                yield from texts_of(failure.error)
+
+
+def assert_no_key(*texts: str) -> None:
+    for text in texts:
+        assert TEST_KEY not in text
+        # Not even most of it: a cut-off preview must not show a prefix either.
+        assert TEST_KEY[:12] not in text
+
+
+def _html(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    return web.Response(text=f"<html><body>bad key {TEST_KEY}</body></html>", status=502,
+                        content_type="text/html")
+
+
+def _echo_json(status: int) -> Callable[[ApiServer, Seen], web.StreamResponse]:
+    """A server that quotes the key back in its error body, as some APIs do."""
+
+    def handle(server: ApiServer, seen: Seen) -> web.StreamResponse:
+        return web.json_response(
+            {"details": f"invalid api_key {seen.headers.get('api_key')}",
+             "correlation_id": "f" * 32},
+            status=status,
+        )
+
+    return handle
+
+
+def _echo_200(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    # A 200 whose body is not the documented JSON, and starts with the key.
+    return web.Response(text=f"{seen.headers.get('api_key')} says hello", status=200)
+
+
+def _truncated_echo(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    return web.Response(body=f'{{"oops": "{TEST_KEY}"'.encode(), status=200,
+                        content_type="application/json")
+
+
+def _rate_limited(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    return web.json_response({"error": "slow", "retry_after": 9999}, status=429,
+                             headers={"Retry-After": "9999"})
+
+
+def _ok(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    return web.json_response(events_body(seen.ids))
+
+
+FAILING_SERVERS: dict[str, Callable[[ApiServer, Seen], web.StreamResponse]] = {
+    "401 quoting the key": _echo_json(401),
+    "403 quoting the key": _echo_json(403),
+    "422 quoting the key": _echo_json(422),
+    "500 quoting the key": _echo_json(500),
+    "429 beyond the cap": _rate_limited,
+    "HTML page quoting the key": _html,
+    "200 that is not JSON": _echo_200,
+    "200 cut short": _truncated_echo,
+    "a healthy server": _ok,
+}
+
+
+@pytest.mark.parametrize("name", list(FAILING_SERVERS))
+async def test_library_at_debug_level_never_shows_the_key(
+    api: ApiServer, clock: FakeClock, ids: IdMaker, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """Against a server that fails (even one that quotes the key), no log, error or repr has it."""
+    api.handler = FAILING_SERVERS[name]
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    async with EventsClient(
+        api_key=TEST_KEY, base_url=api.url, clock=clock,
+        retry=RetryPolicy(max_attempts=2, initial=0.01, cap=0.01, max_retry_after=60),
+    ) as client:
+        texts.append(repr(client))
+        try:
+            result = await client.fetch(ids(50))
+        except ExploriumError as error:
+            texts.extend(texts_of(error))
+        else:
+            texts.extend(repr(event) for event in result.events)
+            texts.append(repr(result))
+        async with client.stream(ids(50)) as batches:
+            try:
+                async for batch in batches:
+                    texts.append(repr(batch))
+            except ExploriumError as error:
+                texts.extend(texts_of(error))
+        texts.append(repr(client))
+        texts.append(repr(client.rate_limit_state()))
+    assert api.requests and all(seen.headers.get("api_key") == TEST_KEY for seen in api.requests)
+    texts.append(caplog.text)
+    texts.extend(record.getMessage() for record in caplog.records)
+    texts.extend(repr(record.args) for record in caplog.records)
+    assert_no_key(*texts)
+
+
+async def test_library_with_no_server_at_all_never_shows_the_key(
+    clock: FakeClock, ids: IdMaker, caplog: pytest.LogCaptureFixture, unused_tcp_port: int
+) -> None:
+    """A refused connection's error chain and logs do not carry the key either."""
+    caplog.set_level(logging.DEBUG)
+    async with EventsClient(
+        api_key=TEST_KEY, base_url=f"http://127.0.0.1:{unused_tcp_port}", clock=clock,
+        retry=RetryPolicy(max_attempts=2, initial=0.01, cap=0.01),
+    ) as client:
+        with pytest.raises(FetchError) as caught:
+            await client.fetch(ids(10))
+    assert_no_key(*texts_of(caught.value), caplog.text)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.explorium.ai",
+        "http://10.0.0.5:8080",
+        "http://[2001:db8::1]/",
+        "http://127.0.0.1.example.com",
+        "http://localhost.evil.com:80",
+    ],
+)
+def test_plain_http_to_a_remote_host_is_refused_without_showing_the_key(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The client refuses, at construction, to send the key in clear text off this machine."""
+    with pytest.raises(ConfigurationError) as caught:
+        EventsClient(api_key=TEST_KEY, base_url=url)
+    assert "http" in str(caught.value)
+    monkeypatch.setenv("EXPLORIUM_API_KEY", TEST_KEY)
+    monkeypatch.setenv("EXPLORIUM_BASE_URL", url)
+    with pytest.raises(ConfigurationError) as from_environment:
+        EventsClient()
+    assert_no_key(*texts_of(caught.value), *texts_of(from_environment.value))
+
+
+@pytest.mark.parametrize("status", [301, 302, 303, 307, 308])
+async def test_a_redirect_never_carries_the_key_to_another_address(
+    api: ApiServer, clock: FakeClock, ids: IdMaker, status: int
+) -> None:
+    """A server that redirects elsewhere gets an error back; the key is never sent there."""
+    elsewhere: list[dict[str, str]] = []
+
+    async def collect(request: web.Request) -> web.Response:
+        elsewhere.append(dict(request.headers))
+        return web.json_response(events_body([]))
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", collect)
+    other = TestServer(app, host="127.0.0.1", port=0)
+    await other.start_server()
+    try:
+        target = str(other.make_url("/v1/prospects/events"))
+        api.handler = lambda server, seen: web.Response(status=status, headers={"Location": target})
+        async with EventsClient(
+            api_key=TEST_KEY, base_url=api.url, clock=clock, retry=RetryPolicy(max_attempts=2)
+        ) as client:
+            with pytest.raises(FetchError) as caught:
+                await client.fetch(ids(5))
+    finally:
+        await other.close()
+    assert elsewhere == []
+    failure = caught.value.result.failed[0]
+    assert failure.status == status and failure.attempts == 1
+    assert "redirect" in failure.message
+    assert_no_key(*texts_of(caught.value))
+
+
+async def test_the_key_is_sent_only_as_its_header(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
+    """The key travels in the api_key header only: never in the URL or the body."""
+    async with EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock) as client:
+        await client.fetch(ids(5))
+    (seen,) = api.requests
+    assert seen.headers["api_key"] == TEST_KEY
+    assert TEST_KEY not in repr(seen.body)
+    assert all(TEST_KEY not in value for name, value in seen.headers.items() if name != "api_key")
+
+
+def test_no_event_loop_is_needed_to_refuse_a_bad_url() -> None:
+    """The refusal happens in the constructor, before any loop or session exists."""
+    with pytest.raises(ConfigurationError):
+        EventsClient(api_key=TEST_KEY, base_url="http://example.com")
+    with pytest.raises(RuntimeError):
+        asyncio.get_running_loop()
