@@ -39,6 +39,13 @@ def _describe_ids(prospect_ids: Sequence[str]) -> str:
     return f"{len(prospect_ids)} prospect IDs ({shown}{suffix})"
 
 
+def _preview(value: str) -> str:
+    # A whole file pasted as one value must not make a message megabytes long.
+    if len(value) <= 60:
+        return repr(value)
+    return f"{value[:40]!r}... ({len(value):,} characters)"
+
+
 class ExploriumError(Exception):
     """Base class of every error raised by explorium_events."""
 
@@ -57,7 +64,7 @@ class InvalidProspectIdError(ExploriumError, ValueError):
         self.invalid = tuple(invalid)
         self.count = count
         self.rule = rule
-        shown = ", ".join(repr(value) for value in self.invalid)
+        shown = ", ".join(_preview(value) for value in self.invalid)
         more = count - len(self.invalid)
         suffix = f" and {more} more" if more > 0 else ""
         super().__init__(
