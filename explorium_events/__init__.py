@@ -9,6 +9,8 @@
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
+from ._bulk import EventSink, PullSummary, pull
+from ._checkpoint import Checkpoint, CheckpointMismatchError, FailedBatchRecord
 from ._client import (
     DEFAULT_BASE_URL,
     BatchFailure,
@@ -55,6 +57,7 @@ from ._models import (
 )
 from ._ratelimit import RateLimitCost, RateLimitState
 from ._retry import RetryPolicy
+from ._sqlite_sink import SqliteSink
 
 try:
     __version__ = _version("explorium-events")
@@ -72,6 +75,8 @@ __all__ = [
     "BatchFailure",
     "BatchResult",
     "BatchStream",
+    "Checkpoint",
+    "CheckpointMismatchError",
     "ClientClosedError",
     "Clock",
     "CompanyChangeData",
@@ -79,9 +84,11 @@ __all__ = [
     "ConnectionFailed",
     "Event",
     "EventData",
+    "EventSink",
     "EventType",
     "EventsClient",
     "ExploriumError",
+    "FailedBatchRecord",
     "FetchError",
     "FetchResult",
     "FetchStats",
@@ -89,6 +96,7 @@ __all__ = [
     "InvalidProspectIdError",
     "MalformedResponse",
     "PermissionDeniedError",
+    "PullSummary",
     "RateLimitCost",
     "RateLimitError",
     "RateLimitState",
@@ -97,10 +105,12 @@ __all__ = [
     "RetryPolicy",
     "RoleChangeData",
     "ServerError",
+    "SqliteSink",
     "SystemClock",
     "TransportError",
     "UnprocessableEntityError",
     "__version__",
     "invalid_reason",
     "normalize_prospect_id",
+    "pull",
 ]

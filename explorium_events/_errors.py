@@ -2,6 +2,7 @@
 
     ExploriumError
     ├── ConfigurationError        bad settings, before any I/O (also a ValueError)
+    │   └── CheckpointMismatchError   a bulk pull's checkpoint belongs to another pull
     ├── InvalidProspectIdError    invalid IDs in the input, before any I/O (also a ValueError)
     ├── ClientClosedError         the client is closed and refuses work (also a RuntimeError)
     ├── ApiError                  the server answered with an error status
