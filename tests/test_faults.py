@@ -234,3 +234,78 @@ async def test_without_retries_failures_are_reported_and_nothing_is_lost(name: s
     if name == "server_errors":
         # The emulator sends a correlation id in about half of its 5xx bodies.
         assert any(failure.correlation_id for failure in run.result.failed)
+
+
+# --- bulk pulls: interrupted under faults, resumed, exactly once ---------------------------
+
+
+@pytest.mark.parametrize("how", ["stop", "cancel"])
+@pytest.mark.parametrize("out_name", ["events.jsonl", "events.csv", "events.db"])
+async def test_bulk_pull_interrupted_under_every_fault_resumes_to_exactly_once(
+    tmp_path: Any, how: str, out_name: str
+) -> None:
+    """A checkpointed pull stopped twice amid all faults, then resumed, holds each event once."""
+    import json
+    import sqlite3
+
+    from explorium_events import PullSummary, pull
+
+    faults = dict(FAULTS["all_at_once"])
+    config = EmulatorConfig(rate_limit=None, now=ANCHOR, seed=11, **faults)
+    values = [prospect_id(number) for number in range(PULL_SIZE)]
+    out, checkpoint = tmp_path / out_name, tmp_path / "pull.checkpoint"
+    rng = random.Random(out_name + how)
+    summaries: list[PullSummary] = []
+
+    async with Emulator(config, shutdown_timeout=SPIKE_MS / 1000) as emu:
+
+        async def one_run(stop_after: int | None) -> PullSummary | None:
+            stop = asyncio.Event()
+
+            def progress(summary: PullSummary) -> None:
+                if stop_after is not None and summary.batches_run >= stop_after:
+                    stop.set()
+
+            async with EventsClient(
+                api_key=TEST_KEY, base_url=emu.url, rate_limit=None, batch_size=BATCH_SIZE,
+                request_timeout=SPIKE_TIMEOUT, clock=FastForwardClock(),
+                retry=RetryPolicy(max_attempts=12, initial=0.01, cap=0.05),
+            ) as client:
+                work = pull(client, values, str(out), str(checkpoint), progress=progress,
+                            stop=stop if how == "stop" else None)
+                if how == "stop" or stop_after is None:
+                    return await work
+                task = asyncio.create_task(work)
+                await stop.wait()
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
+                return None
+
+        for stop_after in (rng.randint(3, 30), rng.randint(3, 30)):
+            summary = await one_run(stop_after)
+            if summary is not None:
+                assert summary.interrupted and not summary.complete
+                summaries.append(summary)
+        final = await one_run(None)
+    assert final is not None and final.complete and not final.interrupted
+    assert final.done == PULL_SIZE and final.failed == 0
+
+    expected = {event["event_id"]: event for event in expected_events(values, config=config)}
+    if out_name.endswith(".db"):
+        db = sqlite3.connect(out)
+        try:
+            got_ids = [row[0] for row in db.execute("select event_id from events")]
+        finally:
+            db.close()
+    elif out_name.endswith(".csv"):
+        import csv
+
+        with out.open(newline="") as handle:
+            got_ids = [row["event_id"] for row in csv.DictReader(handle)]
+    else:
+        lines = out.read_text().splitlines()
+        got_ids = [json.loads(line)["event_id"] for line in lines]
+        assert all(json.loads(line) == expected[json.loads(line)["event_id"]] for line in lines)
+    assert len(got_ids) == len(set(got_ids)), "an event was written twice"
+    assert set(got_ids) == set(expected)
