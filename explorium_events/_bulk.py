@@ -233,10 +233,16 @@ class _Source:
         """(where, value): a file's line number (blank lines skipped), else the 0-based index."""
         if self._path is not None:
             with open(self._path, encoding="utf-8-sig") as lines:
-                for number, line in enumerate(lines, 1):
-                    text = line.strip()
-                    if text:
-                        yield number, text
+                try:
+                    for number, line in enumerate(lines, 1):
+                        text = line.strip()
+                        if text:
+                            yield number, text
+                except UnicodeDecodeError as exc:
+                    # Not an ExploriumError, and it would not say which file.
+                    raise ConfigurationError(
+                        f"{self._path} is not UTF-8 text ({exc.reason}): save it as UTF-8"
+                    ) from None
         else:
             assert self._iterable is not None
             yield from enumerate(self._iterable)
