@@ -44,7 +44,7 @@ def _preview(value: str) -> str:
     # A whole file pasted as one value must not make a message megabytes long.
     if len(value) <= 60:
         return repr(value)
-    return f"{value[:40]!r}... ({len(value):,} characters)"
+    return f"{value[:40]!r}...{value[-20:]!r} ({len(value):,} characters)"
 
 
 class ExploriumError(Exception):
