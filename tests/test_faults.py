@@ -309,3 +309,42 @@ async def test_bulk_pull_interrupted_under_every_fault_resumes_to_exactly_once(
         assert all(json.loads(line) == expected[json.loads(line)["event_id"]] for line in lines)
     assert len(got_ids) == len(set(got_ids)), "an event was written twice"
     assert set(got_ids) == set(expected)
+
+
+# --- single-ID awaits (auto batching) under faults ----------------------------------------
+
+
+@pytest.mark.parametrize("retries", [True, False])
+async def test_events_for_under_every_fault_gives_each_caller_exactly_its_events(
+    retries: bool,
+) -> None:
+    """2,000 concurrent events_for calls amid all faults: each gets its events or an error."""
+    from explorium_events import ExploriumError
+
+    faults = dict(FAULTS["all_at_once"])
+    config = EmulatorConfig(rate_limit=None, now=ANCHOR, seed=5, **faults)
+    values = [prospect_id(number) for number in range(PULL_SIZE)]
+    policy = (
+        RetryPolicy(max_attempts=12, initial=0.01, cap=0.05) if retries
+        else RetryPolicy(max_attempts=1)
+    )
+    async with Emulator(config, shutdown_timeout=SPIKE_MS / 1000) as emu:
+        async with EventsClient(
+            api_key=TEST_KEY, base_url=emu.url, rate_limit=None, batch_size=BATCH_SIZE,
+            request_timeout=SPIKE_TIMEOUT, clock=FastForwardClock(), retry=policy,
+        ) as client:
+            answers = await asyncio.gather(
+                *(client.events_for(pid) for pid in values), return_exceptions=True
+            )
+    failed = 0
+    for pid, answer in zip(values, answers, strict=True):
+        if isinstance(answer, BaseException):
+            assert isinstance(answer, ExploriumError), repr(answer)
+            assert pid in getattr(answer, "prospect_ids", (pid,))
+            failed += 1
+            continue
+        assert [event.to_dict() for event in answer] == expected_events([pid], config=config)
+    if retries:
+        assert failed == 0
+    else:
+        assert 0 < failed < PULL_SIZE
