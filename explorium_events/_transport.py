@@ -132,7 +132,10 @@ def _message_and_correlation(body: bytes) -> tuple[str, str | None, float | None
         problems = []
         for item in detail[:5]:
             if isinstance(item, dict):
-                location = ".".join(str(part) for part in item.get("loc", []))
+                # Read defensively: "loc" may be null, a string or a number on a bad day.
+                loc = item.get("loc")
+                parts = loc if isinstance(loc, list) else [] if loc is None else [loc]
+                location = ".".join(str(part) for part in parts)
                 problems.append(f"{location}: {item.get('msg', '')}".strip(": "))
         message = "; ".join(problems) or str(detail)[:300]
     else:
