@@ -343,3 +343,84 @@ def test_hostile_rate_limit_headers_never_raise_and_read_as_finite_or_none(
     for value in (parsed.limit, parsed.remaining, parsed.reset, parsed.retry_after):
         assert value is None or math.isfinite(value)
     assert parsed.retry_after is None or parsed.retry_after >= 0
+
+
+# --- hostile response bodies ------------------------------------------------------------
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+    | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
+                                                                max_size=4),
+    max_leaves=12,
+)
+error_keys = st.sampled_from(
+    ["detail", "details", "error", "message", "correlation_id", "retry_after",
+     "response_context", "loc", "msg"]
+)
+error_bodies = st.one_of(
+    json_values,
+    st.dictionaries(error_keys, json_values, max_size=5),
+    st.dictionaries(
+        st.just("detail"),
+        st.lists(st.dictionaries(error_keys, json_values, max_size=3), max_size=3),
+    ),
+)
+
+
+@FAST
+@given(st.sampled_from([400, 401, 403, 404, 418, 422, 429, 500, 502, 503, 504]), error_bodies)
+def test_any_error_body_becomes_an_api_error_never_a_crash(status: int, body: Any) -> None:
+    """Whatever JSON an error status carries, it is read into an ApiError with that status."""
+    from explorium_events import ApiError
+    from explorium_events._ratelimit import RateLimitHeaders
+    from explorium_events._transport import error_for_status
+
+    error = error_for_status(status, json.dumps(body).encode(), RateLimitHeaders(), ["a" * 40])
+    assert isinstance(error, ApiError) and error.status == status
+    assert isinstance(error.message, str) and len(str(error)) < 5000
+    assert error.correlation_id is None or isinstance(error.correlation_id, str)
+    assert error.retry_after is None or isinstance(error.retry_after, float)
+
+
+event_shapes = st.fixed_dictionaries(
+    {},
+    optional={
+        "event_id": json_values | st.text(max_size=32),
+        "event_name": json_values | st.sampled_from(["prospect_changed_role",
+                                                     "prospect_job_start_anniversary"]),
+        "event_time": json_values | st.sampled_from(["2026-10-01T00:00:00Z", "2026-10-01"]),
+        "prospect_id": json_values,
+        "data": json_values | st.dictionaries(
+            st.sampled_from(["years_at_company", "job_anniversary_date", "full_name"]),
+            json_values,
+        ),
+    },
+)
+response_shapes = st.one_of(
+    json_values,
+    st.fixed_dictionaries(
+        {},
+        optional={
+            "response_context": json_values,
+            "output_events": json_values | st.lists(event_shapes, max_size=3),
+        },
+    ),
+)
+
+
+@FAST
+@given(response_shapes)
+def test_any_200_body_decodes_or_is_a_decode_error(body: Any) -> None:
+    """A 200 body of any shape either decodes or raises msgspec.DecodeError, which is retried."""
+    import msgspec
+
+    from explorium_events._models import decode_response
+
+    try:
+        decoded = decode_response(json.dumps(body).encode())
+    except msgspec.DecodeError:
+        return
+    for event in decoded.output_events:
+        assert event.event_time.tzinfo is not None
+        assert json.loads(event.to_json()) == json.loads(json.dumps(event.to_dict()))
