@@ -37,7 +37,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, fields
 from types import TracebackType
-from typing import Any, Self
+from typing import IO, Any, Self
 
 from ._errors import ConfigurationError
 
@@ -193,6 +193,7 @@ class Checkpoint:
         self.spec = spec
         self.new = new
         self._db = connection
+        self._lock: IO[bytes] | None = None
 
     @classmethod
     def open(cls, path: str | os.PathLike[str], spec: PullSpec) -> Checkpoint:
@@ -207,10 +208,34 @@ class Checkpoint:
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the checkpoint {name}: {exc}") from exc
         try:
-            return cls._adopt(name, connection, spec)
+            checkpoint = cls._adopt(name, connection, spec)
         except BaseException:
             connection.close()
             raise
+        try:
+            checkpoint._lock_for_this_run()
+        except BaseException:
+            checkpoint.close()
+            raise
+        return checkpoint
+
+    def _lock_for_this_run(self) -> None:
+        """Refuse a second process pulling into the same checkpoint at the same time."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks here; one run at a time is on you
+            return
+        lock = open(self.path, "rb")  # noqa: SIM115 (held until close())
+        try:
+            # flock, not fcntl locks: SQLite's own POSIX locks never meet this one.
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            lock.close()
+            raise ConfigurationError(
+                f"another process is pulling with the checkpoint {self.path} right now; "
+                "wait for it to finish, or stop it (it can be resumed)"
+            ) from None
+        self._lock = lock
 
     @classmethod
     def read(cls, path: str | os.PathLike[str]) -> Checkpoint:
@@ -287,8 +312,11 @@ class Checkpoint:
         self.close()
 
     def close(self) -> None:
-        """Close the file. Idempotent."""
+        """Close the file (and release the run's lock). Idempotent."""
         self._db.close()
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
 
     def __repr__(self) -> str:
         return f"<Checkpoint path={self.path!r} new={self.new}>"

@@ -159,3 +159,13 @@ def test_read_opens_an_existing_checkpoint_whatever_its_pull(tmp_path: Path) -> 
         assert checkpoint.counts().done_ids == 40
     with pytest.raises(ConfigurationError, match="no such checkpoint"):
         Checkpoint.read(tmp_path / "missing.ckpt")
+
+
+def test_a_second_run_on_the_same_checkpoint_at_once_is_refused(tmp_path: Path) -> None:
+    """While one run holds the checkpoint, another is refused; after it closes, welcome."""
+    path = tmp_path / "pull.ckpt"
+    with Checkpoint.open(path, SPEC):
+        with pytest.raises(ConfigurationError, match="another process is pulling"):
+            Checkpoint.open(path, SPEC)
+    with Checkpoint.open(path, SPEC) as again:
+        assert not again.new
