@@ -31,9 +31,9 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from ._checkpoint import (
     STATE_DONE,
@@ -52,6 +52,7 @@ from ._query import Query, Timestamp, build_query
 from ._sqlite_sink import SqliteSink
 
 logger = logging.getLogger("explorium_events")
+_T = TypeVar("_T")
 
 SEGMENT_BATCHES = 1024  # batches per client.stream(): bounds the client's own seen-sets
 COMMIT_INTERVAL = 1.0  # seconds between durable flushes + checkpoint commits
@@ -700,7 +701,14 @@ async def pull(
     query = build_query(event_types, timestamp_from, timestamp_to)
     source = _Source(prospect_ids)
     output = _output_for(out, format)
-    scan = await _scan(source)
+    scan, _ = await _until_stopped(_scan(source), stop)
+    if scan is None:  # stopped before anything was sent: nothing to record
+        return PullSummary(
+            input_values=0, unique_ids=0, done=0, failed=0, not_tried=0, invalid=0,
+            duplicates=0, failed_batches=0, events_total=0, events_written=0, batches_run=0,
+            requests=0, retries=0, rate_limited=0, duplicates_dropped=0, elapsed=0.0,
+            interrupted=True, checkpoint=os.fspath(checkpoint), output=output.name,
+        )
     if scan.invalid and not skip_invalid:
         raise InvalidProspectIdError(
             [f"{example.value} (at {example.position})" for example in scan.examples],
@@ -739,25 +747,26 @@ async def pull(
                 progress=progress,
                 commit_interval=commit_interval,
             )
-            await _run_until_stopped(run, _unique_ids(source, scan), stop)
+            _, run.interrupted = await _until_stopped(run.go(_unique_ids(source, scan)), stop)
         finally:
             output.close()
         return run.summary()
 
 
-async def _run_until_stopped(run: _Run, ids: Iterator[str], stop: asyncio.Event | None) -> None:
+async def _until_stopped(
+    work: Coroutine[Any, Any, _T], stop: asyncio.Event | None
+) -> tuple[_T | None, bool]:
+    """Run ``work`` to its end, or cancel it once ``stop`` is set: (its result, stopped)."""
     if stop is None:
-        await run.go(ids)
-        return
-    work = asyncio.create_task(run.go(ids), name="explorium-events-pull")
+        return await work, False
+    task = asyncio.create_task(work, name="explorium-events-pull")
     stopper = asyncio.create_task(stop.wait(), name="explorium-events-pull-stop")
     try:
-        await asyncio.wait({work, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
     finally:
-        for task in (work, stopper):
-            task.cancel()
-        await asyncio.gather(work, stopper, return_exceptions=True)
-    if work.cancelled():
-        run.interrupted = True
-    else:
-        work.result()  # the run's own error, if it had one
+        for each in (task, stopper):
+            each.cancel()
+        await asyncio.gather(task, stopper, return_exceptions=True)
+    if task.cancelled():
+        return None, True
+    return task.result(), False  # the work's own error, if it had one
