@@ -166,15 +166,24 @@ class Batcher:
         if len(batch.ids) >= self._batch_size:
             self._dispatch(query)
         elif batch.timer is None:
-            batch.timer = self._track(
-                asyncio.create_task(self._send_after_window(query, batch),
-                                    name="explorium-events-batch-window")
+            timer = asyncio.create_task(
+                self._send_after_window(query, batch), name="explorium-events-batch-window"
             )
+            batch.timer = self._track(timer)
+            timer.add_done_callback(lambda task: self._after_timer(task, query, batch))
 
     async def _send_after_window(self, query: Query, batch: _OpenBatch) -> None:
         await self._clock.sleep(self._window)
         if self._open.get(query) is batch:
             self._dispatch(query)
+
+    def _after_timer(self, task: asyncio.Task[None], query: Query, batch: _OpenBatch) -> None:
+        # Cancelled with its batch still open (not by _dispatch): nobody will send it.
+        if task.cancelled() and self._open.get(query) is batch:
+            del self._open[query]
+            self._fail(tuple(batch.ids), query, ClientClosedError(
+                "the EventsClient was closed before this request was sent"
+            ))
 
     def _dispatch(self, query: Query) -> None:
         batch = self._open.pop(query)
