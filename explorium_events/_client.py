@@ -670,7 +670,7 @@ class EventsClient:
         if self._concurrency is None:
             self._concurrency = asyncio.Semaphore(self._max_concurrency)
         async with self._concurrency:
-            await self._limiter.acquire(units, max_pause=self._retry.max_retry_after)
+            grant = await self._limiter.acquire(units, max_pause=self._retry.max_retry_after)
             if self._key_rejected is not None:
                 self._limiter.cancel(units)
                 raise self._key_rejected
@@ -683,7 +683,7 @@ class EventsClient:
                 headers = answer.headers
             finally:
                 self._in_flight -= 1
-                self._limiter.release(units, headers)
+                self._limiter.release(units, headers, grant)
         outcome = answer.outcome
         if isinstance(outcome, ApiError):
             logger.debug(

@@ -13,6 +13,14 @@ Three more things can hold a request back:
   once (plus a small positive jitter each), not just the one that got it;
 - a probe: until the first answer (and again after a pause or a reset) only one request
   is in flight, so that a window still full from an earlier run costs one 429 at most.
+
+The server's view gates requests only while it counts units this client cannot account
+for. Each grant remembers how many of this client's units the server could at most hold
+when it stamps that request (those answered less than a window before it was sent, those
+in flight, those sent after it); an answer whose ``limit - remaining`` is no more than
+that shows nobody else spending the key, and the local window, which holds each unit
+longer than the server does, paces alone: more finely than a whole-second
+``X-RateLimit-Reset``, and without counting requests in flight twice.
 """
 
 from __future__ import annotations
@@ -37,6 +45,19 @@ class RateLimitHeaders:
     remaining: int | None = None
     reset: float | None = None  # a Unix timestamp in this API
     retry_after: float | None = None  # seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """What acquire() handed out, for release() to tell this client's units from others'.
+
+    ``ours``: this client's units the server could hold when it stamps the request (those
+    answered less than a window before it was sent, plus those in flight, itself included).
+    ``sent``: this client's running total of units sent, itself included.
+    """
+
+    ours: int
+    sent: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +106,8 @@ class SlidingWindowLimiter:
         self._completed_units = 0
         self._in_flight_units = 0
         self._in_flight_requests = 0
+        self._sent_units = 0
+        self._others_seen_by = 0  # ``sent`` of the latest answer that showed others' units
         self._server_limit: int | None = None
         self._server_remaining: int | None = None
         self._server_reset_at = 0.0
@@ -134,8 +157,8 @@ class SlidingWindowLimiter:
             server_remaining=self._server_remaining,
         )
 
-    async def acquire(self, units: int, *, max_pause: float | None = None) -> None:
-        """Wait until ``units`` more fit the window, then take them.
+    async def acquire(self, units: int, *, max_pause: float | None = None) -> Grant:
+        """Wait until ``units`` more fit the window, then take them; pass the Grant to release().
 
         Raises RateLimitError at once, without sending, when a shared pause would last
         longer than ``max_pause`` seconds.
@@ -171,8 +194,13 @@ class SlidingWindowLimiter:
                         break
                 self._in_flight_units += units
                 self._in_flight_requests += 1
+                self._sent_units += units
                 if self._server_remaining is not None:
                     self._server_remaining -= units
+                self._expire(self._clock.monotonic())
+                return Grant(
+                    ours=self._completed_units + self._in_flight_units, sent=self._sent_units
+                )
         finally:
             self._waiters -= 1
 
@@ -214,8 +242,14 @@ class SlidingWindowLimiter:
         assert self._answered is not None
         self._answered.set()
 
-    def release(self, units: int, headers: RateLimitHeaders | None) -> None:
-        """The request's answer came back (``headers``) or it failed without one (None)."""
+    def release(
+        self, units: int, headers: RateLimitHeaders | None, grant: Grant | None = None
+    ) -> None:
+        """The request's answer came back (``headers``) or it failed without one (None).
+
+        ``grant`` is what acquire() returned for it; without one, the server's remaining
+        count always gates, as if another process shared the key.
+        """
         now = self._clock.monotonic()
         self._in_flight_units -= units
         self._in_flight_requests -= 1
@@ -223,14 +257,23 @@ class SlidingWindowLimiter:
         self._completed_units += units
         if headers is not None:
             self._probing = False
-            self._observe(headers, now)
+            self._observe(headers, now, grant)
         assert self._answered is not None
         self._answered.set()
 
-    def _observe(self, headers: RateLimitHeaders, now: float) -> None:
+    def _observe(self, headers: RateLimitHeaders, now: float, grant: Grant | None) -> None:
         if headers.limit is not None and headers.limit > 0:
             self._server_limit = headers.limit
         if headers.remaining is not None:
+            if grant is not None and self._server_limit is not None:
+                ours = grant.ours + self._sent_units - grant.sent
+                if self._server_limit - max(0, headers.remaining) <= ours:
+                    # Nobody else spends this key: the local window paces alone. (Unless
+                    # an answer to a later request showed others: this one is older news.)
+                    if grant.sent > self._others_seen_by:
+                        self._server_remaining = None
+                    return
+            self._others_seen_by = grant.sent if grant is not None else self._sent_units
             # Other requests still out may or may not be counted in that figure: assume not.
             self._server_remaining = max(0, headers.remaining) - self._in_flight_units
             wall_now = self._clock.time()

@@ -137,3 +137,32 @@ async def test_repr_shows_state(clock: FakeClock) -> None:
     lim = limiter(clock)
     await send(lim, clock, [])
     assert "limit=10/60s per request used=1" in repr(lim)
+
+
+async def test_own_requests_in_flight_counted_by_the_server_do_not_hold_back_the_window(
+    clock: FakeClock,
+) -> None:
+    """Remaining 5 of 10 while our other 4 are out: all 5 local slots go now, not at reset."""
+    lim = limiter(clock, limit=10)
+    first = await lim.acquire(1)
+    lim.release(1, RateLimitHeaders(limit=10, remaining=9, reset=clock.time() + 60), first)
+    out = [await lim.acquire(1) for _ in range(4)]
+    # The server had stamped all 5 when it answered the first of the four: remaining 5.
+    lim.release(1, RateLimitHeaders(limit=10, remaining=5, reset=clock.time() + 60), out[0])
+    sent: list[float] = []
+    for _ in range(5):
+        await lim.acquire(1)
+        sent.append(clock.monotonic())
+    assert sent == [0.0] * 5
+
+
+async def test_units_of_another_process_in_the_server_count_still_hold_until_reset(
+    clock: FakeClock,
+) -> None:
+    """With a grant, remaining 0 of 200 after one request of ours still waits for the reset."""
+    lim = limiter(clock, limit=200)
+    grant = await lim.acquire(1)
+    lim.release(1, RateLimitHeaders(limit=200, remaining=0, reset=clock.time() + 42), grant)
+    sent: list[float] = []
+    await send(lim, clock, sent)
+    assert sent == [42.0]
