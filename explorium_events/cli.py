@@ -685,8 +685,14 @@ async def _pull(
                         if on_events is not None:
                             on_events(batch.events)
                     else:
+    requests_seen, last_request_at = 0, time.monotonic()
+
                         state.failures.append(batch.failure)
+        nonlocal requests_seen, last_request_at
                         if failed_out is not None:
+        now = time.monotonic()
+        if stats.requests != requests_seen:
+            requests_seen, last_request_at = stats.requests, now
                             failed_out.write("".join(f"{pid}\n" for pid in batch.prospect_ids))
                             failed_out.flush()
             except AuthenticationError as error:
@@ -696,6 +702,8 @@ async def _pull(
                     state.unfinished_ids += len(batch_ids)
                     if failed_out is not None:
                         failed_out.write("".join(f"{pid}\n" for pid in batch_ids))
+            batch_size=client.batch_size,
+            held_for=now - last_request_at,
                 if failed_out is not None:
                     failed_out.flush()
     finally:

@@ -859,6 +859,27 @@ def test_progress_line_shows_counts_rate_eta_and_a_rate_limit_wait() -> None:
         assert part in line
 
 
+def test_progress_eta_counts_the_rate_limit_not_just_the_first_burst() -> None:
+    """3,480 IDs left at 40 requests of 40 IDs per 5 s, window full: 87 requests, 10.9 s."""
+    fast = Snapshot(ids_done=1520, ids_total=5000, events=0, requests=40, retries=0,
+                    rate_limited=0, elapsed=0.5, limiter=_limiter(used=40, waiting=True),
+                    batch_size=40, held_for=3.2)
+    line = render_line(fast)
+    assert "ETA 11s" in line and "3s so far" in line
+    assert "ETA 1s" in render_line(Snapshot(**{**_fields(fast), "batch_size": None}))
+
+
+def _fields(snapshot: Snapshot) -> dict[str, Any]:
+    return {name: getattr(snapshot, name) for name in Snapshot.__slots__}
+
+
+def test_progress_rate_leaves_out_ids_done_before_a_resume() -> None:
+    """A resumed run's rate counts only this run's IDs."""
+    resumed = Snapshot(ids_done=1100, ids_total=2000, events=0, requests=3, retries=0,
+                       rate_limited=0, elapsed=1.0, ids_at_start=1000)
+    assert "100 IDs/s" in render_line(resumed) and "ETA 9s" in render_line(resumed)
+
+
 def test_progress_line_shows_a_retry_after_pause() -> None:
     """A shared pause after a 429 is shown with its seconds left."""
     assert "paused 12s" in render_line(_snapshot(_limiter(paused_for=12.2, waiting=True)))
