@@ -660,8 +660,14 @@ async def _pull(
     state.stats = stream.stats
     per_id = client.rate_limit_state().cost == "id"
 
+    requests_seen, last_request_at = 0, time.monotonic()
+
     def snapshot() -> Snapshot:
+        nonlocal requests_seen, last_request_at
         stats = stream.stats
+        now = time.monotonic()
+        if stats.requests != requests_seen:
+            requests_seen, last_request_at = stats.requests, now
         return Snapshot(
             ids_done=state.ids_done + stats.duplicate_ids,
             ids_total=state.total,
@@ -671,6 +677,8 @@ async def _pull(
             rate_limited=stats.rate_limited,
             elapsed=state.elapsed,
             limiter=client.rate_limit_state(),
+            batch_size=client.batch_size,
+            held_for=now - last_request_at,
         )
 
     ticker = asyncio.create_task(_tick(progress, snapshot)) if progress.enabled else None
@@ -685,14 +693,8 @@ async def _pull(
                         if on_events is not None:
                             on_events(batch.events)
                     else:
-    requests_seen, last_request_at = 0, time.monotonic()
-
                         state.failures.append(batch.failure)
-        nonlocal requests_seen, last_request_at
                         if failed_out is not None:
-        now = time.monotonic()
-        if stats.requests != requests_seen:
-            requests_seen, last_request_at = stats.requests, now
                             failed_out.write("".join(f"{pid}\n" for pid in batch.prospect_ids))
                             failed_out.flush()
             except AuthenticationError as error:
@@ -702,8 +704,6 @@ async def _pull(
                     state.unfinished_ids += len(batch_ids)
                     if failed_out is not None:
                         failed_out.write("".join(f"{pid}\n" for pid in batch_ids))
-            batch_size=client.batch_size,
-            held_for=now - last_request_at,
                 if failed_out is not None:
                     failed_out.flush()
     finally:
