@@ -14,6 +14,10 @@ its file extension in ``EXTENSIONS``; ``open_sink`` and ``format_for`` pick it u
   fields of the three known event types (their union, in a fixed order), then
   ``data_json``, which holds the whole ``data`` object whenever the columns cannot:
   an event type this client does not know, or fields the API added since.
+- ``sqlite``: an ``events`` table keyed by event_id (upserted: pulling again never
+  duplicates), with the common and data fields as columns and the raw JSON; see
+  ``explorium_events.SqliteSink``. It needs a file; rows are committed by
+  ``flush_durably()`` and ``close()``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Any, BinaryIO, Protocol, Self, cast
 
 import msgspec
 
-from explorium_events import Event, EventType
+from explorium_events import Event, EventType, SqliteSink
 
 COMMON_COLUMNS = ("event_id", "event_name", "event_time", "prospect_id")
 DATA_COLUMNS = (
@@ -199,8 +203,15 @@ class CsvSink(_ByteSink):
 
 
 SinkFactory = Callable[..., EventSink]
-SINKS: dict[str, SinkFactory] = {"jsonl": JsonlSink, "csv": CsvSink}
-EXTENSIONS: dict[str, str] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+SINKS: dict[str, SinkFactory] = {"jsonl": JsonlSink, "csv": CsvSink, "sqlite": SqliteSink}
+EXTENSIONS: dict[str, str] = {
+    ".jsonl": "jsonl",
+    ".ndjson": "jsonl",
+    ".csv": "csv",
+    ".db": "sqlite",
+    ".sqlite": "sqlite",
+    ".sqlite3": "sqlite",
+}
 DEFAULT_FORMAT = "jsonl"
 
 

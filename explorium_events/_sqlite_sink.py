@@ -13,7 +13,8 @@ where an event's type does not have them), and the event's exact JSON::
     CREATE INDEX events_prospect_id ON events (prospect_id);
 
 ``flush_durably()`` commits (WAL, ``synchronous=FULL``): once it returns, the rows
-survive a crash or a power cut.
+survive a crash or a power cut. ``write`` also commits on its own once a second, so a
+pull without a checkpoint that is killed keeps what it had written until then.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import sqlite3
+import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
@@ -100,7 +102,13 @@ class SqliteSink:
 
     format = "sqlite"
 
-    def __init__(self, path: str | os.PathLike[str] | None, *, append: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None,
+        *,
+        append: bool = True,
+        commit_every: float = 1.0,
+    ) -> None:
         # ``append`` is accepted for the sink registry's sake: rows are always upserted.
         if path is None:
             raise ConfigurationError("the sqlite format writes to a file: give an output path")
@@ -116,6 +124,8 @@ class SqliteSink:
             raise
         self._in_transaction = False
         self._closed = False
+        self._commit_every = commit_every
+        self._committed_at = time.monotonic()
         self.written = 0
 
     def _prepare(self) -> None:
@@ -165,6 +175,8 @@ class SqliteSink:
             self._in_transaction = True
         self._db.executemany(_UPSERT, rows)
         self.written += len(rows)
+        if time.monotonic() - self._committed_at >= self._commit_every:
+            self.flush_durably()
         return len(rows)
 
     def flush_durably(self) -> None:
@@ -172,6 +184,7 @@ class SqliteSink:
         if self._in_transaction:
             self._db.execute("COMMIT")
             self._in_transaction = False
+        self._committed_at = time.monotonic()
 
     def close(self) -> None:
         """Commit what was written and close the file. Idempotent."""

@@ -37,6 +37,7 @@ from explorium_events import (
     __version__,
 )
 
+from ._cli_bulk import BulkRequest, bulk_usage_problem, run_bulk
 from ._input import IdInput, InputError, read_ids
 from ._output import SINKS, EventSink, format_for, open_sink
 from ._progress import (
@@ -215,6 +216,15 @@ examples:
   {PROG} fetch --ids prospects.txt --out events.jsonl --failed-out failed.txt
   {PROG} fetch --ids failed.txt --out events.jsonl --append
 
+  # a million IDs, resumable: after Ctrl-C, a crash or kill -9, run the same command
+  # again; then retry exactly the batches that failed
+  {PROG} fetch --ids million.txt --out events.jsonl --checkpoint events.ckpt
+  {PROG} fetch --ids million.txt --out events.jsonl --checkpoint events.ckpt --retry-failed
+
+  # into SQLite, one row per event (upserted by event_id), to query what was pulled
+  {PROG} fetch --ids million.txt --out events.db --checkpoint events.ckpt
+  sqlite3 events.db "SELECT event_name, COUNT(*) FROM events GROUP BY 1"
+
   # a key whose limit counts prospect IDs, not requests: 200 IDs a minute
   {PROG} fetch --ids prospects.txt --rate-limit 200/60 --rate-limit-cost id
 
@@ -231,7 +241,8 @@ exit status:
   1    some batches failed after their retries (listed in the summary and written to
        --failed-out), or the API refused the key (401/403: not retried)
   2    usage or input error: the message names the bad value (and its line number)
-  130  interrupted (Ctrl-C); the output holds every batch finished before that
+  130  interrupted (Ctrl-C; with --checkpoint also SIGTERM); the output holds every
+       batch finished before that, and --checkpoint resumes from there
 """
 
 _SERVE_DESCRIPTION = """\
@@ -326,7 +337,8 @@ def _add_output(parser: argparse.ArgumentParser, default: str | None) -> None:
         "--format",
         choices=sorted(SINKS),
         default=None,
-        help="output format (default: from the --out extension, .csv or .jsonl; else jsonl)",
+        help="output format (default: from the --out extension: .csv, .jsonl, .db or "
+        ".sqlite; else jsonl)",
     )
     parser.add_argument(
         "--append",
@@ -391,6 +403,19 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the IDs of batches that failed (and of IDs never fetched after a refused "
         "key) to FILE, one per line, ready for --ids; always created, empty when none failed",
+    )
+    fetch.add_argument(
+        "--checkpoint",
+        metavar="PATH",
+        help="keep the pull's progress in PATH (a small SQLite file) and resume from it: "
+        "rerun the same command after Ctrl-C, a crash or kill -9 and it does only what is "
+        "left, never writing an event twice; needs --ids FILE and --out FILE",
+    )
+    fetch.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="with --checkpoint: retry exactly the batches that failed in earlier runs "
+        "(they are otherwise skipped)",
     )
     fetch.add_argument(
         "--base-url",
@@ -787,6 +812,17 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
     fmt = format_for(out, args.format)
     if args.failed_out is not None and args.failed_out == out:
         raise UsageError("--failed-out must not be the same file as --out")
+    if fmt == "sqlite" and out is None:
+        raise UsageError("--format sqlite writes to a file: give --out FILE, e.g. events.db")
+    if args.checkpoint is not None:
+        problem = bulk_usage_problem(
+            ids=args.ids, out=out, checkpoint=args.checkpoint, append=args.append,
+            failed_out=args.failed_out,
+        )
+        if problem is not None:
+            raise UsageError(problem)
+    elif args.retry_failed:
+        raise UsageError("--retry-failed needs --checkpoint: failed batches are recorded there")
     rate_limit, rate_window = args.rate_limit
     try:
         client = EventsClient(
@@ -817,6 +853,9 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         logger.warning("%s holds no prospect IDs: nothing to fetch", ids.name)
 
     progress = Progress(sys.stderr, enabled=_progress_enabled(args.progress))
+    if args.checkpoint is not None:
+        assert out is not None
+        return _fetch_bulk(args, client, ids, progress, log, out, fmt)
     state = _Pull(
         total=ids.valid,
         rate_limit=rate_limit,
@@ -846,6 +885,39 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         _say(f"{PROG}: interrupted; {out or 'the output'} holds every batch finished before it")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if state.failures or state.key_rejected else EXIT_OK
+
+
+def _fetch_bulk(
+    args: argparse.Namespace,
+    client: EventsClient,
+    ids: IdInput,
+    progress: Progress,
+    log: ProgressLogHandler,
+    out: str,
+    fmt: str,
+) -> int:
+    """``fetch --checkpoint``: a resumable pull through explorium_events.pull (_cli_bulk.py)."""
+    request = BulkRequest(
+        ids=ids,
+        source=ids.name,
+        invalid=ids.invalid_count,
+        invalid_examples=[bad.describe() for bad in ids.invalid],
+        out=out,
+        fmt=fmt,
+        checkpoint=args.checkpoint,
+        retry_failed=args.retry_failed,
+        failed_out=args.failed_out,
+        event_types=args.event_types,
+        since=args.since,
+        until=args.until,
+    )
+    log.progress = progress
+    try:
+        outcome = run_bulk(client, request, progress)
+    finally:
+        log.progress = None
+    _say(*outcome.lines)
+    return outcome.status
 
 
 def _start(value: dt.date | dt.datetime) -> dt.datetime:
