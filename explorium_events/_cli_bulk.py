@@ -194,7 +194,8 @@ async def _run(
             if latest and progress.enabled:
                 progress.update(snapshot(), force=True)
         progress.clear()
-    if outcome.summary is not None and request.failed_out is not None:
+    # After a refused key too: the batches that failed before it are in the checkpoint.
+    if request.failed_out is not None and outcome.status != EXIT_USAGE:
         _write_failed(request)
 
 

@@ -577,3 +577,30 @@ async def test_fetch_without_a_checkpoint_writes_sqlite_too(
     with contextlib.closing(sqlite3.connect(out)) as db:
         stored = {row[0] for row in db.execute("SELECT event_id FROM events")}
     assert stored == expected_ids(ids)
+
+
+async def test_fetch_with_a_refused_key_exits_1_and_keeps_what_was_done(
+    api: ApiServer, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A 401 mid-pull: exit 1, a message that says to fix the key and rerun; nothing lost."""
+    ids = [prospect_id(number) for number in range(400)]
+    source = write_ids(tmp_path / "ids.txt", ids)
+
+    def revoked(server: ApiServer, seen: Seen) -> web.Response:
+        if len(server.requests) > 3:
+            return web.json_response({"details": "invalid key"}, status=401)
+        return web.json_response(events_body(seen.ids))
+
+    api.handler = revoked
+    checkpoint = tmp_path / "p.ckpt"
+    argv = [*fetch_argv(source, tmp_path / "e.jsonl", checkpoint, api.url),
+            "--api-key", TEST_KEY, "--concurrency", "1", "--failed-out", str(tmp_path / "f.txt")]
+    assert await asyncio.to_thread(main, argv) == 1
+    err = capsys.readouterr().err
+    assert "refused the key" in err and "run the same command again" in err
+    with Checkpoint.read(checkpoint) as ledger:
+        assert ledger.counts().done_batches == 3
+    assert (tmp_path / "f.txt").read_text() == ""
+    api.handler = lambda server, seen: web.json_response(events_body(seen.ids))
+    assert await asyncio.to_thread(main, argv) == 0
+    assert len(jsonl_ids(tmp_path / "e.jsonl")) == 400
