@@ -12,7 +12,7 @@ import random
 import signal
 import sqlite3
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -23,6 +23,7 @@ from explorium_events import (
     Checkpoint,
     CheckpointMismatchError,
     ConfigurationError,
+    Event,
     EventsClient,
     InvalidProspectIdError,
     PullSummary,
@@ -212,6 +213,40 @@ async def test_sqlite_rows_carry_the_common_and_data_fields(
                 assert row[name] == value, name
     anniversaries = [row for row in rows if row["event_name"] == "prospect_job_start_anniversary"]
     assert anniversaries and all(isinstance(row["years_at_company"], int) for row in anniversaries)
+
+
+class DictSink:
+    """An application's own idempotent sink: events by event_id, 'durable' on flush."""
+
+    def __init__(self) -> None:
+        self.pending: dict[str, str] = {}
+        self.durable: dict[str, str] = {}
+        self.flushes = 0
+
+    def write(self, events: Sequence[Event]) -> None:
+        self.pending.update((event.event_id, event.prospect_id) for event in events)
+
+    def flush_durably(self) -> None:
+        self.durable.update(self.pending)
+        self.pending.clear()
+        self.flushes += 1
+
+    def close(self) -> None:
+        raise AssertionError("the caller owns its sink: pull() must not close it")
+
+
+async def test_an_applications_own_sink_gets_every_event_durably(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """A custom sink is flushed before each commit; stop and resume leave it complete."""
+    ids = [prospect_id(number) for number in range(COUNT)]
+    sink = DictSink()
+    async with client_for(emulator.url) as client:
+        stop, progress = stop_after(7)
+        first = await pull(client, ids, sink, tmp_path / "p.ckpt", progress=progress, stop=stop)
+        assert first.interrupted and sink.pending == {} and sink.flushes >= 1
+        await pull(client, ids, sink, tmp_path / "p.ckpt")
+    assert set(sink.durable) == expected_ids(ids)
 
 
 async def test_a_mismatched_pull_is_refused_before_any_request(
