@@ -1,0 +1,478 @@
+"""Bad input, table-driven, for the library and the command line.
+
+Each case gets a clear message that names the problem, the documented outcome (an
+exception type for the library, an exit status for the CLI), and no partial output.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+from explorium_events import (
+    AuthenticationError,
+    ConfigurationError,
+    ConnectionFailed,
+    EventsClient,
+    ExploriumError,
+    FetchError,
+    InvalidProspectIdError,
+    MalformedResponse,
+    PermissionDeniedError,
+    RetryPolicy,
+    ServerError,
+)
+from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, prospect_id
+
+GOOD = [prospect_id(number) for number in range(5)]
+TEN_MB = "a" * 10_000_000
+NOW = dt.datetime.fromtimestamp(FakeClock().time(), dt.UTC)
+LONG_AGO = (NOW - dt.timedelta(days=200)).date().isoformat()
+LESS_LONG_AGO = (NOW - dt.timedelta(days=150)).date().isoformat()
+
+
+def _html_200(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    return web.Response(text="<html><body>Welcome to nginx!</body></html>",
+                        content_type="text/html")
+
+
+def _html_502(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    return web.Response(text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+                        status=502, content_type="text/html")
+
+
+def _status(status: int, body: dict[str, Any]) -> Callable[[ApiServer, Seen], web.StreamResponse]:
+    return lambda server, seen: web.json_response(body, status=status)
+
+
+REJECTED = _status(401, {"details": "Invalid API key.", "correlation_id": "1" * 32})
+NO_CREDITS = _status(403, {"error": "forbidden", "message": "Out of credits",
+                           "correlation_id": "2" * 32})
+
+
+@dataclass
+class LibraryCase:
+    """One bad input to the library and what must come of it."""
+
+    ids: list[str] = field(default_factory=lambda: list(GOOD))
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    client: dict[str, Any] = field(default_factory=dict)
+    handler: Callable[[ApiServer, Seen], web.StreamResponse] | None = None
+    raises: type[BaseException] | None = None
+    cause: type[BaseException] | None = None  # for FetchError: the failure's error type
+    says: tuple[str, ...] = ()  # fragments of the message, lowercase
+    requests: int | None = None  # how many requests the server may see
+    sent: list[str] | None = None  # the IDs that must have been sent (sorted)
+    warns: str | None = None
+
+
+LIBRARY_CASES: dict[str, LibraryCase] = {
+    "empty input": LibraryCase(ids=[], requests=0),
+    "only blank values": LibraryCase(
+        ids=["", "  ", "\r\n", "\t"], raises=InvalidProspectIdError,
+        says=("4 invalid prospect ids", "40 hexadecimal"), requests=0,
+    ),
+    "a UTF-8 BOM glued to the first ID": LibraryCase(
+        ids=["\ufeff" + GOOD[0], *GOOD[1:]], raises=InvalidProspectIdError,
+        says=("\\ufeff", "40 hexadecimal"), requests=0,
+    ),
+    "CRLF line endings": LibraryCase(ids=[pid + "\r\n" for pid in GOOD], sent=sorted(GOOD)),
+    "uppercase IDs": LibraryCase(ids=[pid.upper() for pid in GOOD], sent=sorted(GOOD)),
+    "a 39-character ID": LibraryCase(
+        ids=[*GOOD, GOOD[0][:39]], raises=InvalidProspectIdError,
+        says=(GOOD[0][:39], "40 hexadecimal"), requests=0,
+    ),
+    "a 41-character ID": LibraryCase(
+        ids=[*GOOD, GOOD[0] + "a"], raises=InvalidProspectIdError,
+        says=(GOOD[0] + "a", "40 hexadecimal"), requests=0,
+    ),
+    "non-hex characters": LibraryCase(
+        ids=[*GOOD, "g" * 40, "z" + GOOD[0][1:]], raises=InvalidProspectIdError,
+        says=("2 invalid", "g" * 40, "40 hexadecimal"), requests=0,
+    ),
+    "a 10 MB value": LibraryCase(
+        ids=[*GOOD, TEN_MB], raises=InvalidProspectIdError,
+        says=("1 invalid", "10,000,000 characters", "40 hexadecimal"), requests=0,
+    ),
+    "invalid values skipped on request": LibraryCase(
+        ids=[*GOOD, "xyz", TEN_MB], kwargs={"skip_invalid": True}, sent=sorted(GOOD),
+    ),
+    "a single string instead of a list": LibraryCase(
+        ids=GOOD[0], raises=ConfigurationError, says=("not a single string",), requests=0,
+    ),
+    "values that are not strings": LibraryCase(
+        ids=[*GOOD, None, 12345], raises=InvalidProspectIdError,  # type: ignore[list-item]
+        says=("2 invalid", "none", "12345"), requests=0,
+    ),
+    "an unknown event type": LibraryCase(
+        kwargs={"event_types": ["prospect_changed_role", "prospect_got_promoted"]},
+        raises=ConfigurationError, says=("prospect_got_promoted", "prospect_changed_company"),
+        requests=0,
+    ),
+    "an unparseable date": LibraryCase(
+        kwargs={"timestamp_from": "last tuesday"}, raises=ConfigurationError,
+        says=("timestamp_from", "last tuesday", "yyyy-mm-dd"), requests=0,
+    ),
+    "an impossible date": LibraryCase(
+        kwargs={"timestamp_to": "2026-02-30"}, raises=ConfigurationError,
+        says=("timestamp_to", "2026-02-30"), requests=0,
+    ),
+    "since after until": LibraryCase(
+        kwargs={"timestamp_from": "2026-09-02", "timestamp_to": "2026-09-01"},
+        raises=ConfigurationError, says=("after", "2026-09-02", "2026-09-01"), requests=0,
+    ),
+    "a window older than 3 months": LibraryCase(
+        kwargs={"timestamp_from": LONG_AGO, "timestamp_to": LESS_LONG_AGO},
+        warns="3 months", sent=sorted(GOOD),
+    ),
+    "a missing key": LibraryCase(
+        client={"api_key": ""}, raises=ConfigurationError,
+        says=("no api key", "explorium_api_key"), requests=0,
+    ),
+    "a rejected key (401)": LibraryCase(
+        handler=REJECTED, raises=FetchError, cause=AuthenticationError,
+        says=("401", "invalid api key", "check the api key", "1" * 32), requests=1,
+    ),
+    "an out-of-credits key (403)": LibraryCase(
+        handler=NO_CREDITS, raises=FetchError, cause=PermissionDeniedError,
+        says=("403", "out of credits", "credits"), requests=1,
+    ),
+    "a server that is not there": LibraryCase(
+        client={"base_url": "http://127.0.0.1:{free_port}"}, raises=FetchError,
+        cause=ConnectionFailed, says=("connection to 127.0.0.1:", "failed"),
+    ),
+    "a server that answers HTML (200)": LibraryCase(
+        handler=_html_200, raises=FetchError, cause=MalformedResponse,
+        says=("not the documented json", "<html>"), requests=2,
+    ),
+    "a server that answers HTML (502)": LibraryCase(
+        handler=_html_502, raises=FetchError, cause=ServerError,
+        says=("502", "html page"), requests=2,
+    ),
+    "plain http to a remote host": LibraryCase(
+        client={"base_url": "http://api.explorium.ai"}, raises=ConfigurationError,
+        says=("plain http", "https"), requests=0,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(LIBRARY_CASES))
+async def test_library_bad_input(
+    name: str, api: ApiServer, clock: FakeClock, caplog: pytest.LogCaptureFixture,
+    unused_tcp_port: int,
+) -> None:
+    """Each bad input raises the documented error, naming the problem, with nothing partial."""
+    case = LIBRARY_CASES[name]
+    if case.handler is not None:
+        api.handler = case.handler
+    settings: dict[str, Any] = {
+        "api_key": TEST_KEY, "base_url": api.url, "clock": clock,
+        "retry": RetryPolicy(max_attempts=2, initial=0.01, cap=0.01),
+    }
+    settings.update(case.client)
+    settings["base_url"] = settings["base_url"].format(free_port=unused_tcp_port)
+    caplog.set_level(logging.WARNING, logger="explorium_events")
+    outcome: BaseException | None = None
+    result = None
+    try:
+        async with EventsClient(**settings) as client:
+            result = await client.fetch(case.ids, **case.kwargs)
+    except ExploriumError as error:
+        outcome = error
+    if case.raises is None:
+        assert outcome is None, outcome
+        assert result is not None and result.failed == []
+    else:
+        assert isinstance(outcome, case.raises), outcome
+        message = str(outcome).lower()
+        for fragment in case.says:
+            assert fragment.lower() in message, (fragment, message[:500])
+        # Clear means readable: even a 10 MB value does not make a 10 MB message.
+        assert len(message) < 2000
+    if isinstance(outcome, FetchError):
+        assert case.cause is not None
+        partial = outcome.result
+        assert partial.events == [] and partial.succeeded == []
+        assert sorted(partial.failed_ids) == sorted(GOOD)
+        assert all(isinstance(failure.error, case.cause) for failure in partial.failed)
+    if case.requests is not None:
+        assert len(api.requests) == case.requests
+    if case.sent is not None:
+        assert sorted(api.ids_requested) == case.sent
+    if case.warns is not None:
+        assert case.warns in caplog.text
+        assert result is not None
+    elif case.raises is None:
+        assert caplog.text == ""
+
+
+@dataclass
+class PullCase:
+    """One bad input file to the bulk pull() and what must come of it."""
+
+    content: bytes | None
+    raises: type[BaseException]
+    says: tuple[str, ...]
+
+
+PULL_CASES: dict[str, PullCase] = {
+    "a file that does not exist": PullCase(None, ConfigurationError, ("no such file",)),
+    "a file that is not UTF-8": PullCase(
+        b"\xff\xfe" + "abc".encode("utf-16-le"), ConfigurationError, ("not utf-8",)
+    ),
+    "a 10 MB single line": PullCase(
+        TEN_MB.encode() + b"\n", InvalidProspectIdError,
+        ("1 invalid", "(at 1)", "10,000,00"),
+    ),
+    "a 41-character ID on line 3": PullCase(
+        "\n".join([*GOOD[:2], GOOD[2] + "a", *GOOD[3:]]).encode(),
+        InvalidProspectIdError, ("1 invalid", GOOD[2] + "a (at 3)"),
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(PULL_CASES))
+async def test_bulk_pull_bad_input(
+    name: str, api: ApiServer, clock: FakeClock, tmp_path: Any
+) -> None:
+    """A bulk pull refuses a bad input file before any request, naming it, leaving no output."""
+    from explorium_events import pull
+
+    case = PULL_CASES[name]
+    source = tmp_path / "ids.txt"
+    if case.content is not None:
+        source.write_bytes(case.content)
+    async with EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock) as client:
+        with pytest.raises(case.raises) as caught:
+            await pull(client, str(source), str(tmp_path / "out.jsonl"),
+                       str(tmp_path / "pull.checkpoint"))
+    message = str(caught.value).lower()
+    for fragment in case.says:
+        assert fragment.lower() in message, (fragment, message)
+    assert len(message) < 2000
+    assert api.requests == []
+    assert not (tmp_path / "out.jsonl").exists() or (tmp_path / "out.jsonl").stat().st_size == 0
+
+
+# --- the command line ---------------------------------------------------------------------
+
+REAL_NOW = dt.datetime.now(dt.UTC)
+CLI_LONG_AGO = (REAL_NOW - dt.timedelta(days=200)).date().isoformat()
+CLI_LESS_LONG_AGO = (REAL_NOW - dt.timedelta(days=120)).date().isoformat()
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _lines(*values: str, end: str = "\n") -> bytes:
+    return "".join(value + end for value in values).encode()
+
+
+def _no_events(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    return web.json_response({"response_context": {"correlation_id": "3" * 32,
+                                                   "request_status": "miss"},
+                              "output_events": []})
+
+
+@dataclass
+class CliCase:
+    """One bad input to ``explorium-events fetch`` and what must come of it."""
+
+    content: bytes | None = field(default_factory=lambda: _lines(*GOOD))  # the --ids file
+    args: list[str] = field(default_factory=list)
+    key: str | None = TEST_KEY
+    handler: Callable[[ApiServer, Seen], web.StreamResponse] | None = None
+    exit: int = EXIT_OK
+    says: tuple[str, ...] = ()  # fragments of standard error, lowercase
+    requests: int | None = None
+    sent: list[str] | None = None
+    failed_out: list[str] | None = None  # the IDs --failed-out must hold
+    prepare: Callable[[Any], None] | None = None  # makes files under tmp_path first
+
+
+def _checkpoint_of_another_pull(tmp_path: Any) -> None:
+    from explorium_events import Checkpoint
+    from explorium_events._checkpoint import PullSpec
+
+    spec = PullSpec(
+        input_fingerprint="0" * 64, unique_ids=3, event_types=("prospect_changed_role",),
+        timestamp_from=None, timestamp_to=None, batch_size=40,
+        output=str(tmp_path / "events.jsonl"), output_format="jsonl",
+    )
+    with Checkpoint.open(tmp_path / "pull.checkpoint", spec):
+        pass
+
+
+def _junk_checkpoint(tmp_path: Any) -> None:
+    (tmp_path / "pull.checkpoint").write_text("hello, I am not SQLite\n")
+
+
+CLI_CASES: dict[str, CliCase] = {
+    "empty input": CliCase(content=b"", says=("no prospect ids",), requests=0),
+    "only blank lines": CliCase(
+        content=b"\n   \n\r\n\t\n", says=("no prospect ids",), requests=0
+    ),
+    "a UTF-8 BOM": CliCase(content=b"\xef\xbb\xbf" + _lines(*GOOD), sent=sorted(GOOD)),
+    "CRLF line endings": CliCase(content=_lines(*GOOD, end="\r\n"), sent=sorted(GOOD)),
+    "uppercase IDs": CliCase(content=_lines(*(pid.upper() for pid in GOOD)), sent=sorted(GOOD)),
+    "a 39-character ID": CliCase(
+        content=_lines(*GOOD[:2], GOOD[2][:39], *GOOD[3:]), exit=EXIT_USAGE,
+        says=("line 3", GOOD[2][:39], "39 characters", "40 hexadecimal", "--skip-invalid"),
+        requests=0,
+    ),
+    "a 41-character ID": CliCase(
+        content=_lines(GOOD[0] + "0", *GOOD[1:]), exit=EXIT_USAGE,
+        says=("line 1", GOOD[0] + "0", "41 characters"), requests=0,
+    ),
+    "non-hex characters": CliCase(
+        content=_lines(*GOOD, "g" * 40), exit=EXIT_USAGE,
+        says=("line 6", "'g' is not a hexadecimal digit"), requests=0,
+    ),
+    "a 10 MB single line": CliCase(
+        content=TEN_MB.encode(), exit=EXIT_USAGE,
+        says=("line 1", "longer than 65,536 characters"), requests=0,
+    ),
+    "a CSV without a prospect_id column": CliCase(
+        content=_lines("email,name", "a@example.com,Ann"), exit=EXIT_USAGE,
+        says=("no prospect_id column", "'email'", "'name'"), requests=0,
+    ),
+    "a CSV with a prospect_id column (the good case)": CliCase(
+        content=_lines("email,prospect_id", *(f"x@example.com,{pid}" for pid in GOOD)),
+        sent=sorted(GOOD),
+    ),
+    "not UTF-8": CliCase(
+        content=b"\xff\xfe" + "abc".encode("utf-16-le"), exit=EXIT_USAGE,
+        says=("line 1", "not utf-8"), requests=0,
+    ),
+    "a missing --ids file": CliCase(
+        content=None, args=["--ids", "{tmp}/nowhere.txt"], exit=EXIT_USAGE,
+        says=("nowhere.txt", "no such file"), requests=0,
+    ),
+    "an unknown event type": CliCase(
+        args=["--event-types", "role,promotion"], exit=EXIT_USAGE,
+        says=("--event-types", "unknown event type 'promotion'"), requests=0,
+    ),
+    "an unparseable date": CliCase(
+        args=["--since", "last tuesday"], exit=EXIT_USAGE,
+        says=("--since", "'last tuesday'", "not a date"), requests=0,
+    ),
+    "--since after --until": CliCase(
+        args=["--since", "2026-09-02", "--until", "2026-09-01"], exit=EXIT_USAGE,
+        says=("--since 2026-09-02 is after --until 2026-09-01",), requests=0,
+    ),
+    "a window older than 3 months": CliCase(
+        args=["--since", CLI_LONG_AGO, "--until", CLI_LESS_LONG_AGO], handler=_no_events,
+        says=("3 months",), sent=sorted(GOOD),
+    ),
+    "a bad --rate-limit": CliCase(
+        args=["--rate-limit", "fast"], exit=EXIT_USAGE, says=("--rate-limit", "'fast'"),
+        requests=0,
+    ),
+    "a bad --concurrency": CliCase(
+        args=["--concurrency", "0"], exit=EXIT_USAGE, says=("--concurrency", "'0'"),
+        requests=0,
+    ),
+    "a missing key": CliCase(
+        key=None, exit=EXIT_USAGE, says=("no api key", "--api-key", "explorium_api_key"),
+        requests=0,
+    ),
+    "a rejected key (401)": CliCase(
+        handler=REJECTED, exit=EXIT_FAILED,
+        says=("401", "invalid api key", "1" * 32, "nothing was retried"), requests=1,
+        failed_out=sorted(GOOD),
+    ),
+    "an out-of-credits key (403)": CliCase(
+        handler=NO_CREDITS, exit=EXIT_FAILED, says=("403", "out of credits"), requests=1,
+        failed_out=sorted(GOOD),
+    ),
+    "a server that is not there": CliCase(
+        args=["--base-url", "http://127.0.0.1:{free_port}", "--max-attempts", "1"],
+        exit=EXIT_FAILED, says=("connection to 127.0.0.1:{free_port} failed",),
+        failed_out=sorted(GOOD),
+    ),
+    "a server that answers HTML (200)": CliCase(
+        handler=_html_200, args=["--max-attempts", "1"], exit=EXIT_FAILED,
+        says=("not the documented json",), requests=1, failed_out=sorted(GOOD),
+    ),
+    "a server that answers HTML (502)": CliCase(
+        handler=_html_502, args=["--max-attempts", "1"], exit=EXIT_FAILED,
+        says=("502", "html page"), requests=1, failed_out=sorted(GOOD),
+    ),
+    "plain http to a remote host": CliCase(
+        args=["--base-url", "http://api.explorium.ai"], exit=EXIT_USAGE,
+        says=("plain http", "https"), requests=0,
+    ),
+    "a checkpoint of another pull": CliCase(
+        args=["--checkpoint", "{tmp}/pull.checkpoint"], prepare=_checkpoint_of_another_pull,
+        exit=EXIT_USAGE, says=("belongs to a different pull", "input ids differ"), requests=0,
+    ),
+    "a checkpoint that is not one": CliCase(
+        args=["--checkpoint", "{tmp}/pull.checkpoint"], prepare=_junk_checkpoint,
+        exit=EXIT_USAGE, says=("is not a checkpoint",), requests=0,
+    ),
+    "a checkpoint with IDs from standard input": CliCase(
+        content=None, args=["--checkpoint", "{tmp}/pull.checkpoint"], exit=EXIT_USAGE,
+        says=("--checkpoint needs --ids file",), requests=0,
+    ),
+    "a checkpointed pull with a rejected key (401)": CliCase(
+        args=["--checkpoint", "{tmp}/pull.checkpoint"], handler=REJECTED, exit=EXIT_FAILED,
+        # The checkpoint holds what is left (rerun to resume), so --failed-out lists only
+        # batches that failed, not the IDs never tried.
+        says=("401", "refused the key", "1" * 32, "check --api-key"), requests=1,
+        failed_out=[],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(CLI_CASES))
+async def test_cli_bad_input(
+    name: str, api: ApiServer, tmp_path: Any, capsys: pytest.CaptureFixture[str],
+    unused_tcp_port: int,
+) -> None:
+    """Each bad input exits with the documented status and a message naming the problem."""
+    import asyncio
+
+    from explorium_events.cli import main
+
+    case = CLI_CASES[name]
+    if case.handler is not None:
+        api.handler = case.handler
+    out, failed = tmp_path / "events.jsonl", tmp_path / "failed.txt"
+    if case.prepare is not None:
+        case.prepare(tmp_path)
+    argv = ["fetch", "--no-progress", "--out", str(out), "--base-url", api.url]
+    if case.content is not None:
+        (tmp_path / "ids.txt").write_bytes(case.content)
+        argv += ["--ids", str(tmp_path / "ids.txt")]
+    if case.key is not None:
+        argv += ["--api-key", case.key]
+    argv += ["--failed-out", str(failed)]
+    argv += [arg.format(tmp=tmp_path, free_port=unused_tcp_port) for arg in case.args]
+    # main() runs its own event loop, so it runs in a thread while this loop serves.
+    status = await asyncio.to_thread(main, argv)
+    captured = capsys.readouterr()
+    stderr = captured.err.lower()
+    assert status == case.exit, captured.err
+    for fragment in case.says:
+        assert fragment.format(free_port=unused_tcp_port).lower() in stderr, (fragment, stderr)
+    assert len(captured.err) < 5000  # one screen, even for a 10 MB line
+    assert captured.out == ""  # events go to --out; nothing else goes to standard output
+    if case.exit == EXIT_USAGE:
+        # Refused before any work: no output file, no failed-IDs file, no request.
+        assert not out.exists() and not failed.exists()
+        assert "traceback" not in stderr
+    else:
+        written = out.read_text().splitlines()
+        assert len(written) == len(set(written))
+        if case.exit == EXIT_FAILED:
+            assert written == []
+        lines = failed.read_text().splitlines()
+        assert sorted(lines) == (case.failed_out or [])
+    if case.requests is not None:
+        assert len(api.requests) == case.requests
+    if case.sent is not None:
+        assert sorted(api.ids_requested) == case.sent
