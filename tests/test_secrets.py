@@ -1,4 +1,4 @@
-"""The API key never leaks: not in output, logs, exceptions, reprs, checkpoints, nor over plain http."""
+"""The API key never leaks: not in output, logs, errors, reprs or checkpoints, nor over http."""
 
 from __future__ import annotations
 
@@ -134,6 +134,34 @@ async def test_library_at_debug_level_never_shows_the_key(
     assert_no_key(*texts)
 
 
+@pytest.mark.parametrize("name", list(FAILING_SERVERS))
+@pytest.mark.parametrize("out_name", ["events.jsonl", "events.csv", "events.db"])
+async def test_bulk_pull_checkpoint_and_output_never_hold_the_key(
+    api: ApiServer, clock: FakeClock, ids: IdMaker, caplog: pytest.LogCaptureFixture,
+    tmp_path: Any, name: str, out_name: str,
+) -> None:
+    """A bulk pull against a failing server leaves the key in no checkpoint, output or log."""
+    from explorium_events import pull
+
+    api.handler = FAILING_SERVERS[name]
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    async with EventsClient(
+        api_key=TEST_KEY, base_url=api.url, clock=clock,
+        retry=RetryPolicy(max_attempts=2, initial=0.01, cap=0.01, max_retry_after=60),
+    ) as client:
+        try:
+            summary = await pull(
+                client, ids(90), str(tmp_path / out_name), str(tmp_path / "pull.checkpoint")
+            )
+            texts.append(repr(summary))
+        except ExploriumError as error:
+            texts.extend(texts_of(error))
+    assert api.requests
+    assert (tmp_path / "pull.checkpoint").exists()
+    assert_no_key(*texts, caplog.text, *files_text(tmp_path))
+
+
 async def test_library_with_no_server_at_all_never_shows_the_key(
     clock: FakeClock, ids: IdMaker, caplog: pytest.LogCaptureFixture, unused_tcp_port: int
 ) -> None:
@@ -222,3 +250,184 @@ def test_no_event_loop_is_needed_to_refuse_a_bad_url() -> None:
         EventsClient(api_key=TEST_KEY, base_url="http://example.com")
     with pytest.raises(RuntimeError):
         asyncio.get_running_loop()
+
+
+# --- the command line ---------------------------------------------------------------------
+
+
+async def run_cli(argv: list[str]) -> int:
+    """Run the CLI's main() in a thread (it runs its own event loop) while this loop serves."""
+    from explorium_events.cli import main
+
+    return await asyncio.to_thread(main, argv)
+
+
+def files_text(directory: Any) -> list[str]:
+    """Everything written under a directory, read as text whatever it is (SQLite included)."""
+    return [
+        path.read_bytes().decode("latin-1") for path in sorted(directory.rglob("*"))
+        if path.is_file()
+    ]
+
+
+@pytest.mark.parametrize("name", list(FAILING_SERVERS))
+@pytest.mark.parametrize(
+    ("key_from", "extra"),
+    [
+        ("flag", []),
+        ("environment", []),
+        ("flag", ["--checkpoint", "{tmp}/pull.checkpoint"]),
+        ("environment", ["--checkpoint", "{tmp}/pull.checkpoint", "--format", "sqlite"]),
+    ],
+)
+async def test_cli_fetch_at_debug_level_never_shows_the_key(
+    api: ApiServer, tmp_path: Any, capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, ids: IdMaker,
+    name: str, key_from: str, extra: list[str],
+) -> None:
+    """fetch -v against a failing server writes the key nowhere: streams, logs, checkpoint."""
+    api.handler = FAILING_SERVERS[name]
+    caplog.set_level(logging.DEBUG)
+    (tmp_path / "ids.txt").write_text("\n".join(ids(90)) + "\n")
+    argv = [
+        "fetch", "-v", "--no-progress", "--ids", str(tmp_path / "ids.txt"),
+        "--out", str(tmp_path / "events.out"), "--failed-out", str(tmp_path / "failed.txt"),
+        "--base-url", api.url,
+        # One variant retries, so the retry warnings are searched too (their waits are real).
+        "--max-attempts", "2" if key_from == "flag" and not extra else "1",
+        *(arg.format(tmp=tmp_path) for arg in extra),
+    ]
+    if key_from == "flag":
+        argv += ["--api-key", TEST_KEY]
+    else:
+        monkeypatch.setenv("EXPLORIUM_API_KEY", TEST_KEY)
+    status = await run_cli(argv)
+    captured = capsys.readouterr()
+    assert status in (0, 1), captured.err
+    assert api.requests and all(seen.headers.get("api_key") == TEST_KEY for seen in api.requests)
+    if extra:
+        assert (tmp_path / "pull.checkpoint").exists()
+    assert "debug" in captured.err.lower()  # the debug log really was on
+    assert_no_key(captured.out, captured.err, caplog.text, *files_text(tmp_path))
+
+
+async def test_cli_fetch_to_standard_output_never_shows_the_key(
+    api: ApiServer, tmp_path: Any, capsys: pytest.CaptureFixture[str], ids: IdMaker,
+) -> None:
+    """With events on standard output and a key-quoting 401, neither stream holds the key."""
+    api.handler = FAILING_SERVERS["401 quoting the key"]
+    (tmp_path / "ids.txt").write_text("\n".join(ids(10)) + "\n")
+    status = await run_cli([
+        "fetch", "-v", "--no-progress", "--ids", str(tmp_path / "ids.txt"),
+        "--base-url", api.url, "--api-key", TEST_KEY,
+    ])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert_no_key(captured.out, captured.err)
+
+
+async def test_cli_fetch_with_no_server_never_shows_the_key(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], ids: IdMaker, unused_tcp_port: int,
+) -> None:
+    """A refused connection at debug level: the key is not in any output."""
+    (tmp_path / "ids.txt").write_text("\n".join(ids(10)) + "\n")
+    status = await run_cli([
+        "fetch", "-v", "--no-progress", "--ids", str(tmp_path / "ids.txt"),
+        "--out", str(tmp_path / "events.jsonl"), "--max-attempts", "1",
+        "--base-url", f"http://127.0.0.1:{unused_tcp_port}", "--api-key", TEST_KEY,
+    ])
+    captured = capsys.readouterr()
+    assert status == 1
+    assert_no_key(captured.out, captured.err, *files_text(tmp_path))
+
+
+@pytest.mark.parametrize("url", ["http://api.explorium.ai", "http://192.0.2.1:8787"])
+async def test_cli_refuses_plain_http_to_a_remote_host_without_showing_the_key(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], ids: IdMaker, url: str,
+) -> None:
+    """fetch --base-url http://remote exits 2 before sending anything, without the key."""
+    (tmp_path / "ids.txt").write_text("\n".join(ids(3)) + "\n")
+    status = await run_cli([
+        "fetch", "-v", "--ids", str(tmp_path / "ids.txt"), "--base-url", url,
+        "--api-key", TEST_KEY,
+    ])
+    captured = capsys.readouterr()
+    assert status == 2 and "plain http" in captured.err
+    assert_no_key(captured.out, captured.err)
+
+
+async def test_cli_demo_at_debug_level_never_shows_the_key(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """demo -v, with the key in the environment and faults on, shows the key nowhere."""
+    monkeypatch.setenv("EXPLORIUM_API_KEY", TEST_KEY)
+    status = await run_cli([
+        "demo", "-v", "--no-progress", "--prospects", "200", "--rate-limit", "off",
+        "--latency-ms", "0", "--error-rate", "0.2", "--duplicate-rate", "0.2",
+        "--out", str(tmp_path / "demo.jsonl"),
+    ])
+    captured = capsys.readouterr()
+    assert status == 0, captured.out + captured.err
+    assert_no_key(captured.out, captured.err, *files_text(tmp_path))
+
+
+@pytest.mark.parametrize("command", [[], ["fetch"], ["serve"], ["demo"]])
+async def test_cli_help_never_shows_the_key(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str],
+) -> None:
+    """--help of every command, with the key in the environment, does not print it."""
+    monkeypatch.setenv("EXPLORIUM_API_KEY", TEST_KEY)
+    assert await run_cli([*command, "--help"]) == 0
+    captured = capsys.readouterr()
+    assert "usage" in captured.out.lower()
+    assert_no_key(captured.out, captured.err)
+
+
+async def test_cli_serve_at_debug_level_never_shows_the_key(tmp_path: Any) -> None:
+    """serve -v --api-key KEY, hit with the right, a wrong and no key, then stopped: no key."""
+    import signal
+    import sys
+
+    import aiohttp
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "explorium_events", "serve", "-v", "--port", "0",
+        "--api-key", TEST_KEY,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    assert process.stderr is not None and process.stdout is not None
+    try:
+        url = ""
+        seen_lines: list[str] = []
+        while not url:
+            line = (await asyncio.wait_for(process.stderr.readline(), 30)).decode()
+            assert line, "serve exited before it listened: " + "".join(seen_lines)
+            seen_lines.append(line)
+            for word in line.split():
+                if word.startswith("http://127.0.0.1:"):
+                    url = word
+        body = {"prospect_ids": ["a" * 40], "event_types": ["prospect_changed_role"]}
+        statuses = []
+        async with aiohttp.ClientSession() as session:
+            for headers in ({"api_key": TEST_KEY}, {"api_key": TEST_KEY + "x"}, {}):
+                async with session.post(
+                    f"{url}/v1/prospects/events", json=body, headers=headers
+                ) as response:
+                    statuses.append(response.status)
+                    texts = [await response.text(), repr(dict(response.headers))]
+                    assert_no_key(*texts)
+            async with session.post(  # a body the validation rejects, quoting nothing secret
+                f"{url}/v1/prospects/events", json={"prospect_ids": [TEST_KEY]},
+                headers={"api_key": TEST_KEY},
+            ) as response:
+                statuses.append(response.status)
+        assert statuses == [200, 401, 401, 422]
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    text = "".join(seen_lines) + err.decode() + out.decode()
+    assert "POST /v1/prospects/events" in text  # -v really logged each request
+    assert process.returncode == 0, text
+    assert TEST_KEY + "x" not in text
+    assert_no_key(text)
