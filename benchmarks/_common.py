@@ -58,6 +58,13 @@ def chunks(ids: Sequence[str], size: int = BATCH) -> list[list[str]]:
     return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
 
 
+def child_environment() -> dict[str, str]:
+    """The environment for a child ``python -m benchmarks...``: this checkout on its path."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    path = os.environ.get("PYTHONPATH")
+    return {**os.environ, "PYTHONPATH": root + (os.pathsep + path if path else "")}
+
+
 def _cpu_model() -> str:
     with contextlib.suppress(OSError):
         with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
@@ -157,6 +164,7 @@ class EmulatorProcess:
             json.dumps(self.config),
             str(self.warm),
             stdout=asyncio.subprocess.PIPE,
+            env=child_environment(),
         )
         assert self._process.stdout is not None
         try:

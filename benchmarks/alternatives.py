@@ -27,7 +27,7 @@ from typing import Any
 
 import aiohttp
 
-from ._common import BATCH, EVENT_TYPES, chunks, quiet_logs
+from ._common import BATCH, EVENT_TYPES, child_environment, chunks, quiet_logs
 
 try:
     from aiolimiter import AsyncLimiter
@@ -262,6 +262,7 @@ async def in_child_process(spec: dict[str, Any]) -> PullResult:
         "run",
         json.dumps(spec),
         stdout=asyncio.subprocess.PIPE,
+        env=child_environment(),
     )
     output, _ = await process.communicate()
     if process.returncode != 0:
