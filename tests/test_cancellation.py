@@ -96,9 +96,17 @@ def make_client(api: ApiServer, **settings: Any) -> EventsClient:
     return EventsClient(api_key=TEST_KEY, base_url=api.url, **settings)
 
 
-async def wait_for_requests(api: ApiServer, count: int) -> None:
-    while len(api.requests) < count:
+async def until(condition: Callable[[], bool], what: str) -> None:
+    """Yield to the loop until the condition holds; fail, never hang, if it does not."""
+    for _ in range(100_000):
+        if condition():
+            return
         await asyncio.sleep(0)
+    pytest.fail(f"never happened: {what}")
+
+
+async def wait_for_requests(api: ApiServer, count: int) -> None:
+    await until(lambda: len(api.requests) >= count, f"{count} requests")
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -113,7 +121,8 @@ async def test_cancelling_fetch_at_a_random_point_leaves_nothing_behind(
     client = make_client(api, max_concurrency=rng.randint(1, 8), batch_size=rng.randint(1, 40))
     try:
         task = asyncio.create_task(client.fetch(ids(rng.randint(200, 800))))
-        await wait_for_requests(api, rng.randint(1, 6))
+        count = rng.randint(1, 6)
+        await until(lambda: len(api.requests) >= count or task.done(), f"{count} requests")
         for _ in range(rng.randint(0, 20)):
             await asyncio.sleep(0)
         if task.done():
@@ -175,8 +184,7 @@ async def test_cancelling_during_a_retry_after_pause_ends_at_once(
     client = make_client(api, retry=RetryPolicy(max_attempts=5, max_retry_after=60))
     task = asyncio.create_task(client.fetch(ids(400)))
     await wait_for_requests(api, 1)
-    while client.rate_limit_state().paused_for <= 0:
-        await asyncio.sleep(0)
+    await until(lambda: client.rate_limit_state().paused_for > 0, "a pause after the 429")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
