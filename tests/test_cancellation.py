@@ -269,3 +269,33 @@ async def test_an_abandoned_stream_never_started_leaves_nothing_behind(
     await settle()
     assert api.requests == [] and worker_tasks() == []
     await assert_nothing_left(client)
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_cancelling_some_events_for_callers_leaves_the_rest_whole(
+    api: ApiServer, ids: IdMaker, seed: int
+) -> None:
+    """Cancelling random single-ID awaits mid-flight costs the others of their batch nothing."""
+    rng = random.Random(seed)
+    handler = HoldSome(rng, held_share=1.0)
+    api.handler = handler
+    client = make_client(api, max_concurrency=rng.randint(1, 4))
+    wanted = ids(200)
+    try:
+        tasks = [asyncio.create_task(client.events_for(pid)) for pid in wanted]
+        await until(lambda: len(api.requests) >= 1, "a request held by the server")
+        doomed = set(rng.sample(range(len(tasks)), 50))
+        for index in doomed:
+            tasks[index].cancel()
+        handler.gate.set()
+        answers = await asyncio.gather(*tasks, return_exceptions=True)
+        for index, (pid, answer) in enumerate(zip(wanted, answers, strict=True)):
+            if index in doomed:
+                assert isinstance(answer, asyncio.CancelledError)
+            else:
+                assert not isinstance(answer, BaseException), answer
+                assert [event.prospect_id for event in answer] == [pid]
+        await assert_nothing_left(client)
+    finally:
+        handler.gate.set()
+        await client.aclose()
