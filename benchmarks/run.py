@@ -5,7 +5,9 @@
     python -m benchmarks --only ratelimit latency
     python -m benchmarks --json results.json
 
-Tables go to stdout as Markdown; progress goes to stderr. A benchmark module that is
+Tables go to stdout as Markdown; progress goes to stderr. Each benchmark runs in a
+fresh interpreter of its own, so that none inherits another's memory (a child's peak
+RSS on Linux starts from its parent's) or leftover tasks. A benchmark module that is
 not there is skipped with a note; one that fails is reported, the others still run,
 and the exit status is 1.
 """
@@ -16,7 +18,9 @@ import argparse
 import importlib
 import json
 import os
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from typing import Any
@@ -24,7 +28,7 @@ from typing import Any
 if __package__ in (None, ""):  # run as a script: python benchmarks/run.py
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from benchmarks._common import format_table, load_average, machine_info
+from benchmarks._common import child_environment, format_table, load_average, machine_info
 
 # (module, title); each module has run(quick: bool) -> list[dict], and optionally
 # describe(quick: bool) -> str (the setup in one line).
@@ -46,6 +50,32 @@ def _setup_line(module: Any, quick: bool) -> str:
     return doc.split("\n\n")[0].replace("\n", " ") if doc else ""
 
 
+def _run_alone(name: str, quick: bool, rows_path: str) -> None:
+    """In the child: run one benchmark, write its rows as JSON."""
+    module = importlib.import_module(f"benchmarks.{name}")
+    rows = module.run(quick)
+    with open(rows_path, "w", encoding="utf-8") as out:
+        json.dump(rows, out, default=str)
+
+
+def _run_in_child(name: str, quick: bool) -> list[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="explorium-bench-") as folder:
+        rows_path = os.path.join(folder, "rows.json")
+        command = [sys.executable, "-m", "benchmarks.run", "--child", name, rows_path]
+        # The child's own prints go to stderr, with the progress: stdout is the tables.
+        status = subprocess.run(
+            [*command, *(["--quick"] if quick else [])],
+            stdout=sys.stderr,
+            env=child_environment(),
+            check=False,
+        ).returncode
+        if status != 0:
+            raise RuntimeError(f"benchmarks/{name}.py failed (exit {status}); see stderr")
+        with open(rows_path, encoding="utf-8") as rows:
+            result: list[dict[str, Any]] = json.load(rows)
+            return result
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks named (all by default); 0 when every one ran."""
     names = [name for name, _ in BENCHMARKS]
@@ -56,7 +86,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=names, metavar="NAME",
                         help=f"run only these: {', '.join(names)}")  # fmt: skip
     parser.add_argument("--json", metavar="PATH", help="also write every row to this file")
+    parser.add_argument("--child", nargs=2, metavar=("NAME", "ROWS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        _run_alone(args.child[0], args.quick, args.child[1])
+        return 0
 
     info = machine_info()
     print("# explorium-events benchmarks" + (" (quick)" if args.quick else ""))
@@ -71,6 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         print(f"\n## {title}\n", flush=True)
         print(f"[{name}] starting (load average {load_average()})", file=sys.stderr, flush=True)
+        began = time.perf_counter()
         try:
             module = importlib.import_module(f"benchmarks.{name}")
         except ModuleNotFoundError as exc:
@@ -81,9 +116,8 @@ def main(argv: list[str] | None = None) -> int:
         setup = _setup_line(module, args.quick)
         if setup:
             print(setup + "\n", flush=True)
-        began = time.perf_counter()
         try:
-            rows = module.run(args.quick)
+            rows = _run_in_child(name, args.quick)
         except Exception:
             failed.append(name)
             print(f"FAILED:\n```\n{traceback.format_exc()}```", flush=True)
