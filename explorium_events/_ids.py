@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass
 
+from ._digests import DigestSet
 from ._errors import ConfigurationError, InvalidProspectIdError
 
 MAX_BATCH_SIZE = 40
@@ -14,6 +16,7 @@ PROSPECT_ID_RULE = (
     "40 hexadecimal characters (0-9, a-f; case and surrounding whitespace are ignored)"
 )
 _HEX_DIGITS = frozenset("0123456789abcdef")
+_PROSPECT_ID = re.compile("[0-9a-f]{40}")
 _INVALID_SHOWN = 5
 
 
@@ -35,6 +38,8 @@ def invalid_reason(normalized: object) -> str | None:
     """Why a normalised value is not a prospect ID, or None when it is one."""
     if not isinstance(normalized, str):
         return f"not a string but {type(normalized).__name__}"
+    if _PROSPECT_ID.fullmatch(normalized):  # the common case, in C
+        return None
     if not normalized:
         return "empty"
     if len(normalized) != PROSPECT_ID_LENGTH:
@@ -63,7 +68,7 @@ class ProspectIdStream:
     def __init__(self, prospect_ids: Iterable[str]) -> None:
         _check_shape(prospect_ids)
         self._source = prospect_ids
-        self._seen: set[bytes] = set()
+        self._seen = DigestSet(20)
         self.invalid: list[InvalidProspectId] = []
         self.duplicates = 0
         self.unique = 0
@@ -77,11 +82,9 @@ class ProspectIdStream:
                 self.invalid.append(InvalidProspectId(str(value), position, reason))
                 continue
             assert isinstance(normalized, str)
-            digest = bytes.fromhex(normalized)
-            if digest in seen:
+            if not seen.add(bytes.fromhex(normalized)):
                 self.duplicates += 1
                 continue
-            seen.add(digest)
             self.unique += 1
             yield normalized
 

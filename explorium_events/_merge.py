@@ -4,37 +4,42 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from ._digests import DigestSet
 from ._models import Event
 
 _LOWER_HEX = frozenset("0123456789abcdef")
-
-
-def _digest(event_id: str) -> bytes | str:
-    # A 32-hex event id packs into 16 bytes; anything else is kept as it is. Only the
-    # canonical lowercase form is packed: fromhex() ignores case and whitespace, so
-    # "AB.." and "ab..", or ids with spaces in different places, would collide.
-    if len(event_id) == 32 and _LOWER_HEX.issuperset(event_id):
-        return bytes.fromhex(event_id)
-    return event_id
+_EVENT_ID_HEX = 32
 
 
 class EventDeduper:
-    """Remembers which event ids were seen; compact enough for millions of events."""
+    """Remembers which event ids were seen; compact enough for millions of events.
+
+    The documented 32-hex ids are packed into a DigestSet (about 20 bytes each instead
+    of about 100); any other id is kept as it is. Only the canonical lowercase form is
+    packed: fromhex() ignores case and whitespace, so "AB.." and "ab.." must not meet.
+    """
 
     def __init__(self) -> None:
-        self._seen: set[bytes | str] = set()
+        self._packed = DigestSet(_EVENT_ID_HEX // 2)
+        self._other: set[str] = set()
         self.duplicates = 0
+
+    def _first_time(self, event_id: str) -> bool:
+        if len(event_id) == _EVENT_ID_HEX and _LOWER_HEX.issuperset(event_id):
+            return self._packed.add(bytes.fromhex(event_id))
+        if event_id in self._other:
+            return False
+        self._other.add(event_id)
+        return True
 
     def first_sightings(self, events: Iterable[Event]) -> list[Event]:
         """The events whose id was not seen before, in their order; counts the rest."""
         fresh: list[Event] = []
         for event in events:
-            key = _digest(event.event_id)
-            if key in self._seen:
+            if self._first_time(event.event_id):
+                fresh.append(event)
+            else:
                 self.duplicates += 1
-                continue
-            self._seen.add(key)
-            fresh.append(event)
         return fresh
 
 

@@ -30,7 +30,7 @@ from explorium_events import (
     RetryPolicy,
     pull,
 )
-from explorium_events._bulk import DigestSet
+from explorium_events._digests import DigestSet
 from explorium_events.cli import main
 from explorium_events.emulator import Emulator, EmulatorConfig, expected_events
 from tests.conftest import TEST_KEY, ApiServer, Seen, events_body, prospect_id
