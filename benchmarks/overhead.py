@@ -35,7 +35,7 @@ from ._common import (
 TITLE = "Client overhead (CPU)"
 CONCURRENCY = 8
 # (distinct batches per pull, pulls per round, rounds)
-FULL = (250, 8, 3)
+FULL = (250, 8, 5)
 QUICK = (50, 2, 1)
 
 
