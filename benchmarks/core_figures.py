@@ -25,7 +25,9 @@ def prospect_id(number: int) -> str:
 async def main() -> None:
     inputs = [prospect_id(n) for n in range(8000)] + [prospect_id(n).upper() for n in range(2000)]
     async with Emulator(EmulatorConfig(rate_limit=None, latency_ms=20)) as emulator:
-        async with EventsClient(api_key="figures", base_url=emulator.url, rate_limit=None) as client:
+        async with EventsClient(
+            api_key="figures", base_url=emulator.url, rate_limit=None
+        ) as client:
             result = await client.fetch(inputs)
             print(
                 f"10,000 input IDs (8,000 unique): {result.stats.requests} requests, "
