@@ -401,8 +401,10 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument(
         "--failed-out",
         metavar="FILE",
-        help="write the IDs of batches that failed (and of IDs never fetched after a refused "
-        "key) to FILE, one per line, ready for --ids; always created, empty when none failed",
+        help="write the IDs of batches that failed to FILE, one per line, ready for --ids; "
+        "always created, empty when none failed. Without --checkpoint a refused key also "
+        "puts every ID not yet fetched there; with --checkpoint those stay in the "
+        "checkpoint, and rerunning the command fetches them",
     )
     fetch.add_argument(
         "--checkpoint",
