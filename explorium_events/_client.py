@@ -379,6 +379,7 @@ class EventsClient:
         self._streams: weakref.WeakSet[BatchStream] = weakref.WeakSet()
         self._in_flight = 0
         self._peak_in_flight = 0
+        self._warned_windows: set[Query] = set()
         self._closed = False
         # Once the server rejects the key (401/403), nothing more is sent with it.
         self._key_rejected: AuthenticationError | None = None
@@ -471,8 +472,14 @@ class EventsClient:
         timestamp_to: Timestamp | None,
     ) -> Query:
         query = build_query(event_types, timestamp_from, timestamp_to)
+        if query in self._warned_windows:
+            return query
         now = dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
         if older_than_retention(query, now=now):
+            # Once per window and client: 10,000 events_for calls need one warning.
+            if len(self._warned_windows) >= 1024:
+                self._warned_windows.clear()
+            self._warned_windows.add(query)
             logger.warning(
                 "the window ends %s, more than 3 months ago: the API keeps only the last "
                 "3 months of events, so this will find nothing",

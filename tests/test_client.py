@@ -580,3 +580,16 @@ async def test_closing_the_client_ends_a_stream_consumed_elsewhere(
     with pytest.raises(ClientClosedError):
         await asyncio.wait_for(reader, 5)
     api.release.set()
+
+
+async def test_window_older_than_retention_warns_once_per_client(
+    api: ApiServer, clock: FakeClock, ids: IdMaker, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A window that ended over 3 months ago warns once, however often it is asked."""
+    async with make_client(api, clock) as client:
+        for _ in range(3):
+            await client.fetch(ids(2), timestamp_to="2020-01-01")
+        await asyncio.gather(*(client.events_for(pid, timestamp_to="2020-01-01")
+                               for pid in ids(5)))
+    warnings = [record for record in caplog.records if "3 months" in record.getMessage()]
+    assert len(warnings) == 1
