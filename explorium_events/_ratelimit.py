@@ -274,8 +274,10 @@ class SlidingWindowLimiter:
                         self._server_remaining = None
                     return
             self._others_seen_by = grant.sent if grant is not None else self._sent_units
-            # Other requests still out may or may not be counted in that figure: assume not.
-            self._server_remaining = max(0, headers.remaining) - self._in_flight_units
+            # Another client spends this key too and reads the same figure: take half of
+            # it, so that the two together do not overshoot. Requests still out may or
+            # may not be counted in that figure: assume not.
+            self._server_remaining = max(0, headers.remaining) // 2 - self._in_flight_units
             wall_now = self._clock.time()
             reset_in = (headers.reset - wall_now) if headers.reset is not None else 1.0
             self._server_reset_at = now + min(max(reset_in, 0.0), self._window)

@@ -82,14 +82,25 @@ async def test_shared_key_remaining_holds_requests_until_reset(clock: FakeClock)
 
 
 async def test_restart_into_a_full_window_costs_one_request(clock: FakeClock) -> None:
-    """After a restart the probe learns remaining=2: two more go, the rest wait for reset."""
+    """After a restart the probe finds the window nearly full and waits for its reset."""
     lim = limiter(clock, limit=200)
     sent: list[float] = []
     await send(lim, clock, sent, RateLimitHeaders(limit=200, remaining=2, reset=clock.time() + 30))
     await send(lim, clock, sent, None)
     await send(lim, clock, sent, None)
-    await send(lim, clock, sent, None)
-    assert sent == [0.0, 0.0, 0.0, 30.0]
+    assert sent == [0.0, 0.0, 30.0]
+
+
+async def test_units_of_another_spender_leave_it_half_of_what_remains(clock: FakeClock) -> None:
+    """Someone else holds 100 of 200: of the 100 left the client spends 50, then waits."""
+    lim = limiter(clock, limit=200)
+    sent: list[float] = []
+    await send(lim, clock, sent,
+               RateLimitHeaders(limit=200, remaining=100, reset=clock.time() + 20))
+    for _ in range(51):
+        await send(lim, clock, sent, None)
+    assert sent[:51] == [0.0] * 51  # the probe, then its half of the 100 left
+    assert sent[51] == 20.0
 
 
 async def test_pause_holds_every_acquirer_until_the_moment(clock: FakeClock) -> None:
