@@ -29,7 +29,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import re
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -47,7 +46,14 @@ from ._checkpoint import (
 from ._client import BatchResult, EventsClient, FetchStats
 from ._digests import DigestSet
 from ._errors import ConfigurationError, InvalidProspectIdError
-from ._ids import PROSPECT_ID_RULE, InvalidProspectId, chunked, invalid_reason
+from ._formats import format_for
+from ._ids import (
+    PROSPECT_ID_RULE,
+    InvalidProspectId,
+    chunked,
+    invalid_reason,
+    normalize_prospect_id,
+)
 from ._models import Event, EventType
 from ._query import Query, Timestamp, build_query
 from ._sqlite_sink import SqliteSink
@@ -60,16 +66,6 @@ COMMIT_INTERVAL = 1.0  # seconds between durable flushes + checkpoint commits
 COMMIT_BATCHES = 256  # ... or this many finished batches, whichever comes first
 _SCAN_YIELD_EVERY = 20_000  # values between yields to the event loop while scanning
 _EXAMPLES = 5
-_HEX40 = re.compile(r"[0-9a-f]{40}")
-FORMATS = ("jsonl", "csv", "sqlite")
-_EXTENSIONS = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".db": "sqlite",
-    ".sqlite": "sqlite",
-    ".sqlite3": "sqlite",
-}
 
 
 @runtime_checkable
@@ -136,8 +132,8 @@ class PullSummary:
 def _valid(value: object) -> str | None:
     if not isinstance(value, str):
         return None
-    normalized = value.strip().lower()
-    return normalized if _HEX40.fullmatch(normalized) else None
+    normalized = normalize_prospect_id(value)
+    return normalized if invalid_reason(normalized) is None else None
 
 
 class _Source:
@@ -282,18 +278,6 @@ class _Segment:
 # The output
 
 
-def output_format(path: str | os.PathLike[str], explicit: str | None = None) -> str:
-    """The format for an output path: the one asked for, else by extension, else jsonl."""
-    if explicit:
-        if explicit not in FORMATS:
-            raise ConfigurationError(
-                f"unknown output format {explicit!r}; known: {', '.join(FORMATS)}"
-            )
-        return explicit
-    extension = os.path.splitext(os.fspath(path))[1].lower()
-    return _EXTENSIONS.get(extension, "jsonl")
-
-
 class _Output:
     """A pull's output: opened for the checkpoint's state, flushed durably before each commit."""
 
@@ -418,7 +402,7 @@ class _CustomOutput(_Output):
 
 def _output_for(out: str | os.PathLike[str] | EventSink, fmt: str | None) -> _Output:
     if isinstance(out, str | os.PathLike):
-        chosen = output_format(out, fmt)
+        chosen = format_for(out, fmt)
         path = os.fspath(out)
         return _SqliteOutput(path) if chosen == "sqlite" else _FileOutput(path, chosen)
     if isinstance(out, EventSink):

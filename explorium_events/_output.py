@@ -6,8 +6,8 @@
         sink.flush_durably()                   # flush + fsync, e.g. before a checkpoint
 
 A sink is anything with ``write(events) -> int``, ``flush_durably()`` and ``close()``
-(see ``EventSink``). A new format registers a factory in ``SINKS`` and, if it has one,
-its file extension in ``EXTENSIONS``; ``open_sink`` and ``format_for`` pick it up.
+(see ``EventSink``). A new format registers a factory in ``SINKS`` and its name (and
+any file extension) in ``_formats``, which the command line and ``pull()`` share.
 
 - ``jsonl``: one event per line, exactly the JSON object the API sent (``Event.to_json``).
 - ``csv``: one row per event under a fixed header: the common fields, then the data
@@ -204,26 +204,6 @@ class CsvSink(_ByteSink):
 
 SinkFactory = Callable[..., EventSink]
 SINKS: dict[str, SinkFactory] = {"jsonl": JsonlSink, "csv": CsvSink, "sqlite": SqliteSink}
-EXTENSIONS: dict[str, str] = {
-    ".jsonl": "jsonl",
-    ".ndjson": "jsonl",
-    ".csv": "csv",
-    ".db": "sqlite",
-    ".sqlite": "sqlite",
-    ".sqlite3": "sqlite",
-}
-DEFAULT_FORMAT = "jsonl"
-
-
-def format_for(path: str | None, explicit: str | None = None) -> str:
-    """The format to write: the one asked for, else the file's extension's, else jsonl."""
-    if explicit:
-        return explicit
-    if path is None:
-        return DEFAULT_FORMAT
-    return EXTENSIONS.get(os.path.splitext(path)[1].lower(), DEFAULT_FORMAT)
-
-
 def open_sink(path: str | None, fmt: str, *, append: bool = False) -> EventSink:
     """Open a sink of this format on ``path`` (None: standard output).
 

@@ -38,8 +38,9 @@ from explorium_events import (
 )
 
 from ._cli_bulk import BulkRequest, bulk_usage_problem, run_bulk
+from ._formats import format_for
 from ._input import IdInput, InputError, read_ids
-from ._output import SINKS, EventSink, format_for, open_sink
+from ._output import SINKS, EventSink, open_sink
 from ._progress import (
     Progress,
     ProgressLogHandler,

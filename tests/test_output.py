@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from explorium_events import Event
+from explorium_events._formats import FORMATS, format_for
 from explorium_events._models import decode_event
 from explorium_events._output import (
     CSV_COLUMNS,
@@ -18,7 +19,6 @@ from explorium_events._output import (
     CsvSink,
     JsonlSink,
     csv_row,
-    format_for,
     open_sink,
 )
 from tests.conftest import event_for, prospect_id
@@ -175,6 +175,14 @@ def test_format_comes_from_the_flag_then_the_extension_then_jsonl() -> None:
     assert format_for("x.txt") == "jsonl"
     assert format_for(None) == "jsonl"
     assert format_for("x.csv", "jsonl") == "jsonl"
+    assert format_for("x.db") == "sqlite"
+
+
+def test_every_format_has_a_sink_and_unknown_ones_are_refused() -> None:
+    """The one format table and the sinks agree; an unknown format is a clear error."""
+    assert set(FORMATS) == set(SINKS)
+    with pytest.raises(ValueError, match="unknown output format 'parquet'"):
+        format_for("x.csv", "parquet")
 
 
 def test_open_sink_refuses_an_unknown_format(tmp_path: Path) -> None:
