@@ -119,11 +119,6 @@ class SlidingWindowLimiter:
         self._answered: asyncio.Event | None = None
 
     @property
-    def cost_kind(self) -> RateLimitCost:
-        """Whether a request costs 1 unit ("request") or 1 per prospect ID ("id")."""
-        return self._cost
-
-    @property
     def limit(self) -> int | None:
         """The limit in force: the configured one, or the server's if that is lower."""
         if self._server_limit is None:

@@ -50,8 +50,6 @@ class RetryPolicy:
         return isinstance(error, TransportError)
 
 
-NO_RETRIES = RetryPolicy(max_attempts=1)
-
 
 def backoff_delay(attempt: int, *, initial: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with equal jitter: between half and all of min(cap, initial*2**n)."""
