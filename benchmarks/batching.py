@@ -93,8 +93,7 @@ def table(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as an aligned text table."""
     columns = list(rows[0])
     cells = [
-        [f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in columns]
-        for row in rows
+        [f"{row[c]:,}" if isinstance(row[c], int) else str(row[c]) for c in columns] for row in rows
     ]
     widths = [
         max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)
@@ -114,12 +113,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     rows = run(args.quick)
-    print(f"{rows[0]['awaits']:,} concurrent single-ID awaits, {LATENCY_MS:g} ms latency, "
-          "max_concurrency=8, no rate limit")
+    print(
+        f"{rows[0]['awaits']:,} concurrent single-ID awaits, {LATENCY_MS:g} ms latency, "
+        "max_concurrency=8, no rate limit"
+    )
     print(table(rows))
     fast, slow = rows
-    print(f"\nevents_for: {slow['requests'] / fast['requests']:.0f}x fewer requests, "
-          f"{slow['wall s'] / fast['wall s']:.0f}x less wall time")
+    print(
+        f"\nevents_for: {slow['requests'] / fast['requests']:.0f}x fewer requests, "
+        f"{slow['wall s'] / fast['wall s']:.0f}x less wall time"
+    )
     return 0
 
 

@@ -109,10 +109,23 @@ def run(quick: bool) -> list[dict[str, Any]]:
             for mode, fmt in cases:
                 out = os.path.join(folder, f"out-{size}-{mode}.{'db' if fmt == 'sqlite' else fmt}")
                 argv = [
-                    sys.executable, "-m", "explorium_events", "fetch",
-                    "--ids", ids, "--out", out, "--format", fmt,
-                    "--base-url", url, "--api-key", KEY,
-                    "--rate-limit", "off", "--no-progress",
+                    sys.executable,
+                    "-m",
+                    "explorium_events",
+                    "fetch",
+                    "--ids",
+                    ids,
+                    "--out",
+                    out,
+                    "--format",
+                    fmt,
+                    "--base-url",
+                    url,
+                    "--api-key",
+                    KEY,
+                    "--rate-limit",
+                    "off",
+                    "--no-progress",
                 ]
                 if mode == "checkpoint":
                     argv += ["--checkpoint", os.path.join(folder, f"pull-{size}-{fmt}.ckpt")]
@@ -127,7 +140,8 @@ def run(quick: bool) -> list[dict[str, Any]]:
                         "seconds": round(elapsed, 1),
                         "IDs/s": round(size / elapsed) if elapsed else 0,
                         "output MB": round(os.path.getsize(out) / 1e6, 1)
-                        if os.path.exists(out) else 0.0,
+                        if os.path.exists(out)
+                        else 0.0,
                     }
                 )
                 for path in (out, f"{out}-wal", f"{out}-shm"):
@@ -147,10 +161,18 @@ def run(quick: bool) -> list[dict[str, Any]]:
 def table(rows: Sequence[dict[str, Any]]) -> str:
     """The rows as an aligned text table."""
     columns = list(rows[0])
-    cells = [[f"{row[column]:,}" if isinstance(row[column], int) and column != "exit"
-              else str(row[column]) for column in columns] for row in rows]
-    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in
-              enumerate(columns)]
+    cells = [
+        [
+            f"{row[column]:,}"
+            if isinstance(row[column], int) and column != "exit"
+            else str(row[column])
+            for column in columns
+        ]
+        for row in rows
+    ]
+    widths = [
+        max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)
+    ]
     lines = ["  ".join(column.rjust(width) for column, width in zip(columns, widths, strict=True))]
     lines.append("  ".join("-" * width for width in widths))
     lines.extend(
@@ -167,8 +189,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = run(args.quick)
     print(table(rows))
     worst = max((row["peak RSS MB"] for row in rows if row["mode"] == "checkpoint"), default=0)
-    print(f"\npeak RSS of fetch --checkpoint: {worst:.1f} MB at most (target: under "
-          f"{TARGET_MB:.0f} MB at 1,000,000 IDs)")
+    print(
+        f"\npeak RSS of fetch --checkpoint: {worst:.1f} MB at most (target: under "
+        f"{TARGET_MB:.0f} MB at 1,000,000 IDs)"
+    )
     return 0 if all(row["exit"] == 0 for row in rows) else 1
 
 

@@ -1,9 +1,9 @@
 """Fetch Explorium prospect events for any number of prospects, at the rate limit.
 
-    from explorium_events import EventsClient
+from explorium_events import EventsClient
 
-    async with EventsClient(api_key="...") as client:
-        result = await client.fetch(prospect_ids)
+async with EventsClient(api_key="...") as client:
+    result = await client.fetch(prospect_ids)
 """
 
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError

@@ -40,16 +40,12 @@ Answer = tuple[Event, ...]
 RunBatch = Callable[[tuple[str, ...], Query, "FetchStats"], Awaitable["BatchResult"]]
 
 
-def check_batching_settings(
-    batch_window: float, cache_ttl: float | None, cache_size: int
-) -> None:
+def check_batching_settings(batch_window: float, cache_ttl: float | None, cache_size: int) -> None:
     """Raise ConfigurationError for a window, time-to-live or cache size that cannot work."""
     if batch_window < 0:
         raise ConfigurationError(f"batch_window={batch_window}: must not be negative")
     if cache_ttl is not None and cache_ttl <= 0:
-        raise ConfigurationError(
-            f"cache_ttl={cache_ttl}: must be positive, or None for no cache"
-        )
+        raise ConfigurationError(f"cache_ttl={cache_ttl}: must be positive, or None for no cache")
     if cache_size < 1:
         raise ConfigurationError(f"cache_size={cache_size}: must be at least 1")
 
@@ -181,9 +177,11 @@ class Batcher:
         # Cancelled with its batch still open (not by _dispatch): nobody will send it.
         if task.cancelled() and self._open.get(query) is batch:
             del self._open[query]
-            self._fail(tuple(batch.ids), query, ClientClosedError(
-                "the EventsClient was closed before this request was sent"
-            ))
+            self._fail(
+                tuple(batch.ids),
+                query,
+                ClientClosedError("the EventsClient was closed before this request was sent"),
+            )
 
     def _dispatch(self, query: Query) -> None:
         batch = self._open.pop(query)
@@ -232,9 +230,11 @@ class Batcher:
 
     def _after_cancel(self, task: asyncio.Task[None], batch: tuple[str, ...], query: Query) -> None:
         if task.cancelled():
-            self._fail(batch, query, ClientClosedError(
-                "the EventsClient was closed before this request was answered"
-            ))
+            self._fail(
+                batch,
+                query,
+                ClientClosedError("the EventsClient was closed before this request was answered"),
+            )
 
     def _fail(self, batch: tuple[str, ...], query: Query, error: BaseException) -> None:
         for prospect_id in batch:

@@ -356,8 +356,10 @@ class _SqliteOutput(_Output):
         self._sink: SqliteSink | None = None
 
     def open(self, checkpoint: Checkpoint) -> None:
-        if not checkpoint.new and checkpoint.counts().done_batches and not os.path.exists(
-            self.name
+        if (
+            not checkpoint.new
+            and checkpoint.counts().done_batches
+            and not os.path.exists(self.name)
         ):
             raise ConfigurationError(
                 f"the output {self.name} is missing, but the checkpoint {checkpoint.path} "
@@ -619,10 +621,25 @@ async def pull(
     scan, _ = await _until_stopped(_scan(source), stop)
     if scan is None:  # stopped before anything was sent: nothing to record
         return PullSummary(
-            input_values=0, unique_ids=0, done=0, failed=0, not_tried=0, invalid=0,
-            duplicates=0, failed_batches=0, events_total=0, events_written=0, batches_run=0,
-            requests=0, retries=0, rate_limited=0, duplicates_dropped=0, elapsed=0.0,
-            interrupted=True, checkpoint=os.fspath(checkpoint), output=output.name,
+            input_values=0,
+            unique_ids=0,
+            done=0,
+            failed=0,
+            not_tried=0,
+            invalid=0,
+            duplicates=0,
+            failed_batches=0,
+            events_total=0,
+            events_written=0,
+            batches_run=0,
+            requests=0,
+            retries=0,
+            rate_limited=0,
+            duplicates_dropped=0,
+            elapsed=0.0,
+            interrupted=True,
+            checkpoint=os.fspath(checkpoint),
+            output=output.name,
         )
     if scan.invalid and not skip_invalid:
         raise InvalidProspectIdError(

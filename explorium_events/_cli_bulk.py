@@ -207,9 +207,10 @@ def _status(summary: PullSummary) -> int:
 
 def _write_failed(request: BulkRequest) -> None:
     assert request.failed_out is not None
-    with Checkpoint.read(request.checkpoint) as checkpoint, open(
-        request.failed_out, "w", encoding="utf-8"
-    ) as out:
+    with (
+        Checkpoint.read(request.checkpoint) as checkpoint,
+        open(request.failed_out, "w", encoding="utf-8") as out,
+    ):
         for record in checkpoint.failed_batches():
             out.write("".join(f"{pid}\n" for pid in record.prospect_ids))
 
@@ -249,9 +250,7 @@ def summary_lines(summary: PullSummary, request: BulkRequest) -> list[str]:
         f"429), {_plural(summary.events_written, 'event')} written"
     )
     if summary.elapsed > 0 and summary.batches_run:
-        lines.append(
-            f"  throughput  {summary.requests / summary.elapsed:,.1f} requests/s"
-        )
+        lines.append(f"  throughput  {summary.requests / summary.elapsed:,.1f} requests/s")
     lines.append(
         f"  output      {summary.output} ({request.fmt}): {summary.events_total:,} events "
         "from every run"

@@ -695,7 +695,10 @@ class EventsClient:
         if isinstance(outcome, ApiError):
             logger.debug(
                 "POST %d IDs: HTTP %d, attempt %d, correlation_id %s",
-                len(batch), outcome.status, attempt, outcome.correlation_id,
+                len(batch),
+                outcome.status,
+                attempt,
+                outcome.correlation_id,
             )
             if isinstance(outcome, AuthenticationError):
                 self._key_rejected = outcome
@@ -705,7 +708,9 @@ class EventsClient:
             raise outcome
         logger.debug(
             "POST %d IDs: HTTP 200, attempt %d, correlation_id %s, %d events",
-            len(batch), attempt, outcome.response_context.correlation_id,
+            len(batch),
+            attempt,
+            outcome.response_context.correlation_id,
             len(outcome.output_events),
         )
         return outcome

@@ -192,4 +192,3 @@ class FetchError(ExploriumError):
             f"({failed_ids} prospect IDs); {len(result.events)} events arrived and are in "
             f".result. First failure: {first}"
         )
-

@@ -102,9 +102,7 @@ def find_invalid(prospect_ids: Iterable[str]) -> tuple[list[str], int]:
     return shown, count
 
 
-def prepare_prospect_ids(
-    prospect_ids: Iterable[str], *, skip_invalid: bool
-) -> ProspectIdStream:
+def prepare_prospect_ids(prospect_ids: Iterable[str], *, skip_invalid: bool) -> ProspectIdStream:
     """Validate the input up front (unless invalid IDs are to be skipped) and stream it.
 
     Without ``skip_invalid`` every value is checked before any request: a re-iterable

@@ -48,4 +48,3 @@ def newest_first(events: Iterable[Event]) -> list[Event]:
     ordered = sorted(events, key=lambda event: event.event_id)
     ordered.sort(key=lambda event: event.event_time, reverse=True)
     return ordered
-

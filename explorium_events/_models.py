@@ -69,6 +69,7 @@ _DATA_TYPES: dict[str, type[CompanyChangeData | RoleChangeData | AnniversaryData
     EventType.PROSPECT_JOB_START_ANNIVERSARY: AnniversaryData,
 }
 
+
 # dict=True gives each event a __dict__ in which the decoder keeps the exact JSON the
 # API sent, so that to_json() writes the event out losslessly, unknown fields included.
 class Event(msgspec.Struct, frozen=True, kw_only=True, dict=True):

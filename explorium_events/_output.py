@@ -204,6 +204,8 @@ class CsvSink(_ByteSink):
 
 SinkFactory = Callable[..., EventSink]
 SINKS: dict[str, SinkFactory] = {"jsonl": JsonlSink, "csv": CsvSink, "sqlite": SqliteSink}
+
+
 def open_sink(path: str | None, fmt: str, *, append: bool = False) -> EventSink:
     """Open a sink of this format on ``path`` (None: standard output).
 

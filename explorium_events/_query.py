@@ -102,6 +102,7 @@ def older_than_retention(query: Query, *, now: dt.datetime) -> bool:
     end = parse_timestamp(query.timestamp_to, name="timestamp_to")
     assert end is not None
     # A date as the end means that whole day.
-    end_moment = _start(end) + (dt.timedelta(days=1) if not isinstance(end, dt.datetime) else
-                                dt.timedelta(0))
+    end_moment = _start(end) + (
+        dt.timedelta(days=1) if not isinstance(end, dt.datetime) else dt.timedelta(0)
+    )
     return end_moment < now - RETENTION

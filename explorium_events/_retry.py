@@ -50,7 +50,6 @@ class RetryPolicy:
         return isinstance(error, TransportError)
 
 
-
 def backoff_delay(attempt: int, *, initial: float, cap: float, rng: random.Random) -> float:
     """Exponential backoff with equal jitter: between half and all of min(cap, initial*2**n)."""
     exponent = min(max(attempt - 1, 0), 62)  # 2**62 already dwarfs any cap; avoids overflow

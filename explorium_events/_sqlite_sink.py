@@ -53,10 +53,7 @@ def _ddl() -> list[str]:
         "prospect_id TEXT NOT NULL",
         "event_name TEXT NOT NULL",
         "event_time TEXT NOT NULL",
-        *(
-            f"{name} {'INTEGER' if name in _INTEGER_COLUMNS else 'TEXT'}"
-            for name in DATA_COLUMNS
-        ),
+        *(f"{name} {'INTEGER' if name in _INTEGER_COLUMNS else 'TEXT'}" for name in DATA_COLUMNS),
         "raw_json TEXT NOT NULL",
     ]
     return [
@@ -142,8 +139,7 @@ class SqliteSink:
             ) from exc
         if "event_id" not in present:
             raise ConfigurationError(
-                f"{self.path} has an events table without an event_id column; "
-                "write to another file"
+                f"{self.path} has an events table without an event_id column; write to another file"
             )
         # A table made by an older version gains the columns it lacks; nothing is dropped.
         for name in COLUMNS:

@@ -214,9 +214,7 @@ class Transport:
             )
         return self._session
 
-    async def post(
-        self, body: bytes, prospect_ids: Sequence[str]
-    ) -> Answer:
+    async def post(self, body: bytes, prospect_ids: Sequence[str]) -> Answer:
         """Send one request.
 
         An error status comes back as the outcome, not raised, so that the caller still
@@ -229,7 +227,10 @@ class Transport:
             # Never follow a redirect: aiohttp drops only Authorization and Cookie on a
             # cross-origin hop, so the api_key header would go wherever Location says.
             async with session.post(
-                self._url, data=body, headers=headers, timeout=self._timeout,
+                self._url,
+                data=body,
+                headers=headers,
+                timeout=self._timeout,
                 allow_redirects=False,
             ) as response:
                 status = response.status

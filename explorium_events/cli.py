@@ -108,8 +108,7 @@ def _timestamp(text: str) -> dt.date | dt.datetime:
         moment = dt.datetime.fromisoformat(value)
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a date (2026-06-01) or an ISO 8601 datetime "
-            "(2026-06-01T12:00:00Z)"
+            f"{text!r} is not a date (2026-06-01) or an ISO 8601 datetime (2026-06-01T12:00:00Z)"
         ) from None
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
 
@@ -312,9 +311,7 @@ def _terminal_width() -> int:
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "-v", "--verbose", action="store_true", help="debug logs on standard error"
-    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on standard error")
 
 
 def _add_progress(parser: argparse.ArgumentParser) -> None:
@@ -390,13 +387,18 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: all three)",
     )
     fetch.add_argument(
-        "--since", metavar="WHEN", type=_timestamp, help="events at or after WHEN: a date "
+        "--since",
+        metavar="WHEN",
+        type=_timestamp,
+        help="events at or after WHEN: a date "
         "(2026-06-01) or an ISO 8601 datetime (UTC unless it says otherwise); the API keeps "
-        "the last 3 months only"
+        "the last 3 months only",
     )
     fetch.add_argument(
-        "--until", metavar="WHEN", type=_timestamp, help="events at or before WHEN (a date "
-        "means that whole day)"
+        "--until",
+        metavar="WHEN",
+        type=_timestamp,
+        help="events at or before WHEN (a date means that whole day)",
     )
     _add_output(fetch, None)
     fetch.add_argument(
@@ -464,8 +466,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=_int_between(1, 20),
         default=RetryPolicy().max_attempts,
-        help="attempts per batch before it counts as failed; 1: no retries "
-        "(default: %(default)s)",
+        help="attempts per batch before it counts as failed; 1: no retries (default: %(default)s)",
     )
     _add_progress(fetch)
     _add_common(fetch)
@@ -501,35 +502,55 @@ def build_parser() -> argparse.ArgumentParser:
         "--rate-limit-cost",
         choices=("request", "id"),
         default="request",
-        help="what one unit costs: a request, or each prospect ID in it "
-        "(default: %(default)s)",
+        help="what one unit costs: a request, or each prospect ID in it (default: %(default)s)",
     )
     serve.add_argument(
-        "--latency-ms", metavar="MS", type=_number_at_least(0), default=0.0,
+        "--latency-ms",
+        metavar="MS",
+        type=_number_at_least(0),
+        default=0.0,
         help="added to every answer (default: %(default)g)",
     )
     serve.add_argument(
-        "--latency-jitter-ms", metavar="MS", type=_number_at_least(0), default=0.0,
+        "--latency-jitter-ms",
+        metavar="MS",
+        type=_number_at_least(0),
+        default=0.0,
         help="latency varies by up to this much either way (default: %(default)g)",
     )
     serve.add_argument(
-        "--error-rate", metavar="P", type=_probability, default=0.0,
+        "--error-rate",
+        metavar="P",
+        type=_probability,
+        default=0.0,
         help="share of requests answered 500/502/503/504 (default: %(default)g)",
     )
     serve.add_argument(
-        "--rate-limit-error-rate", metavar="P", type=_probability, default=0.0,
+        "--rate-limit-error-rate",
+        metavar="P",
+        type=_probability,
+        default=0.0,
         help="share of requests answered with an injected 429 (default: %(default)g)",
     )
     serve.add_argument(
-        "--drop-rate", metavar="P", type=_probability, default=0.0,
+        "--drop-rate",
+        metavar="P",
+        type=_probability,
+        default=0.0,
         help="share of connections dropped without an answer (default: %(default)g)",
     )
     serve.add_argument(
-        "--truncate-rate", metavar="P", type=_probability, default=0.0,
+        "--truncate-rate",
+        metavar="P",
+        type=_probability,
+        default=0.0,
         help="share of 200 answers cut short (default: %(default)g)",
     )
     serve.add_argument(
-        "--duplicate-rate", metavar="P", type=_probability, default=0.0,
+        "--duplicate-rate",
+        metavar="P",
+        type=_probability,
+        default=0.0,
         help="share of events sent twice (default: %(default)g)",
     )
     serve.add_argument(
@@ -549,7 +570,10 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
     )
     demo.add_argument(
-        "--prospects", metavar="N", type=_int_between(1, 1_000_000), default=5_000,
+        "--prospects",
+        metavar="N",
+        type=_int_between(1, 1_000_000),
+        default=5_000,
         help="how many prospect IDs to make up (default: %(default)s)",
     )
     _add_output(demo, "events.jsonl")
@@ -562,19 +586,31 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: {DEMO_RATE_LIMIT[0]}/{DEMO_RATE_LIMIT[1]:g})",
     )
     demo.add_argument(
-        "--latency-ms", metavar="MS", type=_number_at_least(0), default=DEMO_LATENCY_MS,
+        "--latency-ms",
+        metavar="MS",
+        type=_number_at_least(0),
+        default=DEMO_LATENCY_MS,
         help="the emulator's latency; jitter: half of it either way (default: %(default)g)",
     )
     demo.add_argument(
-        "--error-rate", metavar="P", type=_probability, default=DEMO_ERROR_RATE,
+        "--error-rate",
+        metavar="P",
+        type=_probability,
+        default=DEMO_ERROR_RATE,
         help="share of requests the emulator answers with a 5xx (default: %(default)g)",
     )
     demo.add_argument(
-        "--duplicate-rate", metavar="P", type=_probability, default=DEMO_DUPLICATE_RATE,
+        "--duplicate-rate",
+        metavar="P",
+        type=_probability,
+        default=DEMO_DUPLICATE_RATE,
         help="share of events the emulator sends twice (default: %(default)g)",
     )
     demo.add_argument(
-        "--concurrency", metavar="N", type=_int_between(1, 64), default=8,
+        "--concurrency",
+        metavar="N",
+        type=_int_between(1, 64),
+        default=8,
         help="requests in flight at once (default: %(default)s)",
     )
     demo.add_argument(
@@ -589,9 +625,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
-def _logging_to_stderr(level: int, fmt: str = "%(levelname)s: %(message)s") -> Iterator[
-    ProgressLogHandler
-]:
+def _logging_to_stderr(
+    level: int, fmt: str = "%(levelname)s: %(message)s"
+) -> Iterator[ProgressLogHandler]:
     """Route the package's logs to standard error for one command; undone afterwards."""
     package = logging.getLogger("explorium_events")
     handler = ProgressLogHandler(sys.stderr)
@@ -738,7 +774,9 @@ async def _pull(
         state.finished = time.monotonic()
         limiter = client.rate_limit_state()  # the server may have said its limit is lower
         state.rate_limit, state.rate_window, state.rate_cost = (
-            limiter.limit, limiter.window, limiter.cost
+            limiter.limit,
+            limiter.window,
+            limiter.cost,
         )
         if ticker is not None:
             ticker.cancel()
@@ -807,8 +845,10 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         raise UsageError(
             f"no API key: pass --api-key KEY or set the {API_KEY_VARIABLE} environment variable"
         )
-    if args.since is not None and args.until is not None and _start(args.since) > _start(
-        args.until
+    if (
+        args.since is not None
+        and args.until is not None
+        and _start(args.since) > _start(args.until)
     ):
         raise UsageError(f"--since {args.since} is after --until {args.until}")
     out = None if args.out in (None, "-") else args.out
@@ -819,7 +859,10 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         raise UsageError("--format sqlite writes to a file: give --out FILE, e.g. events.db")
     if args.checkpoint is not None:
         problem = bulk_usage_problem(
-            ids=args.ids, out=out, checkpoint=args.checkpoint, append=args.append,
+            ids=args.ids,
+            out=out,
+            checkpoint=args.checkpoint,
+            append=args.append,
             failed_out=args.failed_out,
         )
         if problem is not None:
@@ -993,9 +1036,13 @@ def _serve(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         raise UsageError(str(exc)) from None
 
     def ready(url: str) -> None:
-        limit = "off" if rate_limit is None else (
-            f"{rate_limit} per {rate_window:g}s per "
-            f"{'request' if args.rate_limit_cost == 'request' else 'prospect ID'}"
+        limit = (
+            "off"
+            if rate_limit is None
+            else (
+                f"{rate_limit} per {rate_window:g}s per "
+                f"{'request' if args.rate_limit_cost == 'request' else 'prospect ID'}"
+            )
         )
         key = "one key only (--api-key)" if args.api_key else "any non-empty key"
         _say(
@@ -1120,8 +1167,10 @@ async def _demo_async(
             rate_limit=state.rate_limit,
             rate_window=state.rate_window,
         )
-        limit = "no rate limit" if state.rate_limit is None else (
-            f"rate limit {state.rate_limit} requests per {state.rate_window:g}s"
+        limit = (
+            "no rate limit"
+            if state.rate_limit is None
+            else (f"rate limit {state.rate_limit} requests per {state.rate_window:g}s")
         )
         _say(
             f"{PROG} demo: an emulated Events API at {emulator.url}",
@@ -1139,7 +1188,12 @@ async def _demo_async(
             async with client:
                 state.started = time.monotonic()
                 await _pull(
-                    client, ids, state, sink=sink, failed_out=None, progress=progress,
+                    client,
+                    ids,
+                    state,
+                    sink=sink,
+                    failed_out=None,
+                    progress=progress,
                     on_events=count,
                 )
         finally:

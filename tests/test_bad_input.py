@@ -38,13 +38,17 @@ LESS_LONG_AGO = (NOW - dt.timedelta(days=150)).date().isoformat()
 
 
 def _html_200(server: ApiServer, seen: Seen) -> web.StreamResponse:
-    return web.Response(text="<html><body>Welcome to nginx!</body></html>",
-                        content_type="text/html")
+    return web.Response(
+        text="<html><body>Welcome to nginx!</body></html>", content_type="text/html"
+    )
 
 
 def _html_502(server: ApiServer, seen: Seen) -> web.StreamResponse:
-    return web.Response(text="<html><body><h1>502 Bad Gateway</h1></body></html>",
-                        status=502, content_type="text/html")
+    return web.Response(
+        text="<html><body><h1>502 Bad Gateway</h1></body></html>",
+        status=502,
+        content_type="text/html",
+    )
 
 
 def _status(status: int, body: dict[str, Any]) -> Callable[[ApiServer, Seen], web.StreamResponse]:
@@ -52,8 +56,9 @@ def _status(status: int, body: dict[str, Any]) -> Callable[[ApiServer, Seen], we
 
 
 REJECTED = _status(401, {"details": "Invalid API key.", "correlation_id": "1" * 32})
-NO_CREDITS = _status(403, {"error": "forbidden", "message": "Out of credits",
-                           "correlation_id": "2" * 32})
+NO_CREDITS = _status(
+    403, {"error": "forbidden", "message": "Out of credits", "correlation_id": "2" * 32}
+)
 
 
 @dataclass
@@ -75,96 +80,144 @@ class LibraryCase:
 LIBRARY_CASES: dict[str, LibraryCase] = {
     "empty input": LibraryCase(ids=[], requests=0),
     "only blank values": LibraryCase(
-        ids=["", "  ", "\r\n", "\t"], raises=InvalidProspectIdError,
-        says=("4 invalid prospect ids", "40 hexadecimal"), requests=0,
+        ids=["", "  ", "\r\n", "\t"],
+        raises=InvalidProspectIdError,
+        says=("4 invalid prospect ids", "40 hexadecimal"),
+        requests=0,
     ),
     "a UTF-8 BOM glued to the first ID": LibraryCase(
-        ids=["\ufeff" + GOOD[0], *GOOD[1:]], raises=InvalidProspectIdError,
-        says=("\\ufeff", "40 hexadecimal"), requests=0,
+        ids=["\ufeff" + GOOD[0], *GOOD[1:]],
+        raises=InvalidProspectIdError,
+        says=("\\ufeff", "40 hexadecimal"),
+        requests=0,
     ),
     "CRLF line endings": LibraryCase(ids=[pid + "\r\n" for pid in GOOD], sent=sorted(GOOD)),
     "uppercase IDs": LibraryCase(ids=[pid.upper() for pid in GOOD], sent=sorted(GOOD)),
     "a 39-character ID": LibraryCase(
-        ids=[*GOOD, GOOD[0][:39]], raises=InvalidProspectIdError,
-        says=(GOOD[0][:39], "40 hexadecimal"), requests=0,
+        ids=[*GOOD, GOOD[0][:39]],
+        raises=InvalidProspectIdError,
+        says=(GOOD[0][:39], "40 hexadecimal"),
+        requests=0,
     ),
     "a 41-character ID": LibraryCase(
-        ids=[*GOOD, GOOD[0] + "a"], raises=InvalidProspectIdError,
-        says=(GOOD[0] + "a", "40 hexadecimal"), requests=0,
+        ids=[*GOOD, GOOD[0] + "a"],
+        raises=InvalidProspectIdError,
+        says=(GOOD[0] + "a", "40 hexadecimal"),
+        requests=0,
     ),
     "non-hex characters": LibraryCase(
-        ids=[*GOOD, "g" * 40, "z" + GOOD[0][1:]], raises=InvalidProspectIdError,
-        says=("2 invalid", "g" * 40, "40 hexadecimal"), requests=0,
+        ids=[*GOOD, "g" * 40, "z" + GOOD[0][1:]],
+        raises=InvalidProspectIdError,
+        says=("2 invalid", "g" * 40, "40 hexadecimal"),
+        requests=0,
     ),
     "a 10 MB value": LibraryCase(
-        ids=[*GOOD, TEN_MB], raises=InvalidProspectIdError,
-        says=("1 invalid", "10,000,000 characters", "40 hexadecimal"), requests=0,
+        ids=[*GOOD, TEN_MB],
+        raises=InvalidProspectIdError,
+        says=("1 invalid", "10,000,000 characters", "40 hexadecimal"),
+        requests=0,
     ),
     "invalid values skipped on request": LibraryCase(
-        ids=[*GOOD, "xyz", TEN_MB], kwargs={"skip_invalid": True}, sent=sorted(GOOD),
+        ids=[*GOOD, "xyz", TEN_MB],
+        kwargs={"skip_invalid": True},
+        sent=sorted(GOOD),
     ),
     "a single string instead of a list": LibraryCase(
-        ids=GOOD[0], raises=ConfigurationError, says=("not a single string",), requests=0,
+        ids=GOOD[0],
+        raises=ConfigurationError,
+        says=("not a single string",),
+        requests=0,
     ),
     "values that are not strings": LibraryCase(
-        ids=[*GOOD, None, 12345], raises=InvalidProspectIdError,  # type: ignore[list-item]
-        says=("2 invalid", "none", "12345"), requests=0,
+        ids=[*GOOD, None, 12345],
+        raises=InvalidProspectIdError,  # type: ignore[list-item]
+        says=("2 invalid", "none", "12345"),
+        requests=0,
     ),
     "an unknown event type": LibraryCase(
         kwargs={"event_types": ["prospect_changed_role", "prospect_got_promoted"]},
-        raises=ConfigurationError, says=("prospect_got_promoted", "prospect_changed_company"),
+        raises=ConfigurationError,
+        says=("prospect_got_promoted", "prospect_changed_company"),
         requests=0,
     ),
     "an unparseable date": LibraryCase(
-        kwargs={"timestamp_from": "last tuesday"}, raises=ConfigurationError,
-        says=("timestamp_from", "last tuesday", "yyyy-mm-dd"), requests=0,
+        kwargs={"timestamp_from": "last tuesday"},
+        raises=ConfigurationError,
+        says=("timestamp_from", "last tuesday", "yyyy-mm-dd"),
+        requests=0,
     ),
     "an impossible date": LibraryCase(
-        kwargs={"timestamp_to": "2026-02-30"}, raises=ConfigurationError,
-        says=("timestamp_to", "2026-02-30"), requests=0,
+        kwargs={"timestamp_to": "2026-02-30"},
+        raises=ConfigurationError,
+        says=("timestamp_to", "2026-02-30"),
+        requests=0,
     ),
     "since after until": LibraryCase(
         kwargs={"timestamp_from": "2026-09-02", "timestamp_to": "2026-09-01"},
-        raises=ConfigurationError, says=("after", "2026-09-02", "2026-09-01"), requests=0,
+        raises=ConfigurationError,
+        says=("after", "2026-09-02", "2026-09-01"),
+        requests=0,
     ),
     "a window older than 3 months": LibraryCase(
         kwargs={"timestamp_from": LONG_AGO, "timestamp_to": LESS_LONG_AGO},
-        warns="3 months", sent=sorted(GOOD),
+        warns="3 months",
+        sent=sorted(GOOD),
     ),
     "a missing key": LibraryCase(
-        client={"api_key": ""}, raises=ConfigurationError,
-        says=("no api key", "explorium_api_key"), requests=0,
+        client={"api_key": ""},
+        raises=ConfigurationError,
+        says=("no api key", "explorium_api_key"),
+        requests=0,
     ),
     "a rejected key (401)": LibraryCase(
-        handler=REJECTED, raises=FetchError, cause=AuthenticationError,
-        says=("401", "invalid api key", "check the api key", "1" * 32), requests=1,
+        handler=REJECTED,
+        raises=FetchError,
+        cause=AuthenticationError,
+        says=("401", "invalid api key", "check the api key", "1" * 32),
+        requests=1,
     ),
     "an out-of-credits key (403)": LibraryCase(
-        handler=NO_CREDITS, raises=FetchError, cause=PermissionDeniedError,
-        says=("403", "out of credits", "credits"), requests=1,
+        handler=NO_CREDITS,
+        raises=FetchError,
+        cause=PermissionDeniedError,
+        says=("403", "out of credits", "credits"),
+        requests=1,
     ),
     "a server that is not there": LibraryCase(
-        client={"base_url": "http://127.0.0.1:{free_port}"}, raises=FetchError,
-        cause=ConnectionFailed, says=("connection to 127.0.0.1:", "failed"),
+        client={"base_url": "http://127.0.0.1:{free_port}"},
+        raises=FetchError,
+        cause=ConnectionFailed,
+        says=("connection to 127.0.0.1:", "failed"),
     ),
     "a server that answers HTML (200)": LibraryCase(
-        handler=_html_200, raises=FetchError, cause=MalformedResponse,
-        says=("not the documented json", "<html>"), requests=2,
+        handler=_html_200,
+        raises=FetchError,
+        cause=MalformedResponse,
+        says=("not the documented json", "<html>"),
+        requests=2,
     ),
     "a server that answers HTML (502)": LibraryCase(
-        handler=_html_502, raises=FetchError, cause=ServerError,
-        says=("502", "html page"), requests=2,
+        handler=_html_502,
+        raises=FetchError,
+        cause=ServerError,
+        says=("502", "html page"),
+        requests=2,
     ),
     "plain http to a remote host": LibraryCase(
-        client={"base_url": "http://api.explorium.ai"}, raises=ConfigurationError,
-        says=("plain http", "https"), requests=0,
+        client={"base_url": "http://api.explorium.ai"},
+        raises=ConfigurationError,
+        says=("plain http", "https"),
+        requests=0,
     ),
 }
 
 
 @pytest.mark.parametrize("name", list(LIBRARY_CASES))
 async def test_library_bad_input(
-    name: str, api: ApiServer, clock: FakeClock, caplog: pytest.LogCaptureFixture,
+    name: str,
+    api: ApiServer,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
     unused_tcp_port: int,
 ) -> None:
     """Each bad input raises the documented error, naming the problem, with nothing partial."""
@@ -172,7 +225,9 @@ async def test_library_bad_input(
     if case.handler is not None:
         api.handler = case.handler
     settings: dict[str, Any] = {
-        "api_key": TEST_KEY, "base_url": api.url, "clock": clock,
+        "api_key": TEST_KEY,
+        "base_url": api.url,
+        "clock": clock,
         "retry": RetryPolicy(max_attempts=2, initial=0.01, cap=0.01),
     }
     settings.update(case.client)
@@ -227,12 +282,14 @@ PULL_CASES: dict[str, PullCase] = {
         b"\xff\xfe" + "abc".encode("utf-16-le"), ConfigurationError, ("not utf-8",)
     ),
     "a 10 MB single line": PullCase(
-        TEN_MB.encode() + b"\n", InvalidProspectIdError,
+        TEN_MB.encode() + b"\n",
+        InvalidProspectIdError,
         ("1 invalid", "(at 1)", "10,000,00"),
     ),
     "a 41-character ID on line 3": PullCase(
         "\n".join([*GOOD[:2], GOOD[2] + "a", *GOOD[3:]]).encode(),
-        InvalidProspectIdError, ("1 invalid", GOOD[2] + "a (at 3)"),
+        InvalidProspectIdError,
+        ("1 invalid", GOOD[2] + "a (at 3)"),
     ),
 }
 
@@ -250,8 +307,9 @@ async def test_bulk_pull_bad_input(
         source.write_bytes(case.content)
     async with EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock) as client:
         with pytest.raises(case.raises) as caught:
-            await pull(client, str(source), str(tmp_path / "out.jsonl"),
-                       str(tmp_path / "pull.checkpoint"))
+            await pull(
+                client, str(source), str(tmp_path / "out.jsonl"), str(tmp_path / "pull.checkpoint")
+            )
     message = str(caught.value).lower()
     for fragment in case.says:
         assert fragment.lower() in message, (fragment, message)
@@ -273,9 +331,12 @@ def _lines(*values: str, end: str = "\n") -> bytes:
 
 
 def _no_events(server: ApiServer, seen: Seen) -> web.StreamResponse:
-    return web.json_response({"response_context": {"correlation_id": "3" * 32,
-                                                   "request_status": "miss"},
-                              "output_events": []})
+    return web.json_response(
+        {
+            "response_context": {"correlation_id": "3" * 32, "request_status": "miss"},
+            "output_events": [],
+        }
+    )
 
 
 @dataclass
@@ -299,9 +360,14 @@ def _checkpoint_of_another_pull(tmp_path: Any) -> None:
     from explorium_events._checkpoint import PullSpec
 
     spec = PullSpec(
-        input_fingerprint="0" * 64, unique_ids=3, event_types=("prospect_changed_role",),
-        timestamp_from=None, timestamp_to=None, batch_size=40,
-        output=str(tmp_path / "events.jsonl"), output_format="jsonl",
+        input_fingerprint="0" * 64,
+        unique_ids=3,
+        event_types=("prospect_changed_role",),
+        timestamp_from=None,
+        timestamp_to=None,
+        batch_size=40,
+        output=str(tmp_path / "events.jsonl"),
+        output_format="jsonl",
     )
     with Checkpoint.open(tmp_path / "pull.checkpoint", spec):
         pass
@@ -313,116 +379,170 @@ def _junk_checkpoint(tmp_path: Any) -> None:
 
 CLI_CASES: dict[str, CliCase] = {
     "empty input": CliCase(content=b"", says=("no prospect ids",), requests=0),
-    "only blank lines": CliCase(
-        content=b"\n   \n\r\n\t\n", says=("no prospect ids",), requests=0
-    ),
+    "only blank lines": CliCase(content=b"\n   \n\r\n\t\n", says=("no prospect ids",), requests=0),
     "a UTF-8 BOM": CliCase(content=b"\xef\xbb\xbf" + _lines(*GOOD), sent=sorted(GOOD)),
     "CRLF line endings": CliCase(content=_lines(*GOOD, end="\r\n"), sent=sorted(GOOD)),
     "uppercase IDs": CliCase(content=_lines(*(pid.upper() for pid in GOOD)), sent=sorted(GOOD)),
     "a 39-character ID": CliCase(
-        content=_lines(*GOOD[:2], GOOD[2][:39], *GOOD[3:]), exit=EXIT_USAGE,
+        content=_lines(*GOOD[:2], GOOD[2][:39], *GOOD[3:]),
+        exit=EXIT_USAGE,
         says=("line 3", GOOD[2][:39], "39 characters", "40 hexadecimal", "--skip-invalid"),
         requests=0,
     ),
     "a 41-character ID": CliCase(
-        content=_lines(GOOD[0] + "0", *GOOD[1:]), exit=EXIT_USAGE,
-        says=("line 1", GOOD[0] + "0", "41 characters"), requests=0,
+        content=_lines(GOOD[0] + "0", *GOOD[1:]),
+        exit=EXIT_USAGE,
+        says=("line 1", GOOD[0] + "0", "41 characters"),
+        requests=0,
     ),
     "non-hex characters": CliCase(
-        content=_lines(*GOOD, "g" * 40), exit=EXIT_USAGE,
-        says=("line 6", "'g' is not a hexadecimal digit"), requests=0,
+        content=_lines(*GOOD, "g" * 40),
+        exit=EXIT_USAGE,
+        says=("line 6", "'g' is not a hexadecimal digit"),
+        requests=0,
     ),
     "a 10 MB single line": CliCase(
-        content=TEN_MB.encode(), exit=EXIT_USAGE,
-        says=("line 1", "longer than 65,536 characters"), requests=0,
+        content=TEN_MB.encode(),
+        exit=EXIT_USAGE,
+        says=("line 1", "longer than 65,536 characters"),
+        requests=0,
     ),
     "a CSV without a prospect_id column": CliCase(
-        content=_lines("email,name", "a@example.com,Ann"), exit=EXIT_USAGE,
-        says=("no prospect_id column", "'email'", "'name'"), requests=0,
+        content=_lines("email,name", "a@example.com,Ann"),
+        exit=EXIT_USAGE,
+        says=("no prospect_id column", "'email'", "'name'"),
+        requests=0,
     ),
     "a CSV with a prospect_id column (the good case)": CliCase(
         content=_lines("email,prospect_id", *(f"x@example.com,{pid}" for pid in GOOD)),
         sent=sorted(GOOD),
     ),
     "not UTF-8": CliCase(
-        content=b"\xff\xfe" + "abc".encode("utf-16-le"), exit=EXIT_USAGE,
-        says=("line 1", "not utf-8"), requests=0,
+        content=b"\xff\xfe" + "abc".encode("utf-16-le"),
+        exit=EXIT_USAGE,
+        says=("line 1", "not utf-8"),
+        requests=0,
     ),
     "a missing --ids file": CliCase(
-        content=None, args=["--ids", "{tmp}/nowhere.txt"], exit=EXIT_USAGE,
-        says=("nowhere.txt", "no such file"), requests=0,
+        content=None,
+        args=["--ids", "{tmp}/nowhere.txt"],
+        exit=EXIT_USAGE,
+        says=("nowhere.txt", "no such file"),
+        requests=0,
     ),
     "an unknown event type": CliCase(
-        args=["--event-types", "role,promotion"], exit=EXIT_USAGE,
-        says=("--event-types", "unknown event type 'promotion'"), requests=0,
+        args=["--event-types", "role,promotion"],
+        exit=EXIT_USAGE,
+        says=("--event-types", "unknown event type 'promotion'"),
+        requests=0,
     ),
     "an unparseable date": CliCase(
-        args=["--since", "last tuesday"], exit=EXIT_USAGE,
-        says=("--since", "'last tuesday'", "not a date"), requests=0,
+        args=["--since", "last tuesday"],
+        exit=EXIT_USAGE,
+        says=("--since", "'last tuesday'", "not a date"),
+        requests=0,
     ),
     "--since after --until": CliCase(
-        args=["--since", "2026-09-02", "--until", "2026-09-01"], exit=EXIT_USAGE,
-        says=("--since 2026-09-02 is after --until 2026-09-01",), requests=0,
+        args=["--since", "2026-09-02", "--until", "2026-09-01"],
+        exit=EXIT_USAGE,
+        says=("--since 2026-09-02 is after --until 2026-09-01",),
+        requests=0,
     ),
     "a window older than 3 months": CliCase(
-        args=["--since", CLI_LONG_AGO, "--until", CLI_LESS_LONG_AGO], handler=_no_events,
-        says=("3 months",), sent=sorted(GOOD),
+        args=["--since", CLI_LONG_AGO, "--until", CLI_LESS_LONG_AGO],
+        handler=_no_events,
+        says=("3 months",),
+        sent=sorted(GOOD),
     ),
     "a bad --rate-limit": CliCase(
-        args=["--rate-limit", "fast"], exit=EXIT_USAGE, says=("--rate-limit", "'fast'"),
+        args=["--rate-limit", "fast"],
+        exit=EXIT_USAGE,
+        says=("--rate-limit", "'fast'"),
         requests=0,
     ),
     "a bad --concurrency": CliCase(
-        args=["--concurrency", "0"], exit=EXIT_USAGE, says=("--concurrency", "'0'"),
+        args=["--concurrency", "0"],
+        exit=EXIT_USAGE,
+        says=("--concurrency", "'0'"),
         requests=0,
     ),
     "a missing key": CliCase(
-        key=None, exit=EXIT_USAGE, says=("no api key", "--api-key", "explorium_api_key"),
+        key=None,
+        exit=EXIT_USAGE,
+        says=("no api key", "--api-key", "explorium_api_key"),
         requests=0,
     ),
     "a rejected key (401)": CliCase(
-        handler=REJECTED, exit=EXIT_FAILED,
-        says=("401", "invalid api key", "1" * 32, "nothing was retried"), requests=1,
+        handler=REJECTED,
+        exit=EXIT_FAILED,
+        says=("401", "invalid api key", "1" * 32, "nothing was retried"),
+        requests=1,
         failed_out=sorted(GOOD),
     ),
     "an out-of-credits key (403)": CliCase(
-        handler=NO_CREDITS, exit=EXIT_FAILED, says=("403", "out of credits"), requests=1,
+        handler=NO_CREDITS,
+        exit=EXIT_FAILED,
+        says=("403", "out of credits"),
+        requests=1,
         failed_out=sorted(GOOD),
     ),
     "a server that is not there": CliCase(
         args=["--base-url", "http://127.0.0.1:{free_port}", "--max-attempts", "1"],
-        exit=EXIT_FAILED, says=("connection to 127.0.0.1:{free_port} failed",),
+        exit=EXIT_FAILED,
+        says=("connection to 127.0.0.1:{free_port} failed",),
         failed_out=sorted(GOOD),
     ),
     "a server that answers HTML (200)": CliCase(
-        handler=_html_200, args=["--max-attempts", "1"], exit=EXIT_FAILED,
-        says=("not the documented json",), requests=1, failed_out=sorted(GOOD),
+        handler=_html_200,
+        args=["--max-attempts", "1"],
+        exit=EXIT_FAILED,
+        says=("not the documented json",),
+        requests=1,
+        failed_out=sorted(GOOD),
     ),
     "a server that answers HTML (502)": CliCase(
-        handler=_html_502, args=["--max-attempts", "1"], exit=EXIT_FAILED,
-        says=("502", "html page"), requests=1, failed_out=sorted(GOOD),
+        handler=_html_502,
+        args=["--max-attempts", "1"],
+        exit=EXIT_FAILED,
+        says=("502", "html page"),
+        requests=1,
+        failed_out=sorted(GOOD),
     ),
     "plain http to a remote host": CliCase(
-        args=["--base-url", "http://api.explorium.ai"], exit=EXIT_USAGE,
-        says=("plain http", "https"), requests=0,
+        args=["--base-url", "http://api.explorium.ai"],
+        exit=EXIT_USAGE,
+        says=("plain http", "https"),
+        requests=0,
     ),
     "a checkpoint of another pull": CliCase(
-        args=["--checkpoint", "{tmp}/pull.checkpoint"], prepare=_checkpoint_of_another_pull,
-        exit=EXIT_USAGE, says=("belongs to a different pull", "input ids differ"), requests=0,
+        args=["--checkpoint", "{tmp}/pull.checkpoint"],
+        prepare=_checkpoint_of_another_pull,
+        exit=EXIT_USAGE,
+        says=("belongs to a different pull", "input ids differ"),
+        requests=0,
     ),
     "a checkpoint that is not one": CliCase(
-        args=["--checkpoint", "{tmp}/pull.checkpoint"], prepare=_junk_checkpoint,
-        exit=EXIT_USAGE, says=("is not a checkpoint",), requests=0,
+        args=["--checkpoint", "{tmp}/pull.checkpoint"],
+        prepare=_junk_checkpoint,
+        exit=EXIT_USAGE,
+        says=("is not a checkpoint",),
+        requests=0,
     ),
     "a checkpoint with IDs from standard input": CliCase(
-        content=None, args=["--checkpoint", "{tmp}/pull.checkpoint"], exit=EXIT_USAGE,
-        says=("--checkpoint needs --ids file",), requests=0,
+        content=None,
+        args=["--checkpoint", "{tmp}/pull.checkpoint"],
+        exit=EXIT_USAGE,
+        says=("--checkpoint needs --ids file",),
+        requests=0,
     ),
     "a checkpointed pull with a rejected key (401)": CliCase(
-        args=["--checkpoint", "{tmp}/pull.checkpoint"], handler=REJECTED, exit=EXIT_FAILED,
+        args=["--checkpoint", "{tmp}/pull.checkpoint"],
+        handler=REJECTED,
+        exit=EXIT_FAILED,
         # The checkpoint holds what is left (rerun to resume), so --failed-out lists only
         # batches that failed, not the IDs never tried.
-        says=("401", "refused the key", "1" * 32, "check --api-key"), requests=1,
+        says=("401", "refused the key", "1" * 32, "check --api-key"),
+        requests=1,
         failed_out=[],
     ),
 }
@@ -430,7 +550,10 @@ CLI_CASES: dict[str, CliCase] = {
 
 @pytest.mark.parametrize("name", list(CLI_CASES))
 async def test_cli_bad_input(
-    name: str, api: ApiServer, tmp_path: Any, capsys: pytest.CaptureFixture[str],
+    name: str,
+    api: ApiServer,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
     unused_tcp_port: int,
 ) -> None:
     """Each bad input exits with the documented status and a message naming the problem."""

@@ -59,8 +59,9 @@ def unprocessable(seen: Seen) -> web.Response:
     return web.json_response(body, status=422)
 
 
-async def test_1000_concurrent_calls_make_25_requests(api: ApiServer, clock: FakeClock,
-                                                      ids: IdMaker) -> None:
+async def test_1000_concurrent_calls_make_25_requests(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """1,000 concurrent events_for calls make exactly 25 requests of 40, each caller its own."""
     wanted = ids(1000)
     async with make_client(api, clock, rate_limit=None) as client:
@@ -73,8 +74,9 @@ async def test_1000_concurrent_calls_make_25_requests(api: ApiServer, clock: Fak
     assert [only_ids(events) for events in results] == [{pid} for pid in wanted]
 
 
-async def test_lone_call_goes_out_when_the_window_ends(api: ApiServer, clock: FakeClock,
-                                                       ids: IdMaker) -> None:
+async def test_lone_call_goes_out_when_the_window_ends(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """A single call waits exactly one batch_window, then its request goes out."""
     async with make_client(api, clock) as client:
         events = await client.events_for(ids(1)[0])
@@ -83,8 +85,9 @@ async def test_lone_call_goes_out_when_the_window_ends(api: ApiServer, clock: Fa
     assert [seen.at for seen in api.requests] == [pytest.approx(WINDOW)]
 
 
-async def test_full_batch_goes_at_once_without_the_window(api: ApiServer, clock: FakeClock,
-                                                          ids: IdMaker) -> None:
+async def test_full_batch_goes_at_once_without_the_window(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """40 waiting IDs fill a batch: it goes at once and the window timer never sleeps."""
     async with make_client(api, clock) as client:
         await asyncio.gather(*(client.events_for(pid) for pid in ids(40)))
@@ -92,8 +95,9 @@ async def test_full_batch_goes_at_once_without_the_window(api: ApiServer, clock:
     assert [seen.at for seen in api.requests] == [0.0]
 
 
-async def test_different_parameters_never_share_a_request(api: ApiServer, clock: FakeClock,
-                                                          ids: IdMaker) -> None:
+async def test_different_parameters_never_share_a_request(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """Interleaved calls with two event-type sets and a window make one request per query."""
     wanted = ids(90)
     queries: list[dict[str, Any]] = [
@@ -102,9 +106,9 @@ async def test_different_parameters_never_share_a_request(api: ApiServer, clock:
         {"event_types": ["prospect_changed_company"]},
     ]
     async with make_client(api, clock, rate_limit=None) as client:
-        await asyncio.gather(*(
-            client.events_for(pid, **queries[number % 3]) for number, pid in enumerate(wanted)
-        ))
+        await asyncio.gather(
+            *(client.events_for(pid, **queries[number % 3]) for number, pid in enumerate(wanted))
+        )
     assert len(api.requests) == 3
     by_query = {
         (tuple(seen.body["event_types"]), seen.body.get("timestamp_from")): sorted(seen.ids)
@@ -142,8 +146,9 @@ async def test_error_in_one_batch_reaches_its_40_callers_and_nobody_else(
     assert len(api.requests) == 4  # 3 batches, then the fetch: the 422 is not retried
 
 
-async def test_rejected_key_is_raised_as_is_to_every_caller(api: ApiServer, clock: FakeClock,
-                                                            ids: IdMaker) -> None:
+async def test_rejected_key_is_raised_as_is_to_every_caller(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """A 401 reaches each caller as AuthenticationError, and nothing more is sent."""
     api.handler = lambda server, seen: web.json_response({"error": "bad key"}, status=401)
     async with make_client(api, clock, rate_limit=None) as client:
@@ -154,9 +159,11 @@ async def test_rejected_key_is_raised_as_is_to_every_caller(api: ApiServer, cloc
     assert len(api.requests) == 1
 
 
-async def test_server_errors_are_retried_like_fetch(api: ApiServer, clock: FakeClock,
-                                                    ids: IdMaker) -> None:
+async def test_server_errors_are_retried_like_fetch(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """A 503 is retried with the client's policy and the callers get the second answer."""
+
     def handler(server: ApiServer, seen: Seen) -> web.Response:
         if len(server.requests) == 1:
             return web.json_response({"error": "busy"}, status=503)
@@ -169,8 +176,9 @@ async def test_server_errors_are_retried_like_fetch(api: ApiServer, clock: FakeC
     assert len(api.requests) == 2
 
 
-async def test_invalid_id_fails_only_its_caller_at_once(api: ApiServer, clock: FakeClock,
-                                                        ids: IdMaker) -> None:
+async def test_invalid_id_fails_only_its_caller_at_once(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """An invalid ID raises InvalidProspectIdError at once; the valid ones share one request."""
     async with make_client(api, clock) as client:
         with pytest.raises(InvalidProspectIdError, match="not-an-id"):
@@ -184,20 +192,23 @@ async def test_invalid_id_fails_only_its_caller_at_once(api: ApiServer, clock: F
     assert [sorted(seen.ids) for seen in api.requests] == [sorted(ids(5))]
 
 
-async def test_ids_are_normalised_before_batching(api: ApiServer, clock: FakeClock,
-                                                  ids: IdMaker) -> None:
+async def test_ids_are_normalised_before_batching(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """An upper-case, padded ID is sent lowercase and shares the slot of its plain form."""
     pid = ids(1)[0]
     async with make_client(api, clock) as client, asyncio.timeout(10):  # a lost slot hangs
-        loud, plain = await asyncio.gather(client.events_for(f" {pid.upper()} "),
-                                           client.events_for(pid))
+        loud, plain = await asyncio.gather(
+            client.events_for(f" {pid.upper()} "), client.events_for(pid)
+        )
     assert loud == plain and only_ids(plain) == {pid}
     assert [seen.ids for seen in api.requests] == [[pid]]
 
 
 @pytest.mark.parametrize("when", ["waiting for the window", "in flight"])
-async def test_cancelled_caller_leaves_the_batch_to_the_others(api: ApiServer, ids: IdMaker,
-                                                               when: str) -> None:
+async def test_cancelled_caller_leaves_the_batch_to_the_others(
+    api: ApiServer, ids: IdMaker, when: str
+) -> None:
     """Cancelling one caller, before or after its batch went, leaves the others served."""
     clock = GateClock()
     wanted = ids(10)
@@ -219,8 +230,9 @@ async def test_cancelled_caller_leaves_the_batch_to_the_others(api: ApiServer, i
     assert [sorted(seen.ids) for seen in api.requests] == [sorted(wanted)]
 
 
-async def test_concurrent_calls_for_one_id_share_one_slot(api: ApiServer, clock: FakeClock,
-                                                          ids: IdMaker) -> None:
+async def test_concurrent_calls_for_one_id_share_one_slot(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """Ten calls for one ID and one for another make one request of two IDs; all are served."""
     first, second = ids(2)
     async with make_client(api, clock) as client, asyncio.timeout(10):  # a lost slot hangs
@@ -235,8 +247,7 @@ async def test_concurrent_calls_for_one_id_share_one_slot(api: ApiServer, clock:
     assert results[1], "each caller gets its own list"
 
 
-async def test_aclose_sends_waiting_calls_and_answers_them(api: ApiServer,
-                                                           ids: IdMaker) -> None:
+async def test_aclose_sends_waiting_calls_and_answers_them(api: ApiServer, ids: IdMaker) -> None:
     """aclose() sends a batch still inside its window at once, and its callers get events."""
     clock = GateClock()  # the window never ends by itself
     client = make_client(api, clock, batch_window=60.0)
@@ -252,9 +263,9 @@ async def test_aclose_sends_waiting_calls_and_answers_them(api: ApiServer,
         await client.events_for(ids(1)[0])
 
 
-async def test_cancelled_aclose_fails_waiters_with_client_closed(api: ApiServer,
-                                                                 clock: FakeClock,
-                                                                 ids: IdMaker) -> None:
+async def test_cancelled_aclose_fails_waiters_with_client_closed(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """If aclose() is cancelled while a batch is in flight, its callers get ClientClosedError."""
     api.release = asyncio.Event()
     client = make_client(api, clock)
@@ -272,8 +283,9 @@ async def test_cancelled_aclose_fails_waiters_with_client_closed(api: ApiServer,
     assert client.closed and not client._tasks
 
 
-async def test_events_for_on_a_closed_client_raises(api: ApiServer, clock: FakeClock,
-                                                    ids: IdMaker) -> None:
+async def test_events_for_on_a_closed_client_raises(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """A closed client refuses events_for with ClientClosedError, sending nothing."""
     client = make_client(api, clock)
     await client.aclose()
@@ -282,8 +294,9 @@ async def test_events_for_on_a_closed_client_raises(api: ApiServer, clock: FakeC
     assert api.requests == []
 
 
-async def test_cache_serves_hits_until_the_ttl_expires(api: ApiServer, clock: FakeClock,
-                                                       ids: IdMaker) -> None:
+async def test_cache_serves_hits_until_the_ttl_expires(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """With cache_ttl=30, a repeat call is answered from memory until 30 s have passed."""
     pid = ids(1)[0]
     async with make_client(api, clock, cache_ttl=30.0) as client:
@@ -327,6 +340,7 @@ async def test_events_for_and_fetch_share_one_concurrency_budget(
     api: ApiServer, clock: FakeClock, ids: IdMaker
 ) -> None:
     """fetch and events_for running together never exceed max_concurrency requests."""
+
     async def slow(server: ApiServer, seen: Seen) -> web.Response:
         await asyncio.sleep(0.002)
         return web.json_response(events_body(seen.ids))
@@ -344,8 +358,9 @@ async def test_events_for_and_fetch_share_one_concurrency_budget(
     assert len(fetched.events) == 400 and len(single) == 400
 
 
-async def test_events_for_and_fetch_share_one_rate_limit(api: ApiServer, clock: FakeClock,
-                                                         ids: IdMaker) -> None:
+async def test_events_for_and_fetch_share_one_rate_limit(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """With 5 requests a minute, 3 from fetch and 3 from events_for: one waits a minute."""
     wanted = ids(240)
     async with make_client(api, clock, rate_limit=5, rate_window=60.0) as client:

@@ -292,8 +292,7 @@ async def test_retry_failed_retries_exactly_the_failed_batches(
         with Checkpoint.read(checkpoint) as ledger:
             failed = list(ledger.failed_batches())
         assert [record.position for record in failed] == [0, 3, 9]
-        assert all(record.status == 500 and record.correlation_id == "d" * 32
-                   for record in failed)
+        assert all(record.status == 500 and record.correlation_id == "d" * 32 for record in failed)
 
         api.requests.clear()
         plain = await pull(client, ids, out, checkpoint)
@@ -318,8 +317,13 @@ async def test_summary_counts_add_up_to_the_input(emulator: Emulator, tmp_path: 
     async with client_for(emulator.url) as client:
         stop, progress = stop_after(2)
         summary = await pull(
-            client, source, tmp_path / "e.jsonl", tmp_path / "p.ckpt",
-            skip_invalid=True, progress=progress, stop=stop,
+            client,
+            source,
+            tmp_path / "e.jsonl",
+            tmp_path / "p.ckpt",
+            skip_invalid=True,
+            progress=progress,
+            stop=stop,
         )
     assert summary.input_values == 304  # the blank line is no value
     assert (summary.invalid, summary.duplicates, summary.unique_ids) == (2, 2, 300)
@@ -361,7 +365,9 @@ async def test_a_one_shot_iterator_is_refused(emulator: Emulator, tmp_path: Path
     async with client_for(emulator.url) as client:
         with pytest.raises(ConfigurationError, match="one-shot iterator"):
             await pull(
-                client, (prospect_id(n) for n in range(3)), tmp_path / "e.jsonl",
+                client,
+                (prospect_id(n) for n in range(3)),
+                tmp_path / "e.jsonl",
                 tmp_path / "p.ckpt",
             )
 
@@ -394,8 +400,9 @@ async def test_a_cancelled_pull_records_what_it_wrote(emulator: Emulator, tmp_pa
 async def test_the_checkpoint_never_holds_the_api_key(emulator: Emulator, tmp_path: Path) -> None:
     """Not a byte of the key lands in the checkpoint or its journal files."""
     async with client_for(emulator.url) as client:
-        await pull(client, [prospect_id(n) for n in range(100)], tmp_path / "e.db",
-                   tmp_path / "p.ckpt")
+        await pull(
+            client, [prospect_id(n) for n in range(100)], tmp_path / "e.db", tmp_path / "p.ckpt"
+        )
     files = files_named(tmp_path, "p.ckpt")
     assert files
     for path in files:
@@ -426,15 +433,29 @@ SLOW = EmulatorConfig(rate_limit=None, now=NOW, latency_ms=30)
 
 def fetch_argv(ids: Path, out: Path, checkpoint: Path, url: str, *extra: str) -> list[str]:
     return [
-        "fetch", "--ids", str(ids), "--out", str(out), "--checkpoint", str(checkpoint),
-        "--base-url", url, "--rate-limit", "off", "--no-progress", *extra,
+        "fetch",
+        "--ids",
+        str(ids),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(checkpoint),
+        "--base-url",
+        url,
+        "--rate-limit",
+        "off",
+        "--no-progress",
+        *extra,
     ]
 
 
 async def start_fetch(argv: list[str]) -> asyncio.subprocess.Process:
     """A real `python -m explorium_events` process; the key comes from the environment."""
     return await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "explorium_events", *argv,
+        sys.executable,
+        "-m",
+        "explorium_events",
+        *argv,
         env={**os.environ, "EXPLORIUM_API_KEY": TEST_KEY},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -454,9 +475,7 @@ def checkpointed(checkpoint: Path) -> tuple[int, int]:
     try:
         with contextlib.closing(sqlite3.connect(f"file:{checkpoint}?mode=ro", uri=True)) as db:
             (done,) = db.execute("SELECT COUNT(*) FROM batches WHERE state = 'done'").fetchone()
-            (length,) = db.execute(
-                "SELECT value FROM meta WHERE key = 'output_length'"
-            ).fetchone()
+            (length,) = db.execute("SELECT value FROM meta WHERE key = 'output_length'").fetchone()
     except (sqlite3.Error, TypeError):
         return 0, 0
     return done, int(length)
@@ -538,9 +557,7 @@ async def test_fetch_refuses_to_resume_a_different_pull_with_exit_2(
     argv = fetch_argv(source, tmp_path / "e.jsonl", tmp_path / "p.ckpt", emulator.url)
     assert await asyncio.to_thread(main, [*argv, "--api-key", TEST_KEY]) == 0
     requests = emulator.stats.requests
-    code = await asyncio.to_thread(
-        main, [*argv, "--api-key", TEST_KEY, "--event-types", "role"]
-    )
+    code = await asyncio.to_thread(main, [*argv, "--api-key", TEST_KEY, "--event-types", "role"])
     err = capsys.readouterr().err
     assert code == 2
     assert "belongs to a different pull" in err and "the event types" in err
@@ -562,7 +579,12 @@ async def test_fetch_retry_failed_retries_exactly_the_failed_batches(
     api.handler = flaky
     argv = [
         *fetch_argv(source, tmp_path / "e.jsonl", tmp_path / "p.ckpt", api.url),
-        "--api-key", TEST_KEY, "--max-attempts", "1", "--failed-out", str(tmp_path / "f.txt"),
+        "--api-key",
+        TEST_KEY,
+        "--max-attempts",
+        "1",
+        "--failed-out",
+        str(tmp_path / "f.txt"),
     ]
     assert await asyncio.to_thread(main, argv) == 1
     err = capsys.readouterr().err
@@ -582,8 +604,10 @@ async def test_fetch_retry_failed_retries_exactly_the_failed_batches(
     [
         (["--ids", "-", "--out", "e.jsonl", "--checkpoint", "p.ckpt"], "needs --ids FILE"),
         (["--ids", "IDS", "--checkpoint", "p.ckpt"], "needs --out FILE"),
-        (["--ids", "IDS", "--out", "e.jsonl", "--checkpoint", "p.ckpt", "--append"],
-         "drop --append"),
+        (
+            ["--ids", "IDS", "--out", "e.jsonl", "--checkpoint", "p.ckpt", "--append"],
+            "drop --append",
+        ),
         (["--ids", "IDS", "--out", "e.jsonl", "--retry-failed"], "needs --checkpoint"),
         (["--ids", "IDS", "--format", "sqlite"], "writes to a file"),
     ],
@@ -606,8 +630,20 @@ async def test_fetch_without_a_checkpoint_writes_sqlite_too(
     ids = [prospect_id(n) for n in range(300)]
     source = write_ids(tmp_path / "ids.txt", ids)
     out = tmp_path / "events.db"
-    argv = ["fetch", "--ids", str(source), "--out", str(out), "--base-url", emulator.url,
-            "--api-key", TEST_KEY, "--rate-limit", "off", "--no-progress"]
+    argv = [
+        "fetch",
+        "--ids",
+        str(source),
+        "--out",
+        str(out),
+        "--base-url",
+        emulator.url,
+        "--api-key",
+        TEST_KEY,
+        "--rate-limit",
+        "off",
+        "--no-progress",
+    ]
     assert await asyncio.to_thread(main, argv) == 0
     with contextlib.closing(sqlite3.connect(out)) as db:
         stored = {row[0] for row in db.execute("SELECT event_id FROM events")}
@@ -628,8 +664,15 @@ async def test_fetch_with_a_refused_key_exits_1_and_keeps_what_was_done(
 
     api.handler = revoked
     checkpoint = tmp_path / "p.ckpt"
-    argv = [*fetch_argv(source, tmp_path / "e.jsonl", checkpoint, api.url),
-            "--api-key", TEST_KEY, "--concurrency", "1", "--failed-out", str(tmp_path / "f.txt")]
+    argv = [
+        *fetch_argv(source, tmp_path / "e.jsonl", checkpoint, api.url),
+        "--api-key",
+        TEST_KEY,
+        "--concurrency",
+        "1",
+        "--failed-out",
+        str(tmp_path / "f.txt"),
+    ]
     assert await asyncio.to_thread(main, argv) == 1
     err = capsys.readouterr().err
     assert "refused the key" in err and "run the same command again" in err

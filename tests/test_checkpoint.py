@@ -52,8 +52,13 @@ def test_reopening_for_the_same_pull_keeps_what_was_recorded(tmp_path: Path) -> 
             [
                 FinishedBatch(position=0, prospect_ids=batch_ids(0), events=7, attempts=1),
                 FinishedBatch(
-                    position=3, prospect_ids=batch_ids(3), failed=True, status=503,
-                    error="server error", correlation_id="c" * 32, attempts=6,
+                    position=3,
+                    prospect_ids=batch_ids(3),
+                    failed=True,
+                    status=503,
+                    error="server error",
+                    correlation_id="c" * 32,
+                    attempts=6,
                 ),
             ],
             output_length=1234,
@@ -75,12 +80,22 @@ def test_failed_batches_keep_their_ids_error_status_and_correlation_id(tmp_path:
         checkpoint.record(
             [
                 FinishedBatch(
-                    position=4, prospect_ids=batch_ids(4, 17), failed=True, status=None,
-                    error="connection dropped", correlation_id=None, attempts=6,
+                    position=4,
+                    prospect_ids=batch_ids(4, 17),
+                    failed=True,
+                    status=None,
+                    error="connection dropped",
+                    correlation_id=None,
+                    attempts=6,
                 ),
                 FinishedBatch(
-                    position=2, prospect_ids=batch_ids(2), failed=True, status=500,
-                    error="HTTP 500", correlation_id="a" * 32, attempts=6,
+                    position=2,
+                    prospect_ids=batch_ids(2),
+                    failed=True,
+                    status=500,
+                    error="HTTP 500",
+                    correlation_id="a" * 32,
+                    attempts=6,
                 ),
             ],
             output_length=None,
@@ -89,7 +104,9 @@ def test_failed_batches_keep_their_ids_error_status_and_correlation_id(tmp_path:
     assert [record.position for record in failed] == [2, 4]
     assert failed[0].prospect_ids == batch_ids(2)
     assert (failed[0].status, failed[0].error, failed[0].correlation_id) == (
-        500, "HTTP 500", "a" * 32,
+        500,
+        "HTTP 500",
+        "a" * 32,
     )
     assert failed[1].prospect_ids == batch_ids(4, 17)
     assert failed[1].status is None

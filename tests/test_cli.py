@@ -103,7 +103,9 @@ def to(server: Emulator | ApiServer) -> list[str]:
 
 
 async def test_fetch_writes_every_event_as_jsonl_exactly_as_the_api_sent_it(
-    emulator: Emulator, ids_file: Callable[[int], str], tmp_path: Path,
+    emulator: Emulator,
+    ids_file: Callable[[int], str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Each line is one event object as served; together they are all the prospects' events."""
@@ -163,8 +165,9 @@ async def test_fetch_reads_the_prospect_id_column_of_a_csv(
     path.write_bytes(
         b"\xef\xbb\xbf" + ("name,Prospect_ID,email\r\n" + "\r\n".join(rows) + "\r\n").encode()
     )
-    ran = await run(capsys, "fetch", "--ids", str(path), "--out", str(tmp_path / "e.jsonl"),
-                    *to(emulator))
+    ran = await run(
+        capsys, "fetch", "--ids", str(path), "--out", str(tmp_path / "e.jsonl"), *to(emulator)
+    )
     assert ran.code == 0, ran.err
     assert emulator.stats.unique_ids_seen == 5
     assert "5 IDs" in ran.err
@@ -193,7 +196,9 @@ async def test_fetch_with_no_ids_in_the_input_succeeds_and_warns(
 
 
 async def test_api_key_and_base_url_come_from_the_environment(
-    emulator: Emulator, ids_file: Callable[[int], str], capsys: pytest.CaptureFixture[str],
+    emulator: Emulator,
+    ids_file: Callable[[int], str],
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """Without --api-key and --base-url, EXPLORIUM_API_KEY and EXPLORIUM_BASE_URL apply."""
@@ -209,8 +214,17 @@ async def test_event_types_since_and_until_reach_the_request(
 ) -> None:
     """Short and long event type names, a date and a datetime go into the body as the API wants."""
     ran = await run(
-        capsys, "fetch", "--ids", ids_file(3), "--event-types", "role, prospect_changed_company",
-        "--since", "2026-09-01", "--until", "2026-10-01T12:00:00", *to(api),
+        capsys,
+        "fetch",
+        "--ids",
+        ids_file(3),
+        "--event-types",
+        "role, prospect_changed_company",
+        "--since",
+        "2026-09-01",
+        "--until",
+        "2026-10-01T12:00:00",
+        *to(api),
     )
     assert ran.code == 0, ran.err
     body = api.requests[0].body
@@ -243,8 +257,17 @@ async def test_rate_limit_flags_reach_the_client_and_the_summary(
     emulator: Emulator, ids_file: Callable[[int], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """--rate-limit and --rate-limit-cost set the client's limit, which the summary reports."""
-    ran = await run(capsys, "fetch", "--ids", ids_file(80), "--rate-limit", "400/30",
-                    "--rate-limit-cost", "id", *to(emulator))
+    ran = await run(
+        capsys,
+        "fetch",
+        "--ids",
+        ids_file(80),
+        "--rate-limit",
+        "400/30",
+        "--rate-limit-cost",
+        "id",
+        *to(emulator),
+    )
     assert ran.code == 0
     assert "400 IDs per 30s: never reached (80 IDs sent)" in ran.err
 
@@ -253,14 +276,25 @@ async def test_a_per_id_rate_limit_below_one_batch_is_a_usage_error(
     emulator: Emulator, ids_file: Callable[[int], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """20 IDs a minute cannot carry a 40-ID request: exit 2 before any request."""
-    ran = await run(capsys, "fetch", "--ids", ids_file(5), "--rate-limit", "20/60",
-                    "--rate-limit-cost", "id", *to(emulator))
+    ran = await run(
+        capsys,
+        "fetch",
+        "--ids",
+        ids_file(5),
+        "--rate-limit",
+        "20/60",
+        "--rate-limit-cost",
+        "id",
+        *to(emulator),
+    )
     assert ran.code == 2
     assert "rate_limit=20" in ran.err and emulator.stats.requests == 0
 
 
 async def test_format_follows_the_out_extension_and_the_format_flag(
-    emulator: Emulator, ids_file: Callable[[int], str], tmp_path: Path,
+    emulator: Emulator,
+    ids_file: Callable[[int], str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """.csv gives CSV; another extension gives JSONL; --format overrides both."""
@@ -332,8 +366,17 @@ async def test_an_invalid_id_exits_2_naming_the_value_and_its_line(
     path = tmp_path / "ids.txt"
     path.write_text(f"{prospect_id(1)}\n\n{prospect_id(2)}\nnot-an-id\n{prospect_id(3)}\n")
     out = tmp_path / "events.jsonl"
-    ran = await run(capsys, "fetch", "--ids", str(path), "--out", str(out),
-                    "--failed-out", str(tmp_path / "f.txt"), *to(emulator))
+    ran = await run(
+        capsys,
+        "fetch",
+        "--ids",
+        str(path),
+        "--out",
+        str(out),
+        "--failed-out",
+        str(tmp_path / "f.txt"),
+        *to(emulator),
+    )
     assert ran.code == 2
     assert "line 4: 'not-an-id'" in ran.err and "--skip-invalid" in ran.err
     assert emulator.stats.requests == 0
@@ -430,13 +473,17 @@ def test_no_api_key_exits_2_with_a_clear_message(
     ],
 )
 def test_a_bad_flag_value_exits_2_naming_it(
-    argv: list[str], message: str, ids_file: Callable[[int], str], tmp_path: Path,
+    argv: list[str],
+    message: str,
+    ids_file: Callable[[int], str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """Each bad value is named in the error; no output file appears."""
     out = tmp_path / "out.jsonl"
-    ran = run_here(capsys, "fetch", "--ids", ids_file(1), "--api-key", TEST_KEY,
-                   "--out", str(out), *argv)
+    ran = run_here(
+        capsys, "fetch", "--ids", ids_file(1), "--api-key", TEST_KEY, "--out", str(out), *argv
+    )
     assert ran.code == 2
     assert message in ran.err
     assert not out.exists()
@@ -447,8 +494,18 @@ def test_an_output_that_cannot_be_created_is_a_usage_error(
 ) -> None:
     """--out in a missing directory exits 2 naming the file."""
     missing = tmp_path / "no" / "such" / "dir.jsonl"
-    ran = run_here(capsys, "fetch", "--ids", ids_file(1), "--api-key", TEST_KEY,
-                   "--base-url", "http://127.0.0.1:9", "--out", str(missing))
+    ran = run_here(
+        capsys,
+        "fetch",
+        "--ids",
+        ids_file(1),
+        "--api-key",
+        TEST_KEY,
+        "--base-url",
+        "http://127.0.0.1:9",
+        "--out",
+        str(missing),
+    )
     assert ran.code == 2 and f"cannot write {missing}" in ran.err
 
 
@@ -456,8 +513,18 @@ def test_failed_out_and_out_must_differ(
     ids_file: Callable[[int], str], capsys: pytest.CaptureFixture[str]
 ) -> None:
     """Writing failed IDs over the events would destroy them: exit 2."""
-    ran = run_here(capsys, "fetch", "--ids", ids_file(1), "--api-key", TEST_KEY,
-                   "--out", "x.jsonl", "--failed-out", "x.jsonl")
+    ran = run_here(
+        capsys,
+        "fetch",
+        "--ids",
+        ids_file(1),
+        "--api-key",
+        TEST_KEY,
+        "--out",
+        "x.jsonl",
+        "--failed-out",
+        "x.jsonl",
+    )
     assert ran.code == 2 and "must not be the same file" in ran.err
 
 
@@ -482,9 +549,19 @@ async def test_failed_batches_exit_1_are_listed_and_written_to_failed_out(
     ids = [prospect_id(n) for n in range(100)]
     api.handler = _failing_batch(ids[45])  # in the second batch of 40
     out, failed = tmp_path / "e.jsonl", tmp_path / "failed.txt"
-    ran = await run(capsys, "fetch", "--ids", write_ids(tmp_path / "ids.txt", ids),
-                    "--out", str(out), "--failed-out", str(failed), "--max-attempts", "1",
-                    *to(api))
+    ran = await run(
+        capsys,
+        "fetch",
+        "--ids",
+        write_ids(tmp_path / "ids.txt", ids),
+        "--out",
+        str(out),
+        "--failed-out",
+        str(failed),
+        "--max-attempts",
+        "1",
+        *to(api),
+    )
     assert ran.code == 1
     assert failed.read_text().split() == ids[40:80]
     assert {event["prospect_id"] for event in jsonl(out)} == set(ids[:40] + ids[80:])
@@ -499,21 +576,31 @@ async def test_max_attempts_retries_a_failing_batch_that_many_times(
     """--max-attempts 2 sends a 422-free failing batch twice before giving up."""
     ids = [prospect_id(n) for n in range(5)]
     api.handler = _failing_batch(ids[0], status=500)
-    ran = await run(capsys, "fetch", "--ids", write_ids(tmp_path / "ids.txt", ids),
-                    "--max-attempts", "2", *to(api))
+    ran = await run(
+        capsys,
+        "fetch",
+        "--ids",
+        write_ids(tmp_path / "ids.txt", ids),
+        "--max-attempts",
+        "2",
+        *to(api),
+    )
     assert ran.code == 1
     assert len(api.requests) == 2 and "1 retry" in ran.err
 
 
 async def test_failed_out_is_created_empty_when_nothing_fails(
-    emulator: Emulator, ids_file: Callable[[int], str], tmp_path: Path,
+    emulator: Emulator,
+    ids_file: Callable[[int], str],
+    tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """A clean run still leaves an empty --failed-out, so that no stale file misleads."""
     failed = tmp_path / "failed.txt"
     failed.write_text("stale\n")
-    ran = await run(capsys, "fetch", "--ids", ids_file(10), "--failed-out", str(failed),
-                    *to(emulator))
+    ran = await run(
+        capsys, "fetch", "--ids", ids_file(10), "--failed-out", str(failed), *to(emulator)
+    )
     assert ran.code == 0 and failed.read_text() == ""
 
 
@@ -531,8 +618,16 @@ async def test_a_refused_key_exits_1_without_retries_and_hands_back_every_id(
     api.handler = refuse
     ids = [prospect_id(n) for n in range(200)]
     failed = tmp_path / "failed.txt"
-    ran = await run(capsys, "fetch", "--ids", write_ids(tmp_path / "ids.txt", ids), "-v",
-                    "--failed-out", str(failed), *to(api))
+    ran = await run(
+        capsys,
+        "fetch",
+        "--ids",
+        write_ids(tmp_path / "ids.txt", ids),
+        "-v",
+        "--failed-out",
+        str(failed),
+        *to(api),
+    )
     assert ran.code == 1
     assert "the API refused the key" in ran.err and f"KEY REFUSED HTTP {status}: no" in ran.err
     assert words in ran.err and "Nothing was retried" in ran.err
@@ -544,8 +639,11 @@ async def test_a_refused_key_exits_1_without_retries_and_hands_back_every_id(
 
 
 async def test_an_interrupt_exits_130_with_whole_batches_in_the_output(
-    emulator: Emulator, ids_file: Callable[[int], str], tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    emulator: Emulator,
+    ids_file: Callable[[int], str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """KeyboardInterrupt mid-pull: status 130, a message, and the output closed cleanly."""
     from explorium_events import _output
@@ -562,8 +660,17 @@ async def test_an_interrupt_exits_130_with_whole_batches_in_the_output(
 
     monkeypatch.setattr(_output.JsonlSink, "write", write_then_interrupt)
     out = tmp_path / "e.jsonl"
-    ran = await run(capsys, "fetch", "--ids", ids_file(400), "--out", str(out),
-                    "--concurrency", "1", *to(emulator))
+    ran = await run(
+        capsys,
+        "fetch",
+        "--ids",
+        ids_file(400),
+        "--out",
+        str(out),
+        "--concurrency",
+        "1",
+        *to(emulator),
+    )
     assert ran.code == 130
     assert "Interrupted after" in ran.err and "holds every batch finished before it" in ran.err
     expected = expected_events([prospect_id(n) for n in range(80)], config=emulator.config)
@@ -577,9 +684,17 @@ async def test_ctrl_c_stops_a_real_fetch_process_promptly_with_status_130(
     config = EmulatorConfig(rate_limit=None, latency_ms=60_000, now=NOW)
     async with Emulator(config, shutdown_timeout=0.1) as emu:
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "explorium_events", "fetch", "--ids", ids_file(100),
-            "--out", str(tmp_path / "e.jsonl"), *to(emu),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            sys.executable,
+            "-m",
+            "explorium_events",
+            "fetch",
+            "--ids",
+            ids_file(100),
+            "--out",
+            str(tmp_path / "e.jsonl"),
+            *to(emu),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
         )
         try:
             async with asyncio.timeout(PROCESS_TIMEOUT):
@@ -605,9 +720,14 @@ async def test_fetch_as_a_real_process_pipes_ids_in_and_events_out(emulator: Emu
     ids = [prospect_id(n) for n in range(60)]
     environment = {**os.environ, "EXPLORIUM_API_KEY": TEST_KEY, "EXPLORIUM_BASE_URL": emulator.url}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "explorium_events", "fetch",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, env=environment,
+        sys.executable,
+        "-m",
+        "explorium_events",
+        "fetch",
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=environment,
     )
     async with asyncio.timeout(PROCESS_TIMEOUT):
         out, err = await process.communicate("\n".join(ids).encode())
@@ -637,11 +757,34 @@ def test_serve_turns_its_flags_into_the_emulator_config(
 
     monkeypatch.setattr("explorium_events.emulator.serve_forever", fake_serve_forever)
     ran = run_here(
-        capsys, "serve", "--host", "127.0.0.1", "--port", "9999", "--api-key", TEST_KEY,
-        "--rate-limit", "40/5", "--rate-limit-cost", "id", "--latency-ms", "20",
-        "--latency-jitter-ms", "5", "--error-rate", "0.1", "--rate-limit-error-rate", "0.2",
-        "--drop-rate", "0.03", "--truncate-rate", "0.04", "--duplicate-rate", "0.05",
-        "--seed", "7",
+        capsys,
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "9999",
+        "--api-key",
+        TEST_KEY,
+        "--rate-limit",
+        "40/5",
+        "--rate-limit-cost",
+        "id",
+        "--latency-ms",
+        "20",
+        "--latency-jitter-ms",
+        "5",
+        "--error-rate",
+        "0.1",
+        "--rate-limit-error-rate",
+        "0.2",
+        "--drop-rate",
+        "0.03",
+        "--truncate-rate",
+        "0.04",
+        "--duplicate-rate",
+        "0.05",
+        "--seed",
+        "7",
     )
     assert ran.code == 0
     config = seen["config"]
@@ -692,9 +835,18 @@ async def test_serve_as_a_real_process_answers_fetch_and_stops_on_sigint(
 ) -> None:
     """`python -m explorium_events serve --port 0` prints its URL, serves, stops cleanly."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "explorium_events", "serve", "--port", "0",
-        "--api-key", TEST_KEY, "--rate-limit", "off",
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "explorium_events",
+        "serve",
+        "--port",
+        "0",
+        "--api-key",
+        TEST_KEY,
+        "--rate-limit",
+        "off",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     try:
         assert process.stderr is not None
@@ -704,12 +856,23 @@ async def test_serve_as_a_real_process_answers_fetch_and_stops_on_sigint(
         assert found, first
         url = found.group(0)
         out = tmp_path / "e.jsonl"
-        ran = await run(capsys, "fetch", "--ids", ids_file(50), "--out", str(out),
-                        "--api-key", TEST_KEY, "--base-url", url)
+        ran = await run(
+            capsys,
+            "fetch",
+            "--ids",
+            ids_file(50),
+            "--out",
+            str(out),
+            "--api-key",
+            TEST_KEY,
+            "--base-url",
+            url,
+        )
         assert ran.code == 0, ran.err
         assert len(jsonl(out)) > 0
-        wrong = await run(capsys, "fetch", "--ids", ids_file(5), "--api-key", "wrong-key",
-                          "--base-url", url)
+        wrong = await run(
+            capsys, "fetch", "--ids", ids_file(5), "--api-key", "wrong-key", "--base-url", url
+        )
         assert wrong.code == 1 and "HTTP 401" in wrong.err
         process.send_signal(signal.SIGINT)
         async with asyncio.timeout(PROCESS_TIMEOUT):
@@ -731,16 +894,33 @@ def test_demo_pulls_checks_and_reports_everything(
 ) -> None:
     """The demo writes every event once, drops the duplicates it was sent, and says so."""
     out = tmp_path / "events.jsonl"
-    ran = run_here(capsys, "demo", "--prospects", "300", "--rate-limit", "off",
-                   "--latency-ms", "0", "--error-rate", "0", "--duplicate-rate", "0.2",
-                   "--out", str(out))
+    ran = run_here(
+        capsys,
+        "demo",
+        "--prospects",
+        "300",
+        "--rate-limit",
+        "off",
+        "--latency-ms",
+        "0",
+        "--error-rate",
+        "0",
+        "--duplicate-rate",
+        "0.2",
+        "--out",
+        str(out),
+    )
     assert ran.code == 0, ran.out + ran.err
     events = jsonl(out)
     assert len(events) == len({event["event_id"] for event in events}) > 0
     assert {event["prospect_id"] for event in events} <= set(demo_prospect_ids(300))
-    for words in ("300 of 300 prospect IDs done", "8 done: 8 ok, 0 failed",
-                  f"{len(events):,} written to {out}", "server      8 requests answered: 8 x 200",
-                  f"checked     all {len(events):,} events"):
+    for words in (
+        "300 of 300 prospect IDs done",
+        "8 done: 8 ok, 0 failed",
+        f"{len(events):,} written to {out}",
+        "server      8 requests answered: 8 x 200",
+        f"checked     all {len(events):,} events",
+    ):
         assert words in ran.out
     dropped = re.search(r"([\d,]+) duplicates dropped", ran.out)
     assert dropped and int(dropped.group(1).replace(",", "")) > 0
@@ -751,8 +931,21 @@ def test_demo_writes_csv_and_shows_progress_when_asked(
 ) -> None:
     """--out x.csv gives CSV; --progress draws the line on stderr, the report stays on stdout."""
     out = tmp_path / "demo.csv"
-    ran = run_here(capsys, "demo", "--prospects", "80", "--rate-limit", "off", "--latency-ms",
-                   "0", "--error-rate", "0", "--out", str(out), "--progress")
+    ran = run_here(
+        capsys,
+        "demo",
+        "--prospects",
+        "80",
+        "--rate-limit",
+        "off",
+        "--latency-ms",
+        "0",
+        "--error-rate",
+        "0",
+        "--out",
+        str(out),
+        "--progress",
+    )
     assert ran.code == 0
     assert out.read_text(encoding="utf-8").startswith("event_id,event_name")
     assert "\r" in ran.err and "80/80 IDs" in ran.err
@@ -778,10 +971,25 @@ def test_help_of_every_command_is_complete_and_has_examples(
     assert ran.code == 0
     assert "examples:" in ran.out and "explorium-events" in ran.out
     if command == ["fetch"]:
-        for flag in ("--ids", "--event-types", "--since", "--until", "--base-url", "--api-key",
-                     "--concurrency", "--rate-limit ", "--rate-limit-cost", "--out", "--format",
-                     "--failed-out", "--no-progress", "--skip-invalid", "--verbose",
-                     "exit status", "130"):
+        for flag in (
+            "--ids",
+            "--event-types",
+            "--since",
+            "--until",
+            "--base-url",
+            "--api-key",
+            "--concurrency",
+            "--rate-limit ",
+            "--rate-limit-cost",
+            "--out",
+            "--format",
+            "--failed-out",
+            "--no-progress",
+            "--skip-invalid",
+            "--verbose",
+            "exit status",
+            "130",
+        ):
             assert flag in ran.out
 
 
@@ -830,8 +1038,13 @@ def test_read_ids_counts_every_invalid_value_but_keeps_only_the_first_few(tmp_pa
 
 @pytest.mark.parametrize(
     ("text", "parsed"),
-    [("200/60", (200, 60.0)), ("40/5s", (40, 5.0)), ("100", (100, 60.0)), ("off", (None, 60.0)),
-     ("1/0.5", (1, 0.5))],
+    [
+        ("200/60", (200, 60.0)),
+        ("40/5s", (40, 5.0)),
+        ("100", (100, 60.0)),
+        ("off", (None, 60.0)),
+        ("1/0.5", (1, 0.5)),
+    ],
 )
 def test_rate_limit_flag_parses_count_and_window(
     text: str, parsed: tuple[int | None, float]
@@ -841,29 +1054,62 @@ def test_rate_limit_flag_parses_count_and_window(
 
 
 def _limiter(*, used: int = 0, paused_for: float = 0.0, waiting: bool = False) -> RateLimitState:
-    return RateLimitState(limit=40, window=5.0, cost="request", used=used, in_flight=0,
-                          paused_for=paused_for, waiting=waiting, server_limit=None,
-                          server_remaining=None)
+    return RateLimitState(
+        limit=40,
+        window=5.0,
+        cost="request",
+        used=used,
+        in_flight=0,
+        paused_for=paused_for,
+        waiting=waiting,
+        server_limit=None,
+        server_remaining=None,
+    )
 
 
 def _snapshot(limiter: RateLimitState | None = None) -> Snapshot:
-    return Snapshot(ids_done=1520, ids_total=5000, events=1902, requests=40, retries=2,
-                    rate_limited=1, elapsed=4.0, limiter=limiter)
+    return Snapshot(
+        ids_done=1520,
+        ids_total=5000,
+        events=1902,
+        requests=40,
+        retries=2,
+        rate_limited=1,
+        elapsed=4.0,
+        limiter=limiter,
+    )
 
 
 def test_progress_line_shows_counts_rate_eta_and_a_rate_limit_wait() -> None:
     """IDs done of total, events, requests, retries, 429s, rate, ETA and the wait all show."""
     line = render_line(_snapshot(_limiter(used=40, waiting=True)))
-    for part in ("1,520/5,000 IDs 30%", "1,902 events", "40 requests", "2 retries",
-                 "1 x 429", "380 IDs/s", "ETA 9s", "waiting on the rate limit: 40/40 requests"):
+    for part in (
+        "1,520/5,000 IDs 30%",
+        "1,902 events",
+        "40 requests",
+        "2 retries",
+        "1 x 429",
+        "380 IDs/s",
+        "ETA 9s",
+        "waiting on the rate limit: 40/40 requests",
+    ):
         assert part in line
 
 
 def test_progress_eta_counts_the_rate_limit_not_just_the_first_burst() -> None:
     """3,480 IDs left at 40 requests of 40 IDs per 5 s, window full: 87 requests, 10.9 s."""
-    fast = Snapshot(ids_done=1520, ids_total=5000, events=0, requests=40, retries=0,
-                    rate_limited=0, elapsed=0.5, limiter=_limiter(used=40, waiting=True),
-                    batch_size=40, held_for=3.2)
+    fast = Snapshot(
+        ids_done=1520,
+        ids_total=5000,
+        events=0,
+        requests=40,
+        retries=0,
+        rate_limited=0,
+        elapsed=0.5,
+        limiter=_limiter(used=40, waiting=True),
+        batch_size=40,
+        held_for=3.2,
+    )
     line = render_line(fast)
     assert "ETA 11s" in line and "3s so far" in line
     assert "ETA 1s" in render_line(Snapshot(**{**_fields(fast), "batch_size": None}))
@@ -875,8 +1121,16 @@ def _fields(snapshot: Snapshot) -> dict[str, Any]:
 
 def test_progress_rate_leaves_out_ids_done_before_a_resume() -> None:
     """A resumed run's rate counts only this run's IDs."""
-    resumed = Snapshot(ids_done=1100, ids_total=2000, events=0, requests=3, retries=0,
-                       rate_limited=0, elapsed=1.0, ids_at_start=1000)
+    resumed = Snapshot(
+        ids_done=1100,
+        ids_total=2000,
+        events=0,
+        requests=3,
+        retries=0,
+        rate_limited=0,
+        elapsed=1.0,
+        ids_at_start=1000,
+    )
     assert "100 IDs/s" in render_line(resumed) and "ETA 9s" in render_line(resumed)
 
 

@@ -36,8 +36,9 @@ def make_client(api: ApiServer, clock: FakeClock, **settings: Any) -> EventsClie
     return EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock, **settings)
 
 
-async def test_fetch_returns_every_event_once_newest_first(api: ApiServer, clock: FakeClock,
-                                                          ids: IdMaker) -> None:
+async def test_fetch_returns_every_event_once_newest_first(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """A fetch of 100 IDs returns one event per ID, sorted newest first, ties by event_id."""
     async with make_client(api, clock) as client:
         result = await client.fetch(ids(100))
@@ -48,8 +49,9 @@ async def test_fetch_returns_every_event_once_newest_first(api: ApiServer, clock
     assert result.failed == [] and result.invalid == []
 
 
-async def test_duplicates_and_case_are_sent_once(api: ApiServer, clock: FakeClock,
-                                                 ids: IdMaker) -> None:
+async def test_duplicates_and_case_are_sent_once(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """10,000 inputs holding 2,500 unique IDs (upper, padded, repeated) make 63 requests."""
     unique = ids(2500)
     noisy = [f"  {pid.upper()} " if n % 2 else pid for n in range(4) for pid in unique]
@@ -68,8 +70,9 @@ async def test_empty_input_makes_no_request(api: ApiServer, clock: FakeClock) ->
     assert api.requests == [] and result.events == [] and result.stats.requests == 0
 
 
-async def test_invalid_id_raises_before_any_request(api: ApiServer, clock: FakeClock,
-                                                    ids: IdMaker) -> None:
+async def test_invalid_id_raises_before_any_request(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """An invalid ID raises an error naming it and the rule, and nothing is sent."""
     async with make_client(api, clock) as client:
         with pytest.raises(InvalidProspectIdError) as caught:
@@ -89,8 +92,9 @@ async def test_invalid_id_in_one_shot_iterator_raises_before_any_request(
     assert api.requests == []
 
 
-async def test_skip_invalid_reports_skipped_ids(api: ApiServer, clock: FakeClock,
-                                               ids: IdMaker) -> None:
+async def test_skip_invalid_reports_skipped_ids(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """With skip_invalid the bad values are listed on the result and the rest is fetched."""
     async with make_client(api, clock) as client:
         result = await client.fetch([*ids(5), "nope", "G" * 40], skip_invalid=True)
@@ -111,8 +115,9 @@ async def test_smaller_batch_size_is_honoured_and_larger_refused(
         make_client(api, clock, batch_size=41)
 
 
-async def test_request_body_carries_types_and_window(api: ApiServer, clock: FakeClock,
-                                                     ids: IdMaker) -> None:
+async def test_request_body_carries_types_and_window(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """The body holds the chosen event types and the normalised window, nothing else."""
     async with make_client(api, clock) as client:
         await client.fetch(
@@ -130,8 +135,9 @@ async def test_request_body_carries_types_and_window(api: ApiServer, clock: Fake
     }
 
 
-async def test_default_asks_for_all_three_event_types(api: ApiServer, clock: FakeClock,
-                                                      ids: IdMaker) -> None:
+async def test_default_asks_for_all_three_event_types(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """Without event_types every known type is requested."""
     async with make_client(api, clock) as client:
         await client.fetch(ids(1))
@@ -139,9 +145,11 @@ async def test_default_asks_for_all_three_event_types(api: ApiServer, clock: Fak
     assert "timestamp_from" not in api.requests[0].body
 
 
-async def test_concurrency_never_exceeds_max(api: ApiServer, clock: FakeClock,
-                                             ids: IdMaker) -> None:
+async def test_concurrency_never_exceeds_max(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """With 50 batches waiting, the server never sees more than max_concurrency at once."""
+
     async def slow(server: ApiServer, seen: Seen) -> web.Response:
         await asyncio.sleep(0.005)
         return web.json_response(events_body(seen.ids))
@@ -227,8 +235,9 @@ async def test_retries_5xx_then_succeeds(api: ApiServer, clock: FakeClock, ids: 
 
 
 @pytest.mark.parametrize("status", [400, 404, 422])
-async def test_client_errors_are_not_retried(api: ApiServer, clock: FakeClock, ids: IdMaker,
-                                             status: int) -> None:
+async def test_client_errors_are_not_retried(
+    api: ApiServer, clock: FakeClock, ids: IdMaker, status: int
+) -> None:
     """A 400, 404 or 422 fails its batch after one attempt, with the server's message."""
     api.handler = lambda server, seen: web.json_response(
         {"detail": [{"loc": ["body", "prospect_ids", 0], "msg": "bad id", "type": "x"}]},
@@ -244,8 +253,9 @@ async def test_client_errors_are_not_retried(api: ApiServer, clock: FakeClock, i
         assert isinstance(failure.error, UnprocessableEntityError)
 
 
-@pytest.mark.parametrize(("status", "kind"), [(401, AuthenticationError),
-                                              (403, PermissionDeniedError)])
+@pytest.mark.parametrize(
+    ("status", "kind"), [(401, AuthenticationError), (403, PermissionDeniedError)]
+)
 async def test_rejected_key_stops_everything_and_accounts_for_every_id(
     api: ApiServer, clock: FakeClock, ids: IdMaker, status: int, kind: type[Exception]
 ) -> None:
@@ -290,8 +300,9 @@ async def test_partial_failure_raises_with_everything_that_arrived(
     assert "e" * 32 in str(caught.value)
 
 
-async def test_raise_on_error_false_returns_failures(api: ApiServer, clock: FakeClock,
-                                                     ids: IdMaker) -> None:
+async def test_raise_on_error_false_returns_failures(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """With raise_on_error=False a failed batch is listed in result.failed, not raised."""
     api.handler = lambda server, seen: web.json_response({"error": "down"}, status=502)
     async with make_client(api, clock, retry=RetryPolicy(max_attempts=2, initial=0.1)) as client:
@@ -319,16 +330,18 @@ async def test_duplicate_events_are_dropped_within_and_across_batches(
     assert result.stats.duplicates_dropped == 2 * 3  # two extra copies in each of 3 batches
 
 
-async def test_429_pauses_every_worker_until_retry_after(api: ApiServer, clock: FakeClock,
-                                                         ids: IdMaker) -> None:
+async def test_429_pauses_every_worker_until_retry_after(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """A 429 with Retry-After: 7 holds every request back until 7 s on the injected clock."""
     answered_429_at: list[float] = []
 
     def handler(server: ApiServer, seen: Seen) -> web.Response:
         if len(server.requests) == 3:
             answered_429_at.append(clock.monotonic())
-            return web.json_response({"error": "slow down"}, status=429,
-                                     headers={"Retry-After": "7"})
+            return web.json_response(
+                {"error": "slow down"}, status=429, headers={"Retry-After": "7"}
+            )
         return web.json_response(events_body(seen.ids))
 
     api.handler = handler
@@ -350,7 +363,8 @@ async def test_retry_after_beyond_cap_fails_the_batch_instead_of_sleeping(
 ) -> None:
     """Retry-After: 3600 with a 60 s cap fails the batches with a clear error, no long sleep."""
     api.handler = lambda server, seen: web.json_response(
-        {"error": "rate_limit_exceeded", "retry_after": 3600}, status=429,
+        {"error": "rate_limit_exceeded", "retry_after": 3600},
+        status=429,
         headers={"Retry-After": "3600"},
     )
     policy = RetryPolicy(max_attempts=5, max_retry_after=60.0)
@@ -372,9 +386,12 @@ async def test_server_limit_lower_than_configured_is_learned(
         now = clock.monotonic()
         while window and window[0] <= now - 60:
             window.pop(0)
-        headers = {"X-RateLimit-Limit": "10",
-                   "X-RateLimit-Reset": str(int(clock.time() + 60 - (now - window[0])
-                                                if window else clock.time() + 60))}
+        headers = {
+            "X-RateLimit-Limit": "10",
+            "X-RateLimit-Reset": str(
+                int(clock.time() + 60 - (now - window[0]) if window else clock.time() + 60)
+            ),
+        }
         if len(window) >= 10:
             headers["Retry-After"] = "60"
             headers["X-RateLimit-Remaining"] = "0"
@@ -406,8 +423,7 @@ async def test_long_pull_runs_at_the_window_and_never_over(
     # (a fake clock jumps while real sockets are busy) and measured in benchmarks/.
 
 
-async def test_cost_per_id_counts_prospects(api: ApiServer, clock: FakeClock,
-                                            ids: IdMaker) -> None:
+async def test_cost_per_id_counts_prospects(api: ApiServer, clock: FakeClock, ids: IdMaker) -> None:
     """With cost per ID and 80 IDs per 60 s, batches of 40 go two a minute."""
     async with make_client(api, clock, rate_limit=80, rate_limit_cost="id") as client:
         await client.fetch(ids(40 * 6))
@@ -415,8 +431,9 @@ async def test_cost_per_id_counts_prospects(api: ApiServer, clock: FakeClock,
     assert sent[2] >= 60.0 and sent[4] >= 120.0
 
 
-async def test_short_pull_is_not_slowed_by_the_limit(api: ApiServer, clock: FakeClock,
-                                                     ids: IdMaker) -> None:
+async def test_short_pull_is_not_slowed_by_the_limit(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """Ten requests under a 200-per-minute window go out without any wait."""
     async with make_client(api, clock) as client:
         await client.fetch(ids(400))
@@ -439,8 +456,9 @@ async def test_missing_key_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> 
         EventsClient()
 
 
-async def test_key_and_url_come_from_the_environment(monkeypatch: pytest.MonkeyPatch,
-                                                     api: ApiServer, ids: IdMaker) -> None:
+async def test_key_and_url_come_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, api: ApiServer, ids: IdMaker
+) -> None:
     """EXPLORIUM_API_KEY and EXPLORIUM_BASE_URL are used when no argument is given."""
     monkeypatch.setenv("EXPLORIUM_API_KEY", TEST_KEY)
     monkeypatch.setenv("EXPLORIUM_BASE_URL", api.url)
@@ -462,8 +480,9 @@ def test_plain_http_to_loopback_is_allowed() -> None:
     EventsClient(api_key=TEST_KEY, base_url="http://localhost:8787")
 
 
-async def test_closed_client_refuses_work_and_closes_twice(api: ApiServer, clock: FakeClock,
-                                                          ids: IdMaker) -> None:
+async def test_closed_client_refuses_work_and_closes_twice(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """aclose() is idempotent, and a closed client raises ClientClosedError."""
     client = make_client(api, clock)
     await client.fetch(ids(1))
@@ -476,8 +495,9 @@ async def test_closed_client_refuses_work_and_closes_twice(api: ApiServer, clock
             pass
 
 
-async def test_cancelled_fetch_leaves_nothing_running(api: ApiServer, clock: FakeClock,
-                                                      ids: IdMaker) -> None:
+async def test_cancelled_fetch_leaves_nothing_running(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """Cancelling a fetch midway leaves no worker tasks, and the client still closes cleanly."""
     api.release = asyncio.Event()
     client = make_client(api, clock, max_concurrency=4)
@@ -492,8 +512,9 @@ async def test_cancelled_fetch_leaves_nothing_running(api: ApiServer, clock: Fak
     await client.aclose()
 
 
-async def test_caller_session_is_used_and_not_closed(api: ApiServer, clock: FakeClock,
-                                                     ids: IdMaker) -> None:
+async def test_caller_session_is_used_and_not_closed(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
     """A session passed in carries the requests and stays open after aclose()."""
     async with aiohttp.ClientSession() as session:
         client = make_client(api, clock, session=session)
@@ -502,12 +523,14 @@ async def test_caller_session_is_used_and_not_closed(api: ApiServer, clock: Fake
         assert not session.closed
 
 
-async def test_debug_and_warning_logs(api: ApiServer, clock: FakeClock, ids: IdMaker,
-                                      caplog: pytest.LogCaptureFixture) -> None:
+async def test_debug_and_warning_logs(
+    api: ApiServer, clock: FakeClock, ids: IdMaker, caplog: pytest.LogCaptureFixture
+) -> None:
     """A debug line per request with status and correlation id; a warning per retry."""
     answers = iter([500])
     api.handler = lambda server, seen: (
-        web.json_response({"error": "x"}, status=500) if next(answers, 200) == 500
+        web.json_response({"error": "x"}, status=500)
+        if next(answers, 200) == 500
         else web.json_response(events_body(seen.ids, correlation_id="d" * 32))
     )
     caplog.set_level(logging.DEBUG, logger="explorium_events")
@@ -516,8 +539,10 @@ async def test_debug_and_warning_logs(api: ApiServer, clock: FakeClock, ids: IdM
     messages = [record.getMessage() for record in caplog.records]
     assert any("HTTP 500" in text and "attempt 1" in text for text in messages)
     assert any("HTTP 200" in text and "d" * 32 in text for text in messages)
-    assert any(record.levelno == logging.WARNING and "retry 1" in record.getMessage()
-               for record in caplog.records)
+    assert any(
+        record.levelno == logging.WARNING and "retry 1" in record.getMessage()
+        for record in caplog.records
+    )
     assert all(TEST_KEY not in text for text in messages)
 
 
@@ -527,16 +552,21 @@ async def test_stats_count_what_happened(api: ApiServer, clock: FakeClock, ids: 
         result = await client.fetch([*ids(100), *ids(10)])
     stats = result.stats
     assert (stats.requests, stats.batches, stats.ids, stats.duplicate_ids, stats.events) == (
-        3, 3, 100, 10, 100)
+        3,
+        3,
+        100,
+        10,
+        100,
+    )
     assert stats.elapsed >= 0.0
 
 
-async def test_connection_refused_is_retried_then_reported(clock: FakeClock,
-                                                           ids: IdMaker) -> None:
+async def test_connection_refused_is_retried_then_reported(clock: FakeClock, ids: IdMaker) -> None:
     """A server that is not there: ConnectionFailed after the attempts, with the batch IDs."""
     policy = RetryPolicy(max_attempts=2, initial=0.01)
-    async with EventsClient(api_key=TEST_KEY, base_url="http://127.0.0.1:9", clock=clock,
-                            retry=policy) as client:
+    async with EventsClient(
+        api_key=TEST_KEY, base_url="http://127.0.0.1:9", clock=clock, retry=policy
+    ) as client:
         result = await client.fetch(ids(3), raise_on_error=False)
     [failure] = result.failed
     assert failure.attempts == 2 and failure.status is None
@@ -589,7 +619,6 @@ async def test_window_older_than_retention_warns_once_per_client(
     async with make_client(api, clock) as client:
         for _ in range(3):
             await client.fetch(ids(2), timestamp_to="2020-01-01")
-        await asyncio.gather(*(client.events_for(pid, timestamp_to="2020-01-01")
-                               for pid in ids(5)))
+        await asyncio.gather(*(client.events_for(pid, timestamp_to="2020-01-01") for pid in ids(5)))
     warnings = [record for record in caplog.records if "3 months" in record.getMessage()]
     assert len(warnings) == 1

@@ -88,7 +88,10 @@ class Pull:
 
 
 async def pull(
-    *, retries: bool = True, request_timeout: float = 30.0, batch_size: int = BATCH_SIZE,
+    *,
+    retries: bool = True,
+    request_timeout: float = 30.0,
+    batch_size: int = BATCH_SIZE,
     **faults: Any,
 ) -> Pull:
     """Pull the standard input through the emulator with these faults, returning everything."""
@@ -139,7 +142,11 @@ def check_invariant(run: Pull) -> None:
         assert failure.error.prospect_ids == failure.prospect_ids
         if isinstance(failure.error, ApiError):
             assert failure.status == failure.error.status and failure.status in {
-                429, 500, 502, 503, 504
+                429,
+                500,
+                502,
+                503,
+                504,
             }
             assert failure.correlation_id == failure.error.correlation_id
             assert failure.correlation_id is None or len(failure.correlation_id) == 32
@@ -205,9 +212,7 @@ def check_the_fault_happened(name: str, run: Pull) -> None:
 async def test_with_retries_every_fault_is_absorbed_and_nothing_is_lost(name: str) -> None:
     """With retries on and faults below 30%, a 2,000-ID pull fails nothing and loses nothing."""
     faults = FAULTS[name]
-    run = await pull(
-        request_timeout=timeout_for(faults), batch_size=batch_size_for(name), **faults
-    )
+    run = await pull(request_timeout=timeout_for(faults), batch_size=batch_size_for(name), **faults)
     check_the_fault_happened(name, run)
     check_invariant(run)
     assert run.result.failed == []
@@ -249,8 +254,12 @@ async def test_without_retries_failures_are_reported_and_nothing_is_lost(name: s
 
 @pytest.mark.parametrize(
     ("out_name", "how"),
-    [("events.jsonl", "stop"), ("events.jsonl", "cancel"), ("events.csv", "cancel"),
-     ("events.db", "stop")],
+    [
+        ("events.jsonl", "stop"),
+        ("events.jsonl", "cancel"),
+        ("events.csv", "cancel"),
+        ("events.db", "stop"),
+    ],
 )
 async def test_bulk_pull_interrupted_under_every_fault_resumes_to_exactly_once(
     tmp_path: Any, how: str, out_name: str
@@ -278,12 +287,22 @@ async def test_bulk_pull_interrupted_under_every_fault_resumes_to_exactly_once(
                     stop.set()
 
             async with EventsClient(
-                api_key=TEST_KEY, base_url=emu.url, rate_limit=None, batch_size=BATCH_SIZE,
-                request_timeout=SPIKE_TIMEOUT, clock=FastForwardClock(),
+                api_key=TEST_KEY,
+                base_url=emu.url,
+                rate_limit=None,
+                batch_size=BATCH_SIZE,
+                request_timeout=SPIKE_TIMEOUT,
+                clock=FastForwardClock(),
                 retry=RetryPolicy(max_attempts=12, initial=0.01, cap=0.05),
             ) as client:
-                work = pull(client, values, str(out), str(checkpoint), progress=progress,
-                            stop=stop if how == "stop" else None)
+                work = pull(
+                    client,
+                    values,
+                    str(out),
+                    str(checkpoint),
+                    progress=progress,
+                    stop=stop if how == "stop" else None,
+                )
                 if how == "stop" or stop_after is None:
                     return await work
                 task = asyncio.create_task(work)
@@ -336,13 +355,19 @@ async def test_events_for_under_every_fault_gives_each_caller_exactly_its_events
     config = EmulatorConfig(rate_limit=None, now=ANCHOR, seed=5, **faults)
     values = [prospect_id(number) for number in range(PULL_SIZE)]
     policy = (
-        RetryPolicy(max_attempts=12, initial=0.01, cap=0.05) if retries
+        RetryPolicy(max_attempts=12, initial=0.01, cap=0.05)
+        if retries
         else RetryPolicy(max_attempts=1)
     )
     async with Emulator(config, shutdown_timeout=SPIKE_MS / 1000) as emu:
         async with EventsClient(
-            api_key=TEST_KEY, base_url=emu.url, rate_limit=None, batch_size=BATCH_SIZE,
-            request_timeout=SPIKE_TIMEOUT, clock=FastForwardClock(), retry=policy,
+            api_key=TEST_KEY,
+            base_url=emu.url,
+            rate_limit=None,
+            batch_size=BATCH_SIZE,
+            request_timeout=SPIKE_TIMEOUT,
+            clock=FastForwardClock(),
+            retry=policy,
         ) as client:
             answers = await asyncio.gather(
                 *(client.events_for(pid) for pid in values), return_exceptions=True

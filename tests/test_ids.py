@@ -21,14 +21,17 @@ def test_normalisation_strips_and_lowercases() -> None:
     assert normalize_prospect_id(f" \t{VALID.upper()}\r\n") == VALID
 
 
-@pytest.mark.parametrize(("value", "reason"), [
-    ("", "empty"),
-    (VALID[:39], "39 characters, not 40"),
-    (VALID + "a", "41 characters, not 40"),
-    ("g" + VALID[1:], "'g' is not a hexadecimal digit"),
-    (VALID[:20] + " " + VALID[21:], "' ' is not a hexadecimal digit"),
-    (42, "not a string but int"),
-])
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("", "empty"),
+        (VALID[:39], "39 characters, not 40"),
+        (VALID + "a", "41 characters, not 40"),
+        ("g" + VALID[1:], "'g' is not a hexadecimal digit"),
+        (VALID[:20] + " " + VALID[21:], "' ' is not a hexadecimal digit"),
+        (42, "not a string but int"),
+    ],
+)
 def test_invalid_reasons_name_the_rule_broken(value: object, reason: str) -> None:
     """Each kind of invalid value gets a reason that names what is wrong."""
     assert invalid_reason(value) == reason

@@ -101,13 +101,15 @@ def test_unknown_event_type_is_kept_with_its_data_as_a_mapping() -> None:
     """An event type the client does not know survives, its data a plain dict."""
     body = {
         "response_context": {"correlation_id": "a" * 32, "request_status": "success"},
-        "output_events": [{
-            "event_name": "prospect_won_award",
-            "event_time": "2026-10-01T00:00:00Z",
-            "event_id": "b" * 32,
-            "prospect_id": "c" * 40,
-            "data": {"event_name": "prospect_won_award", "award": "Best CTO", "year": 2026},
-        }],
+        "output_events": [
+            {
+                "event_name": "prospect_won_award",
+                "event_time": "2026-10-01T00:00:00Z",
+                "event_id": "b" * 32,
+                "prospect_id": "c" * 40,
+                "data": {"event_name": "prospect_won_award", "award": "Best CTO", "year": 2026},
+            }
+        ],
     }
     [event] = decode_response(json.dumps(body).encode()).output_events
     assert event.event_type is None
@@ -116,18 +118,34 @@ def test_unknown_event_type_is_kept_with_its_data_as_a_mapping() -> None:
 
 def test_role_change_without_previous_company_and_anniversary_types() -> None:
     """Role change may lack the previous company; the anniversary has an integer year count."""
-    role = {"event_name": "prospect_changed_role", "event_time": "2026-10-02T00:00:00+00:00",
-            "event_id": "d" * 32, "prospect_id": "e" * 40,
-            "data": {"event_name": "prospect_changed_role", "current_job_title": "CTO",
-                     "previous_job_title": "VP", "current_company_name": "Acme",
-                     "current_company_id": "f" * 32}}
-    anniversary = {"event_name": "prospect_job_start_anniversary",
-                   "event_time": "2026-10-03T00:00:00+00:00", "event_id": "1" * 32,
-                   "prospect_id": "2" * 40,
-                   "data": {"event_name": "prospect_job_start_anniversary", "full_name": "Ada L",
-                            "company_name": "Acme", "job_title": "CTO", "years_at_company": 5,
-                            "job_anniversary_date": "2026-10-03T00:00:00+00:00",
-                            "linkedin_url": "https://linkedin.com/in/ada"}}
+    role = {
+        "event_name": "prospect_changed_role",
+        "event_time": "2026-10-02T00:00:00+00:00",
+        "event_id": "d" * 32,
+        "prospect_id": "e" * 40,
+        "data": {
+            "event_name": "prospect_changed_role",
+            "current_job_title": "CTO",
+            "previous_job_title": "VP",
+            "current_company_name": "Acme",
+            "current_company_id": "f" * 32,
+        },
+    }
+    anniversary = {
+        "event_name": "prospect_job_start_anniversary",
+        "event_time": "2026-10-03T00:00:00+00:00",
+        "event_id": "1" * 32,
+        "prospect_id": "2" * 40,
+        "data": {
+            "event_name": "prospect_job_start_anniversary",
+            "full_name": "Ada L",
+            "company_name": "Acme",
+            "job_title": "CTO",
+            "years_at_company": 5,
+            "job_anniversary_date": "2026-10-03T00:00:00+00:00",
+            "linkedin_url": "https://linkedin.com/in/ada",
+        },
+    }
     body = {"response_context": {}, "output_events": [role, anniversary]}
     first, second = decode_response(json.dumps(body).encode()).output_events
     assert isinstance(first.data, RoleChangeData)
@@ -139,26 +157,57 @@ def test_role_change_without_previous_company_and_anniversary_types() -> None:
 
 def test_known_type_with_odd_data_is_kept_as_mapping_not_lost() -> None:
     """A data field of an unexpected type keeps the event, with its data as a mapping."""
-    body = {"response_context": {}, "output_events": [{
-        "event_name": "prospect_job_start_anniversary", "event_time": "2026-10-03T00:00:00Z",
-        "event_id": "1" * 32, "prospect_id": "2" * 40,
-        "data": {"event_name": "prospect_job_start_anniversary", "years_at_company": "five"}}]}
+    body = {
+        "response_context": {},
+        "output_events": [
+            {
+                "event_name": "prospect_job_start_anniversary",
+                "event_time": "2026-10-03T00:00:00Z",
+                "event_id": "1" * 32,
+                "prospect_id": "2" * 40,
+                "data": {
+                    "event_name": "prospect_job_start_anniversary",
+                    "years_at_company": "five",
+                },
+            }
+        ],
+    }
     [event] = decode_response(json.dumps(body).encode()).output_events
-    assert event.data == {"event_name": "prospect_job_start_anniversary",
-                          "years_at_company": "five"}
+    assert event.data == {
+        "event_name": "prospect_job_start_anniversary",
+        "years_at_company": "five",
+    }
 
 
 def test_naive_event_time_is_read_as_utc() -> None:
     """An event_time without an offset becomes an aware UTC datetime."""
-    body = {"response_context": {}, "output_events": [{
-        "event_name": "prospect_changed_role", "event_time": "2026-10-03T04:05:06",
-        "event_id": "1" * 32, "prospect_id": "2" * 40, "data": {}}]}
+    body = {
+        "response_context": {},
+        "output_events": [
+            {
+                "event_name": "prospect_changed_role",
+                "event_time": "2026-10-03T04:05:06",
+                "event_id": "1" * 32,
+                "prospect_id": "2" * 40,
+                "data": {},
+            }
+        ],
+    }
     [event] = decode_response(json.dumps(body).encode()).output_events
     assert event.event_time.tzinfo is not None
 
 
-@pytest.mark.parametrize("body", [b"", b"{", b"[]", b'{"output_events": 3}',
-                                  b'{"output_events": [{"event_id": "x"}]}', b'{"detail": "x"}'])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"{",
+        b"[]",
+        b'{"output_events": 3}',
+        b'{"output_events": [{"event_id": "x"}]}',
+        b'{"detail": "x"}',
+    ],
+)
 def test_malformed_bodies_raise_decode_errors(body: bytes) -> None:
     """Bodies that are not the documented shape raise msgspec errors (the client retries them)."""
     with pytest.raises(msgspec.DecodeError):

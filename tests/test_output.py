@@ -124,7 +124,7 @@ def test_jsonl_append_keeps_what_the_file_held(tmp_path: Path) -> None:
     with open_sink(str(path), "jsonl", append=True) as sink:
         sink.write([_event(event_for(prospect_id(1)))])
     lines = path.read_bytes().splitlines()
-    assert lines[0] == b"{\"old\": 1}" and len(lines) == 2
+    assert lines[0] == b'{"old": 1}' and len(lines) == 2
     with open_sink(str(path), "jsonl") as sink:
         sink.write([])
     assert path.read_bytes() == b""

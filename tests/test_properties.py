@@ -286,8 +286,13 @@ def test_backoff_ceiling_grows_with_attempts(attempt: int, initial: float, cap: 
 
 
 @FAST
-@given(st.one_of(st.none(), st.text(max_size=40), st.from_regex(r"\s*-?[0-9]{1,12}(\.[0-9]*)?\s*",
-                                                                  fullmatch=True)))
+@given(
+    st.one_of(
+        st.none(),
+        st.text(max_size=40),
+        st.from_regex(r"\s*-?[0-9]{1,12}(\.[0-9]*)?\s*", fullmatch=True),
+    )
+)
 def test_retry_after_parsing_never_raises_and_is_never_negative(value: str | None) -> None:
     """Any header text gives None or a finite wait between 0 and 1e9 seconds."""
     seconds = parse_retry_after(value, now=1_800_000_000.0)
@@ -303,7 +308,7 @@ def test_retry_after_seconds_are_read_as_given(value: int) -> None:
 
 
 @FAST
-@given(st.integers(-10**6, 10**7), st.integers(1_000_000_000, 2_000_000_000))
+@given(st.integers(-(10**6), 10**7), st.integers(1_000_000_000, 2_000_000_000))
 def test_retry_after_http_dates_are_read_relative_to_now(offset: int, now: int) -> None:
     """An HTTP date gives its distance from now in seconds, or 0 when it lies in the past."""
     header = email.utils.formatdate(now + offset, usegmt=True)
@@ -348,15 +353,28 @@ def test_hostile_rate_limit_headers_never_raise_and_read_as_finite_or_none(
 # --- hostile response bodies ------------------------------------------------------------
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.floats(allow_nan=False)
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**70), 2**70)
+    | st.floats(allow_nan=False)
     | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner,
-                                                                max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 error_keys = st.sampled_from(
-    ["detail", "details", "error", "message", "correlation_id", "retry_after",
-     "response_context", "loc", "msg"]
+    [
+        "detail",
+        "details",
+        "error",
+        "message",
+        "correlation_id",
+        "retry_after",
+        "response_context",
+        "loc",
+        "msg",
+    ]
 )
 error_bodies = st.one_of(
     json_values,
@@ -387,11 +405,12 @@ event_shapes = st.fixed_dictionaries(
     {},
     optional={
         "event_id": json_values | st.text(max_size=32),
-        "event_name": json_values | st.sampled_from(["prospect_changed_role",
-                                                     "prospect_job_start_anniversary"]),
+        "event_name": json_values
+        | st.sampled_from(["prospect_changed_role", "prospect_job_start_anniversary"]),
         "event_time": json_values | st.sampled_from(["2026-10-01T00:00:00Z", "2026-10-01"]),
         "prospect_id": json_values,
-        "data": json_values | st.dictionaries(
+        "data": json_values
+        | st.dictionaries(
             st.sampled_from(["years_at_company", "job_anniversary_date", "full_name"]),
             json_values,
         ),

@@ -9,6 +9,7 @@ def test_all_matches_the_real_exports_and_is_sorted() -> None:
     """Every name in __all__ exists, and __all__ is sorted."""
     for name in explorium_events.__all__:
         assert hasattr(explorium_events, name), name
+
     def isort_style(name: str) -> tuple[int, str]:  # ruff's RUF022 order
         return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
 
@@ -17,8 +18,11 @@ def test_all_matches_the_real_exports_and_is_sorted() -> None:
 
 def test_every_public_class_is_in_all() -> None:
     """No public class is importable from the package without being listed."""
-    public = {name for name, value in vars(explorium_events).items()
-              if isinstance(value, type) and not name.startswith("_")}
+    public = {
+        name
+        for name, value in vars(explorium_events).items()
+        if isinstance(value, type) and not name.startswith("_")
+    }
     assert public <= set(explorium_events.__all__)
 
 

@@ -12,17 +12,29 @@ from explorium_events._ratelimit import RateLimitHeaders, SlidingWindowLimiter
 from tests.conftest import FakeClock
 
 
-def limiter(clock: FakeClock, limit: int | None = 10, window: float = 60.0,
-            cost: str = "request") -> SlidingWindowLimiter:
-    return SlidingWindowLimiter(limit=limit, window=window, cost=cost,  # type: ignore[arg-type]
-                                clock=clock, rng=random.Random(0), pause_jitter=0.0)
+def limiter(
+    clock: FakeClock, limit: int | None = 10, window: float = 60.0, cost: str = "request"
+) -> SlidingWindowLimiter:
+    return SlidingWindowLimiter(
+        limit=limit,
+        window=window,
+        cost=cost,  # type: ignore[arg-type]
+        clock=clock,
+        rng=random.Random(0),
+        pause_jitter=0.0,
+    )
 
 
 NO_HEADERS = RateLimitHeaders()
 
 
-async def send(lim: SlidingWindowLimiter, clock: FakeClock, sent: list[float],
-               headers: RateLimitHeaders | None = NO_HEADERS, units: int = 1) -> None:
+async def send(
+    lim: SlidingWindowLimiter,
+    clock: FakeClock,
+    sent: list[float],
+    headers: RateLimitHeaders | None = NO_HEADERS,
+    units: int = 1,
+) -> None:
     await lim.acquire(units)
     sent.append(clock.monotonic())
     lim.release(units, headers)
@@ -95,8 +107,9 @@ async def test_units_of_another_spender_leave_it_half_of_what_remains(clock: Fak
     """Someone else holds 100 of 200: of the 100 left the client spends 50, then waits."""
     lim = limiter(clock, limit=200)
     sent: list[float] = []
-    await send(lim, clock, sent,
-               RateLimitHeaders(limit=200, remaining=100, reset=clock.time() + 20))
+    await send(
+        lim, clock, sent, RateLimitHeaders(limit=200, remaining=100, reset=clock.time() + 20)
+    )
     for _ in range(51):
         await send(lim, clock, sent, None)
     assert sent[:51] == [0.0] * 51  # the probe, then its half of the 100 left

@@ -25,24 +25,38 @@ from explorium_events._retry import backoff_delay, parse_retry_after
 NOW = 1_800_000_000.0
 
 
-@pytest.mark.parametrize("error", [
-    RateLimitError("x", status=429),
-    RateLimitError("x", status=429, retry_after=10),
-    ServerError("x", status=500), ServerError("x", status=502),
-    ServerError("x", status=503), ServerError("x", status=504),
-    ConnectionFailed("x"), RequestTimeout("x"), MalformedResponse("x"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        RateLimitError("x", status=429),
+        RateLimitError("x", status=429, retry_after=10),
+        ServerError("x", status=500),
+        ServerError("x", status=502),
+        ServerError("x", status=503),
+        ServerError("x", status=504),
+        ConnectionFailed("x"),
+        RequestTimeout("x"),
+        MalformedResponse("x"),
+    ],
+)
 def test_transient_failures_are_retried(error: Exception) -> None:
     """429, 500/502/503/504, connection errors, timeouts and malformed 200s are retried."""
     assert RetryPolicy().is_retryable(error)
 
 
-@pytest.mark.parametrize("error", [
-    BadRequestError("x", status=400), BadRequestError("x", status=404),
-    AuthenticationError("x", status=401), PermissionDeniedError("x", status=403),
-    UnprocessableEntityError("x", status=422), ServerError("x", status=501),
-    asyncio.CancelledError(), ValueError("bug"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        BadRequestError("x", status=400),
+        BadRequestError("x", status=404),
+        AuthenticationError("x", status=401),
+        PermissionDeniedError("x", status=403),
+        UnprocessableEntityError("x", status=422),
+        ServerError("x", status=501),
+        asyncio.CancelledError(),
+        ValueError("bug"),
+    ],
+)
 def test_permanent_failures_and_cancellation_are_not_retried(error: BaseException) -> None:
     """400, 401, 403, 404, 422, 501, a cancellation and a plain bug are never retried."""
     assert not RetryPolicy().is_retryable(error)
@@ -63,17 +77,28 @@ def test_backoff_grows_exponentially_within_jitter_and_cap() -> None:
         assert ceiling / 2 <= delay <= ceiling
 
 
-@pytest.mark.parametrize(("header", "seconds"), [
-    ("7", 7.0), (" 12 ", 12.0), ("0.5", 0.5), ("-3", 0.0),
-    ("Wed, 15 Jan 2027 08:00:10 GMT", None),  # computed below
-    ("soon", None), ("", None), (None, None), ("nan", None),
-])
-def test_retry_after_parses_seconds_and_http_dates(header: str | None,
-                                                   seconds: float | None) -> None:
+@pytest.mark.parametrize(
+    ("header", "seconds"),
+    [
+        ("7", 7.0),
+        (" 12 ", 12.0),
+        ("0.5", 0.5),
+        ("-3", 0.0),
+        ("Wed, 15 Jan 2027 08:00:10 GMT", None),  # computed below
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("nan", None),
+    ],
+)
+def test_retry_after_parses_seconds_and_http_dates(
+    header: str | None, seconds: float | None
+) -> None:
     """Delta-seconds and HTTP dates become seconds from now; junk becomes None."""
     parsed = parse_retry_after(header, now=NOW)
     if header and "GMT" in header:
         import email.utils
+
         expected = email.utils.parsedate_to_datetime(header).timestamp() - NOW
         assert parsed == pytest.approx(max(0.0, expected))
     else:

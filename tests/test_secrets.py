@@ -50,8 +50,9 @@ def assert_no_key(*texts: str) -> None:
 
 
 def _html(server: ApiServer, seen: Seen) -> web.StreamResponse:
-    return web.Response(text=f"<html><body>bad key {TEST_KEY}</body></html>", status=502,
-                        content_type="text/html")
+    return web.Response(
+        text=f"<html><body>bad key {TEST_KEY}</body></html>", status=502, content_type="text/html"
+    )
 
 
 def _echo_json(status: int) -> Callable[[ApiServer, Seen], web.StreamResponse]:
@@ -59,8 +60,10 @@ def _echo_json(status: int) -> Callable[[ApiServer, Seen], web.StreamResponse]:
 
     def handle(server: ApiServer, seen: Seen) -> web.StreamResponse:
         return web.json_response(
-            {"details": f"invalid api_key {seen.headers.get('api_key')}",
-             "correlation_id": "f" * 32},
+            {
+                "details": f"invalid api_key {seen.headers.get('api_key')}",
+                "correlation_id": "f" * 32,
+            },
             status=status,
         )
 
@@ -73,13 +76,15 @@ def _echo_200(server: ApiServer, seen: Seen) -> web.StreamResponse:
 
 
 def _truncated_echo(server: ApiServer, seen: Seen) -> web.StreamResponse:
-    return web.Response(body=f'{{"oops": "{TEST_KEY}"'.encode(), status=200,
-                        content_type="application/json")
+    return web.Response(
+        body=f'{{"oops": "{TEST_KEY}"'.encode(), status=200, content_type="application/json"
+    )
 
 
 def _rate_limited(server: ApiServer, seen: Seen) -> web.StreamResponse:
-    return web.json_response({"error": "slow", "retry_after": 9999}, status=429,
-                             headers={"Retry-After": "9999"})
+    return web.json_response(
+        {"error": "slow", "retry_after": 9999}, status=429, headers={"Retry-After": "9999"}
+    )
 
 
 def _ok(server: ApiServer, seen: Seen) -> web.StreamResponse:
@@ -108,7 +113,9 @@ async def test_library_at_debug_level_never_shows_the_key(
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
     async with EventsClient(
-        api_key=TEST_KEY, base_url=api.url, clock=clock,
+        api_key=TEST_KEY,
+        base_url=api.url,
+        clock=clock,
         retry=RetryPolicy(max_attempts=2, initial=0.01, cap=0.01, max_retry_after=60),
     ) as client:
         texts.append(repr(client))
@@ -137,8 +144,13 @@ async def test_library_at_debug_level_never_shows_the_key(
 @pytest.mark.parametrize("name", list(FAILING_SERVERS))
 @pytest.mark.parametrize("out_name", ["events.jsonl", "events.csv", "events.db"])
 async def test_bulk_pull_checkpoint_and_output_never_hold_the_key(
-    api: ApiServer, clock: FakeClock, ids: IdMaker, caplog: pytest.LogCaptureFixture,
-    tmp_path: Any, name: str, out_name: str,
+    api: ApiServer,
+    clock: FakeClock,
+    ids: IdMaker,
+    caplog: pytest.LogCaptureFixture,
+    tmp_path: Any,
+    name: str,
+    out_name: str,
 ) -> None:
     """A bulk pull against a failing server leaves the key in no checkpoint, output or log."""
     from explorium_events import pull
@@ -147,7 +159,9 @@ async def test_bulk_pull_checkpoint_and_output_never_hold_the_key(
     caplog.set_level(logging.DEBUG)
     texts: list[str] = []
     async with EventsClient(
-        api_key=TEST_KEY, base_url=api.url, clock=clock,
+        api_key=TEST_KEY,
+        base_url=api.url,
+        clock=clock,
         retry=RetryPolicy(max_attempts=2, initial=0.01, cap=0.01, max_retry_after=60),
     ) as client:
         try:
@@ -168,7 +182,9 @@ async def test_library_with_no_server_at_all_never_shows_the_key(
     """A refused connection's error chain and logs do not carry the key either."""
     caplog.set_level(logging.DEBUG)
     async with EventsClient(
-        api_key=TEST_KEY, base_url=f"http://127.0.0.1:{unused_tcp_port}", clock=clock,
+        api_key=TEST_KEY,
+        base_url=f"http://127.0.0.1:{unused_tcp_port}",
+        clock=clock,
         retry=RetryPolicy(max_attempts=2, initial=0.01, cap=0.01),
     ) as client:
         with pytest.raises(FetchError) as caught:
@@ -265,7 +281,8 @@ async def run_cli(argv: list[str]) -> int:
 def files_text(directory: Any) -> list[str]:
     """Everything written under a directory, read as text whatever it is (SQLite included)."""
     return [
-        path.read_bytes().decode("latin-1") for path in sorted(directory.rglob("*"))
+        path.read_bytes().decode("latin-1")
+        for path in sorted(directory.rglob("*"))
         if path.is_file()
     ]
 
@@ -281,20 +298,35 @@ def files_text(directory: Any) -> list[str]:
     ],
 )
 async def test_cli_fetch_at_debug_level_never_shows_the_key(
-    api: ApiServer, tmp_path: Any, capsys: pytest.CaptureFixture[str],
-    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch, ids: IdMaker,
-    name: str, key_from: str, extra: list[str],
+    api: ApiServer,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    ids: IdMaker,
+    name: str,
+    key_from: str,
+    extra: list[str],
 ) -> None:
     """fetch -v against a failing server writes the key nowhere: streams, logs, checkpoint."""
     api.handler = FAILING_SERVERS[name]
     caplog.set_level(logging.DEBUG)
     (tmp_path / "ids.txt").write_text("\n".join(ids(90)) + "\n")
     argv = [
-        "fetch", "-v", "--no-progress", "--ids", str(tmp_path / "ids.txt"),
-        "--out", str(tmp_path / "events.out"), "--failed-out", str(tmp_path / "failed.txt"),
-        "--base-url", api.url,
+        "fetch",
+        "-v",
+        "--no-progress",
+        "--ids",
+        str(tmp_path / "ids.txt"),
+        "--out",
+        str(tmp_path / "events.out"),
+        "--failed-out",
+        str(tmp_path / "failed.txt"),
+        "--base-url",
+        api.url,
         # One variant retries, so the retry warnings are searched too (their waits are real).
-        "--max-attempts", "2" if key_from == "flag" and not extra else "1",
+        "--max-attempts",
+        "2" if key_from == "flag" and not extra else "1",
         *(arg.format(tmp=tmp_path) for arg in extra),
     ]
     if key_from == "flag":
@@ -312,30 +344,57 @@ async def test_cli_fetch_at_debug_level_never_shows_the_key(
 
 
 async def test_cli_fetch_to_standard_output_never_shows_the_key(
-    api: ApiServer, tmp_path: Any, capsys: pytest.CaptureFixture[str], ids: IdMaker,
+    api: ApiServer,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    ids: IdMaker,
 ) -> None:
     """With events on standard output and a key-quoting 401, neither stream holds the key."""
     api.handler = FAILING_SERVERS["401 quoting the key"]
     (tmp_path / "ids.txt").write_text("\n".join(ids(10)) + "\n")
-    status = await run_cli([
-        "fetch", "-v", "--no-progress", "--ids", str(tmp_path / "ids.txt"),
-        "--base-url", api.url, "--api-key", TEST_KEY,
-    ])
+    status = await run_cli(
+        [
+            "fetch",
+            "-v",
+            "--no-progress",
+            "--ids",
+            str(tmp_path / "ids.txt"),
+            "--base-url",
+            api.url,
+            "--api-key",
+            TEST_KEY,
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 1
     assert_no_key(captured.out, captured.err)
 
 
 async def test_cli_fetch_with_no_server_never_shows_the_key(
-    tmp_path: Any, capsys: pytest.CaptureFixture[str], ids: IdMaker, unused_tcp_port: int,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    ids: IdMaker,
+    unused_tcp_port: int,
 ) -> None:
     """A refused connection at debug level: the key is not in any output."""
     (tmp_path / "ids.txt").write_text("\n".join(ids(10)) + "\n")
-    status = await run_cli([
-        "fetch", "-v", "--no-progress", "--ids", str(tmp_path / "ids.txt"),
-        "--out", str(tmp_path / "events.jsonl"), "--max-attempts", "1",
-        "--base-url", f"http://127.0.0.1:{unused_tcp_port}", "--api-key", TEST_KEY,
-    ])
+    status = await run_cli(
+        [
+            "fetch",
+            "-v",
+            "--no-progress",
+            "--ids",
+            str(tmp_path / "ids.txt"),
+            "--out",
+            str(tmp_path / "events.jsonl"),
+            "--max-attempts",
+            "1",
+            "--base-url",
+            f"http://127.0.0.1:{unused_tcp_port}",
+            "--api-key",
+            TEST_KEY,
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 1
     assert_no_key(captured.out, captured.err, *files_text(tmp_path))
@@ -343,29 +402,56 @@ async def test_cli_fetch_with_no_server_never_shows_the_key(
 
 @pytest.mark.parametrize("url", ["http://api.explorium.ai", "http://192.0.2.1:8787"])
 async def test_cli_refuses_plain_http_to_a_remote_host_without_showing_the_key(
-    tmp_path: Any, capsys: pytest.CaptureFixture[str], ids: IdMaker, url: str,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    ids: IdMaker,
+    url: str,
 ) -> None:
     """fetch --base-url http://remote exits 2 before sending anything, without the key."""
     (tmp_path / "ids.txt").write_text("\n".join(ids(3)) + "\n")
-    status = await run_cli([
-        "fetch", "-v", "--ids", str(tmp_path / "ids.txt"), "--base-url", url,
-        "--api-key", TEST_KEY,
-    ])
+    status = await run_cli(
+        [
+            "fetch",
+            "-v",
+            "--ids",
+            str(tmp_path / "ids.txt"),
+            "--base-url",
+            url,
+            "--api-key",
+            TEST_KEY,
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 2 and "plain http" in captured.err
     assert_no_key(captured.out, captured.err)
 
 
 async def test_cli_demo_at_debug_level_never_shows_the_key(
-    tmp_path: Any, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """demo -v, with the key in the environment and faults on, shows the key nowhere."""
     monkeypatch.setenv("EXPLORIUM_API_KEY", TEST_KEY)
-    status = await run_cli([
-        "demo", "-v", "--no-progress", "--prospects", "200", "--rate-limit", "off",
-        "--latency-ms", "0", "--error-rate", "0.2", "--duplicate-rate", "0.2",
-        "--out", str(tmp_path / "demo.jsonl"),
-    ])
+    status = await run_cli(
+        [
+            "demo",
+            "-v",
+            "--no-progress",
+            "--prospects",
+            "200",
+            "--rate-limit",
+            "off",
+            "--latency-ms",
+            "0",
+            "--error-rate",
+            "0.2",
+            "--duplicate-rate",
+            "0.2",
+            "--out",
+            str(tmp_path / "demo.jsonl"),
+        ]
+    )
     captured = capsys.readouterr()
     assert status == 0, captured.out + captured.err
     assert_no_key(captured.out, captured.err, *files_text(tmp_path))
@@ -373,7 +459,9 @@ async def test_cli_demo_at_debug_level_never_shows_the_key(
 
 @pytest.mark.parametrize("command", [[], ["fetch"], ["serve"], ["demo"]])
 async def test_cli_help_never_shows_the_key(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, command: list[str],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    command: list[str],
 ) -> None:
     """--help of every command, with the key in the environment, does not print it."""
     monkeypatch.setenv("EXPLORIUM_API_KEY", TEST_KEY)
@@ -391,9 +479,17 @@ async def test_cli_serve_at_debug_level_never_shows_the_key(tmp_path: Any) -> No
     import aiohttp
 
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "explorium_events", "serve", "-v", "--port", "0",
-        "--api-key", TEST_KEY,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "explorium_events",
+        "serve",
+        "-v",
+        "--port",
+        "0",
+        "--api-key",
+        TEST_KEY,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     assert process.stderr is not None and process.stdout is not None
     try:
@@ -417,7 +513,8 @@ async def test_cli_serve_at_debug_level_never_shows_the_key(tmp_path: Any) -> No
                     texts = [await response.text(), repr(dict(response.headers))]
                     assert_no_key(*texts)
             async with session.post(  # a body the validation rejects, quoting nothing secret
-                f"{url}/v1/prospects/events", json={"prospect_ids": [TEST_KEY]},
+                f"{url}/v1/prospects/events",
+                json={"prospect_ids": [TEST_KEY]},
                 headers={"api_key": TEST_KEY},
             ) as response:
                 statuses.append(response.status)

@@ -54,13 +54,22 @@ async def test_fifty_callers_share_one_limit_and_each_get_their_own_result() -> 
     clock = FakeClock()
     # The emulator reads the same fake clock, so its sliding window judges the client's.
     config = EmulatorConfig(
-        rate_limit=LIMIT, rate_window=WINDOW, clock=clock.time, now=ANCHOR,
-        latency_ms=1.0, seed=3,
+        rate_limit=LIMIT,
+        rate_window=WINDOW,
+        clock=clock.time,
+        now=ANCHOR,
+        latency_ms=1.0,
+        seed=3,
     )
     async with Emulator(config) as emu:
         async with EventsClient(
-            api_key=TEST_KEY, base_url=emu.url, rate_limit=LIMIT, rate_window=WINDOW,
-            max_concurrency=CONCURRENCY, clock=clock, retry=RetryPolicy(max_attempts=1),
+            api_key=TEST_KEY,
+            base_url=emu.url,
+            rate_limit=LIMIT,
+            rate_window=WINDOW,
+            max_concurrency=CONCURRENCY,
+            clock=clock,
+            retry=RetryPolicy(max_attempts=1),
         ) as client:
             results = await run_callers(client)
             peak = client.peak_in_flight
@@ -91,8 +100,12 @@ async def test_fifty_callers_respect_the_window_as_the_server_saw_it(
 
     api.handler = answer_after_a_few_ticks
     async with EventsClient(
-        api_key=TEST_KEY, base_url=api.url, rate_limit=LIMIT, rate_window=WINDOW,
-        max_concurrency=CONCURRENCY, clock=clock,
+        api_key=TEST_KEY,
+        base_url=api.url,
+        rate_limit=LIMIT,
+        rate_window=WINDOW,
+        max_concurrency=CONCURRENCY,
+        clock=clock,
     ) as client:
         results = await run_callers(client)
         peak = client.peak_in_flight
@@ -134,7 +147,10 @@ async def test_one_callers_failed_batch_touches_no_other_caller(
         if caller != POISON_CALLER and POISON in values:
             values.remove(POISON)
     async with EventsClient(
-        api_key=TEST_KEY, base_url=api.url, rate_limit=None, max_concurrency=concurrency,
+        api_key=TEST_KEY,
+        base_url=api.url,
+        rate_limit=None,
+        max_concurrency=concurrency,
         clock=clock,
     ) as client:
         results = await asyncio.gather(
@@ -159,8 +175,10 @@ async def test_one_callers_failed_batch_touches_no_other_caller(
         assert sorted(event.prospect_id for event in result.events) == sorted(result.succeeded)
         assert [event.to_dict() for event in result.events] == sorted(
             (event_for(pid) for pid in result.succeeded),
-            key=lambda event: (-dt.datetime.fromisoformat(event["event_time"]).timestamp(),
-                               event["event_id"]),
+            key=lambda event: (
+                -dt.datetime.fromisoformat(event["event_time"]).timestamp(),
+                event["event_id"],
+            ),
         )
 
 
@@ -176,8 +194,12 @@ async def test_one_caller_cancelled_midway_leaves_the_others_whole(
 
     api.handler = answer_after_a_few_ticks
     async with EventsClient(
-        api_key=TEST_KEY, base_url=api.url, rate_limit=LIMIT, rate_window=WINDOW,
-        max_concurrency=CONCURRENCY, clock=clock,
+        api_key=TEST_KEY,
+        base_url=api.url,
+        rate_limit=LIMIT,
+        rate_window=WINDOW,
+        max_concurrency=CONCURRENCY,
+        clock=clock,
     ) as client:
         tasks = [asyncio.create_task(client.fetch(caller_ids(caller))) for caller in range(CALLERS)]
         for _ in range(100_000):  # yield until 10 requests went out; never hang
