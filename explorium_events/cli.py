@@ -49,6 +49,7 @@ from ._progress import (
     pace,
     summary_lines,
 )
+from ._query import utc_range_problem
 
 if TYPE_CHECKING:
     from explorium_events.emulator import EmulatorConfig
@@ -110,7 +111,11 @@ def _timestamp(text: str) -> dt.date | dt.datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date (2026-06-01) or an ISO 8601 datetime (2026-06-01T12:00:00Z)"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    problem = utc_range_problem(moment)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} {problem}")
+    return moment
 
 
 def _event_types(text: str) -> list[str]:
