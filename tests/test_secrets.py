@@ -653,3 +653,76 @@ async def test_cli_fetch_with_checkpoint_never_writes_a_key_quoted_in_raw_bytes(
     assert (tmp_path / "pull.checkpoint").exists()
     assert (tmp_path / "failed.txt").read_text().split() == ids(50)
     assert_no_key(captured.out, captured.err, caplog.text, *files_text(tmp_path))
+
+
+# --- issue 10: a key that cannot be sent as a header ----------------------------------------
+
+UNSENDABLE = {
+    "line break": "\n",
+    "carriage return": "\r",
+    "NUL": "\0",
+    "escape": "\x1b",
+    "non-ASCII letter": "\u00e9",
+    "emoji": "\U0001f511",
+}
+
+
+@pytest.mark.parametrize("name", list(UNSENDABLE))
+@pytest.mark.parametrize("key_from", ["argument", "environment"])
+def test_an_unsendable_key_is_refused_when_the_client_is_built_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, key_from: str
+) -> None:
+    """A key holding a control or non-ASCII character: ConfigurationError, where but not what."""
+    key = TEST_KEY[:16] + UNSENDABLE[name] + TEST_KEY[16:]
+    if key_from == "environment":
+        if name == "NUL":
+            pytest.skip("an environment variable cannot hold a NUL")
+        monkeypatch.setenv("EXPLORIUM_API_KEY", key)
+    with pytest.raises(ConfigurationError) as caught:
+        EventsClient(api_key=key if key_from == "argument" else None)
+    message = str(caught.value)
+    assert f"(character 17 of {len(key)})" in message
+    assert ("EXPLORIUM_API_KEY" in message) == (key_from == "environment")
+    assert_no_key(*texts_of(caught.value))
+    assert TEST_KEY[16:] not in message and UNSENDABLE[name] not in message
+
+
+@pytest.mark.parametrize("key_from", ["flag", "environment"])
+async def test_cli_fetch_with_an_unsendable_key_exits_2_without_showing_it(
+    api: ApiServer,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    ids: IdMaker,
+    key_from: str,
+) -> None:
+    """fetch with a key holding a line break: exit 2, one line saying where, nothing sent."""
+    key = TEST_KEY[:16] + "\n" + TEST_KEY[16:]
+    (tmp_path / "ids.txt").write_text("\n".join(ids(5)) + "\n")
+    argv = [
+        "fetch",
+        "-v",
+        "--ids",
+        str(tmp_path / "ids.txt"),
+        "--out",
+        str(tmp_path / "events.jsonl"),
+        "--failed-out",
+        str(tmp_path / "failed.txt"),
+        "--checkpoint",
+        str(tmp_path / "pull.checkpoint"),
+        "--base-url",
+        api.url,
+    ]
+    if key_from == "flag":
+        argv += ["--api-key", key]
+    else:
+        monkeypatch.setenv("EXPLORIUM_API_KEY", key)
+    status = await run_cli(argv)
+    captured = capsys.readouterr()
+    assert status == 2, captured.err
+    assert "the API key holds a line break (character 17 of 26)" in captured.err
+    assert "Traceback" not in captured.err
+    assert api.requests == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ids.txt"]
+    assert_no_key(captured.out, captured.err)
+    assert TEST_KEY[16:] not in captured.err
