@@ -877,7 +877,9 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
     rate_limit, rate_window = args.rate_limit
     try:
         client = EventsClient(
-            api_key=api_key,
+            # None when the key comes from the environment: the client reads it there, and
+            # names the variable if the key cannot be sent.
+            api_key=args.api_key,
             base_url=args.base_url,
             max_concurrency=args.concurrency,
             batch_size=args.batch_size,

@@ -720,7 +720,8 @@ async def test_cli_fetch_with_an_unsendable_key_exits_2_without_showing_it(
     status = await run_cli(argv)
     captured = capsys.readouterr()
     assert status == 2, captured.err
-    assert "the API key holds a line break (character 17 of 26)" in captured.err
+    assert "holds a line break (character 17 of 26)" in captured.err
+    assert ("(from EXPLORIUM_API_KEY)" in captured.err) == (key_from == "environment")
     assert "Traceback" not in captured.err
     assert api.requests == []
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ids.txt"]
