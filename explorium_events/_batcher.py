@@ -21,8 +21,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ._checks import check_count, check_seconds
 from ._clock import Clock
-from ._errors import ClientClosedError, ConfigurationError, InvalidProspectIdError
+from ._errors import ClientClosedError, InvalidProspectIdError
 from ._ids import PROSPECT_ID_RULE, invalid_reason, normalize_prospect_id
 from ._models import Event
 from ._query import Query
@@ -42,12 +43,11 @@ RunBatch = Callable[[tuple[str, ...], Query, "FetchStats"], Awaitable["BatchResu
 
 def check_batching_settings(batch_window: float, cache_ttl: float | None, cache_size: int) -> None:
     """Raise ConfigurationError for a window, time-to-live or cache size that cannot work."""
-    if batch_window < 0:
-        raise ConfigurationError(f"batch_window={batch_window}: must not be negative")
-    if cache_ttl is not None and cache_ttl <= 0:
-        raise ConfigurationError(f"cache_ttl={cache_ttl}: must be positive, or None for no cache")
-    if cache_size < 1:
-        raise ConfigurationError(f"cache_size={cache_size}: must be at least 1")
+    # An infinite window would hold every events_for() call forever; NaN passes `< 0`.
+    check_seconds("batch_window", batch_window, zero_ok=True)
+    if cache_ttl is not None:
+        check_seconds("cache_ttl", cache_ttl, zero_ok=False, also="or None for no cache")
+    check_count("cache_size", cache_size)
 
 
 class AnswerCache:

@@ -43,6 +43,7 @@ from ._checkpoint import (
     InputTotals,
     PullSpec,
 )
+from ._checks import check_seconds
 from ._client import BatchResult, EventsClient, FetchStats
 from ._digests import DigestSet
 from ._errors import ConfigurationError, InvalidProspectIdError
@@ -616,6 +617,7 @@ async def pull(
     and AuthenticationError when the key is refused (what was done stays recorded).
     """
     query = build_query(event_types, timestamp_from, timestamp_to)
+    check_seconds("commit_interval", commit_interval, zero_ok=True)
     source = _Source(prospect_ids)
     output = _output_for(out, format)
     scan, _ = await _until_stopped(_scan(source), stop)

@@ -23,6 +23,7 @@ from tenacity import (
 )
 
 from ._batcher import DEFAULT_BATCH_WINDOW, DEFAULT_CACHE_SIZE, Batcher
+from ._checks import check_count, check_seconds
 from ._clock import Clock, SystemClock
 from ._errors import (
     ApiError,
@@ -68,6 +69,50 @@ def settings_from_environment() -> dict[str, str]:
     if url := os.environ.get(BASE_URL_VARIABLE, "").strip():
         found["base_url"] = url
     return found
+
+
+_KEY_CHARACTER_NAMES = {"\n": "line break", "\r": "carriage return", "\0": "NUL", "\t": "tab"}
+
+
+def check_api_key(api_key: str, *, from_environment: bool) -> None:
+    """Raise ConfigurationError, without showing the key, when it cannot be sent as a header.
+
+    A key is sent as the ``api_key`` header: aiohttp would refuse a line break deep inside
+    a request (with a traceback), and a non-ASCII character has no agreed encoding there.
+    """
+    for position, character in enumerate(api_key, start=1):
+        if " " <= character <= "~":
+            continue
+        if character in _KEY_CHARACTER_NAMES:
+            what = "a " + _KEY_CHARACTER_NAMES[character]
+        elif character < " " or character == "\x7f":
+            what = "a control character"
+        else:
+            what = "a non-ASCII character"
+        source = f" (from {API_KEY_VARIABLE})" if from_environment else ""
+        raise ConfigurationError(
+            f"the API key{source} holds {what} (character {position} of {len(api_key)}): "
+            "it is sent as an HTTP header, so it must be printable ASCII; "
+            "look for a stray character copied with it"
+        )
+
+
+def _check_client_settings(
+    *,
+    max_concurrency: object,
+    batch_size: object,
+    rate_limit: object,
+    rate_window: object,
+    request_timeout: object,
+) -> None:
+    """ConfigurationError for a numeric setting of EventsClient that cannot work."""
+    check_count("max_concurrency", max_concurrency)
+    check_count("batch_size", batch_size)
+    if rate_limit is not None:
+        check_count("rate_limit", rate_limit, also="or None for no client-side limit")
+    check_seconds("rate_window", rate_window, zero_ok=False)
+    # An infinite timeout is the hang this setting exists to prevent.
+    check_seconds("request_timeout", request_timeout, zero_ok=False)
 
 
 def mask_key(api_key: str) -> str:
@@ -335,11 +380,15 @@ class EventsClient:
             raise ConfigurationError(
                 f"no API key: pass api_key=... or set the {API_KEY_VARIABLE} environment variable"
             )
+        check_api_key(key, from_environment=api_key is None)
         url = check_base_url(base_url or environment.get("base_url") or DEFAULT_BASE_URL)
-        if max_concurrency < 1:
-            raise ConfigurationError(f"max_concurrency={max_concurrency}: must be at least 1")
-        if request_timeout <= 0:
-            raise ConfigurationError(f"request_timeout={request_timeout}: must be positive")
+        _check_client_settings(
+            max_concurrency=max_concurrency,
+            batch_size=batch_size,
+            rate_limit=rate_limit,
+            rate_window=rate_window,
+            request_timeout=request_timeout,
+        )
         if rate_limit_cost not in ("request", "id"):
             raise ConfigurationError(
                 f"rate_limit_cost={rate_limit_cost!r}: must be 'request' or 'id'"
@@ -373,6 +422,8 @@ class EventsClient:
         self._base_url = str(url)
         # Created lazily, inside the running loop.
         self._concurrency: asyncio.Semaphore | None = None
+        # The loop the client first ran in: its session, locks and tasks belong to it.
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         # Streams being consumed: aclose() ends them with ClientClosedError, so that no
         # consumer waits forever on workers that were cancelled.
@@ -442,6 +493,12 @@ class EventsClient:
         """
         if self._closed:
             return
+        if self._loop is not None and self._loop.is_closed():
+            # Its session, connections and tasks died with that loop: nothing is left to
+            # wait for, and awaiting them from this loop would fail inside aiohttp.
+            self._closed = True
+            return
+        self._check_loop()
         try:
             await self._batcher.aclose()
         finally:
@@ -458,6 +515,22 @@ class EventsClient:
     def _check_open(self) -> None:
         if self._closed:
             raise ClientClosedError("this EventsClient is closed; create a new one")
+        self._check_loop()
+
+    def _check_loop(self) -> None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # not in a loop yet (stream() may be called outside one)
+            return
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            # Its session, semaphore and limiter belong to the first loop: used from
+            # another, they hang or fail deep inside aiohttp.
+            raise ConfigurationError(
+                "this EventsClient was first used in another event loop (another "
+                "asyncio.run() or thread); create one client per event loop"
+            )
 
     def __repr__(self) -> str:
         return (

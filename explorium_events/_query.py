@@ -40,6 +40,22 @@ def _parse_event_types(event_types: Iterable[EventType | str] | None) -> tuple[s
     return tuple(chosen)
 
 
+UTC_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z"
+
+
+def utc_range_problem(moment: dt.datetime) -> str | None:
+    """None when an aware ``moment`` can be written in UTC, else the rule it breaks.
+
+    The request carries UTC times; near the ends of the calendar a UTC offset pushes a
+    time past year 9999 or before year 1, where Python raises OverflowError.
+    """
+    try:
+        moment.astimezone(dt.UTC)
+    except OverflowError:
+        return f"is outside the range a time in UTC can take ({UTC_RANGE})"
+    return None
+
+
 def parse_timestamp(value: Timestamp | None, *, name: str) -> dt.datetime | dt.date | None:
     """A date or an aware datetime (naive times are read as UTC), or a clear error."""
     if value is None:
@@ -56,7 +72,11 @@ def parse_timestamp(value: Timestamp | None, *, name: str) -> dt.datetime | dt.d
                 "(e.g. 2026-09-01T00:00:00Z)"
             ) from None
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
+        problem = utc_range_problem(moment)
+        if problem is not None:
+            raise ConfigurationError(f"{name}={value.isoformat()!r} {problem}")
+        return moment
     if isinstance(value, dt.date):
         return value
     raise ConfigurationError(f"{name}={value!r}: expected a str, date or datetime")
@@ -101,8 +121,7 @@ def older_than_retention(query: Query, *, now: dt.datetime) -> bool:
         return False
     end = parse_timestamp(query.timestamp_to, name="timestamp_to")
     assert end is not None
-    # A date as the end means that whole day.
-    end_moment = _start(end) + (
-        dt.timedelta(days=1) if not isinstance(end, dt.datetime) else dt.timedelta(0)
-    )
-    return end_moment < now - RETENTION
+    # A date as the end means that whole day. The day is taken off the other side, so that
+    # the last date of the calendar (9999-12-31) does not overflow.
+    whole_day = dt.timedelta(days=1) if not isinstance(end, dt.datetime) else dt.timedelta(0)
+    return _start(end) < now - RETENTION - whole_day

@@ -31,8 +31,9 @@ import random
 from dataclasses import dataclass
 from typing import Literal
 
+from ._checks import check_count, check_seconds
 from ._clock import Clock
-from ._errors import ConfigurationError, RateLimitError
+from ._errors import RateLimitError
 
 RateLimitCost = Literal["request", "id"]
 
@@ -91,10 +92,9 @@ class SlidingWindowLimiter:
         rng: random.Random,
         pause_jitter: float = 0.25,
     ) -> None:
-        if limit is not None and limit < 1:
-            raise ConfigurationError(f"rate limit {limit}: must be at least 1, or None for none")
-        if window <= 0:
-            raise ConfigurationError(f"rate window {window}: must be positive")
+        if limit is not None:
+            check_count("rate_limit", limit, also="or None for no client-side limit")
+        check_seconds("rate_window", window, zero_ok=False)
         self._configured_limit = limit
         self._window = window
         self._cost = cost

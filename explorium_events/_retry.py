@@ -7,7 +7,8 @@ import math
 import random
 from dataclasses import dataclass, field
 
-from ._errors import ConfigurationError, RateLimitError, ServerError, TransportError
+from ._checks import check_count, check_seconds
+from ._errors import RateLimitError, ServerError, TransportError
 
 RETRYABLE_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 
@@ -29,11 +30,11 @@ class RetryPolicy:
     rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ConfigurationError(f"max_attempts={self.max_attempts}: must be at least 1")
+        check_count("max_attempts", self.max_attempts)
+        # Zero is a real choice for each of these (no waiting, no retry by time); NaN and
+        # infinity are not: a NaN cap or elapsed bound silently disables the bound.
         for name in ("max_elapsed", "initial", "cap", "max_retry_after"):
-            if getattr(self, name) < 0:
-                raise ConfigurationError(f"{name}={getattr(self, name)}: must not be negative")
+            check_seconds(name, getattr(self, name), zero_ok=True)
 
     def backoff(self, attempt: int) -> float:
         """The wait after failed attempt number ``attempt`` (1-based): equal jitter, capped."""

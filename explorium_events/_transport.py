@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 import msgspec
@@ -31,6 +33,7 @@ from ._errors import (
     RateLimitError,
     RequestTimeout,
     ServerError,
+    TransportError,
     UnprocessableEntityError,
 )
 from ._models import EventsResponse, decode_response
@@ -111,8 +114,22 @@ def rate_limit_headers(headers: Mapping[str, str], *, now: float) -> RateLimitHe
     )
 
 
-def _message_and_correlation(body: bytes) -> tuple[str, str | None, float | None]:
-    """The server's message, correlation id and retry_after from any documented error shape."""
+def _no_redaction(text: str) -> str:
+    return text
+
+
+def _message_and_correlation(
+    body: bytes, redact: Callable[[str], str] = _no_redaction
+) -> tuple[str, str | None, float | None]:
+    """The server's message, correlation id and retry_after from any documented error shape.
+
+    Every string taken from the body goes through ``redact`` whole, before it is cut to
+    length: a cut made first could leave a prefix of a secret behind.
+    """
+
+    def clip(text: str) -> str:
+        return redact(text)[:300]
+
     try:
         parsed = _decode_error_body.decode(body)
     except msgspec.DecodeError:
@@ -120,9 +137,9 @@ def _message_and_correlation(body: bytes) -> tuple[str, str | None, float | None
         # An HTML error page says little that fits on a line; say what it was instead.
         if text.lstrip().startswith("<"):
             return "the server answered with an HTML page, not JSON", None, None
-        return text[:300], None, None
+        return clip(text), None, None
     if not isinstance(parsed, dict):
-        return str(parsed)[:300], None, None
+        return clip(str(parsed)), None, None
     correlation = parsed.get("correlation_id")
     if correlation is None and isinstance(parsed.get("response_context"), dict):
         correlation = parsed["response_context"].get("correlation_id")
@@ -137,22 +154,34 @@ def _message_and_correlation(body: bytes) -> tuple[str, str | None, float | None
                 parts = loc if isinstance(loc, list) else [] if loc is None else [loc]
                 location = ".".join(str(part) for part in parts)
                 problems.append(f"{location}: {item.get('msg', '')}".strip(": "))
-        message = "; ".join(problems) or str(detail)[:300]
+        message = clip("; ".join(problems) or str(detail))
     else:
         pieces = [parsed.get(key) for key in ("error", "message", "details", "detail")]
-        message = ": ".join(str(piece) for piece in pieces if piece) or str(parsed)[:300]
+        message = clip(": ".join(str(piece) for piece in pieces if piece) or str(parsed))
     return (
         message,
-        str(correlation) if correlation else None,
+        clip(str(correlation)) if correlation else None,
         float(retry_after) if isinstance(retry_after, int | float) else None,
     )
 
 
 def error_for_status(
-    status: int, body: bytes, headers: RateLimitHeaders, prospect_ids: Sequence[str]
+    status: int,
+    body: bytes,
+    headers: RateLimitHeaders,
+    prospect_ids: Sequence[str],
+    *,
+    reason: str = "",
+    redact: Callable[[str], str] = _no_redaction,
 ) -> ApiError:
-    """The ApiError for an error status, with the server's message and correlation id."""
-    message, correlation_id, body_retry_after = _message_and_correlation(body)
+    """The ApiError for an error status, with the server's message and correlation id.
+
+    ``reason`` (the status line's phrase) stands in when the body says nothing; every
+    text the server sent passes through ``redact``.
+    """
+    message, correlation_id, body_retry_after = _message_and_correlation(body, redact)
+    if not message and reason:
+        message = redact(reason)[:100]
     retry_after = headers.retry_after if headers.retry_after is not None else body_retry_after
     kind: type[ApiError]
     if status == 401:
@@ -191,6 +220,13 @@ class Transport:
     ) -> None:
         self._url = base_url.join(URL(EVENTS_PATH))
         self._api_key = api_key
+        # Longest first, so that a longer spelling is replaced before a shorter one inside it.
+        self._secret_forms = sorted(
+            {api_key, quote(api_key, safe=""), json.dumps(api_key)[1:-1], repr(api_key)[1:-1]}
+            - {""},
+            key=len,
+            reverse=True,
+        )
         self._own_session = session is None
         self._session = session
         self._max_connections = max_connections
@@ -220,9 +256,16 @@ class Transport:
         An error status comes back as the outcome, not raised, so that the caller still
         reads the rate-limit headers that came with it. Raises
         ConnectionFailed, RequestTimeout or MalformedResponse when no usable answer came.
+
+        Every text the server chose (body, reason phrase, Location, any header, and
+        aiohttp's parse errors, which quote the raw bytes) goes through ``_redact`` here,
+        the one boundary, before it can reach an exception, a log line or a checkpoint.
         """
         session = self._session_for_use()
         headers = {"api_key": self._api_key, "Content-Type": "application/json"}
+        failure: TransportError | None = None
+        cause: BaseException | None = None
+        payload = b""
         try:
             # Never follow a redirect: aiohttp drops only Authorization and Cookie on a
             # cross-origin hop, so the api_key header would go wherever Location says.
@@ -234,32 +277,50 @@ class Transport:
                 allow_redirects=False,
             ) as response:
                 status = response.status
+                reason = response.reason or ""
                 limits = rate_limit_headers(response.headers, now=self._clock.time())
-                location = response.headers.get("Location", "")[:200]
+                location = self._redact(response.headers.get("Location", ""))[:200]
                 try:
                     payload = await response.read()
                 except aiohttp.ClientPayloadError as exc:
-                    raise MalformedResponse(
-                        f"the answer (HTTP {status}) was cut short: {exc}",
-                        prospect_ids=prospect_ids,
-                        status=status,
-                    ) from exc
+                    failure, cause = (
+                        MalformedResponse(
+                            f"the answer (HTTP {status}) was cut short: {self._redact(str(exc))}",
+                            prospect_ids=prospect_ids,
+                            status=status,
+                        ),
+                        exc,
+                    )
         except TimeoutError as exc:
-            raise RequestTimeout(
-                f"no answer from {self._url.host} within {self._timeout.total:g}s",
-                prospect_ids=prospect_ids,
-            ) from exc
+            failure, cause = (
+                RequestTimeout(
+                    f"no answer from {self._url.host} within {self._timeout.total:g}s",
+                    prospect_ids=prospect_ids,
+                ),
+                exc,
+            )
         except aiohttp.ClientConnectionError as exc:
-            raise ConnectionFailed(
-                f"connection to {self._url.host}:{self._url.port} failed: "
-                f"{type(exc).__name__}: {exc}",
-                prospect_ids=prospect_ids,
-            ) from exc
+            failure, cause = (
+                ConnectionFailed(
+                    f"connection to {self._url.host}:{self._url.port} failed: "
+                    f"{type(exc).__name__}: {self._redact(str(exc))}",
+                    prospect_ids=prospect_ids,
+                ),
+                exc,
+            )
         except aiohttp.ClientError as exc:
-            raise ConnectionFailed(
-                f"request to {self._url.host} failed: {type(exc).__name__}: {exc}",
-                prospect_ids=prospect_ids,
-            ) from exc
+            failure, cause = (
+                ConnectionFailed(
+                    f"request to {self._url.host} failed: "
+                    f"{type(exc).__name__}: {self._redact(str(exc))}",
+                    prospect_ids=prospect_ids,
+                ),
+                exc,
+            )
+        if failure is not None:
+            # Raised outside the handlers, so that a cause quoting the key (aiohttp's
+            # parse errors carry the raw header bytes) is not chained in as the context.
+            raise failure from self._safe_cause(cause)
         if 300 <= status < 400:
             return Answer(
                 BadRequestError(
@@ -272,23 +333,57 @@ class Transport:
             )
         if status != 200:
             return Answer(
-                error_for_status(status, self._redact(payload), limits, prospect_ids), limits
+                error_for_status(
+                    status, payload, limits, prospect_ids, reason=reason, redact=self._redact
+                ),
+                limits,
             )
         try:
             decoded = decode_response(payload)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
-            raise MalformedResponse(
-                f"a 200 answer whose body is not the documented JSON ({exc}); "
-                f"it began {self._redact(payload)[:80]!r}",
-                prospect_ids=prospect_ids,
-                status=status,
-            ) from exc
+            failure, cause = (
+                MalformedResponse(
+                    "a 200 answer whose body is not the documented JSON "
+                    f"({self._redact(str(exc))}); it began "
+                    f"{self._redact(payload.decode('utf-8', 'replace'))[:80]!r}",
+                    prospect_ids=prospect_ids,
+                    status=status,
+                ),
+                exc,
+            )
+        if failure is not None:
+            raise failure from self._safe_cause(cause)
+        context = decoded.response_context
+        if context is not None and context.correlation_id:
+            correlation_id = self._redact(context.correlation_id)
+            if correlation_id != context.correlation_id:
+                decoded = msgspec.structs.replace(
+                    decoded,
+                    response_context=msgspec.structs.replace(
+                        context, correlation_id=correlation_id
+                    ),
+                )
         return Answer(decoded, limits)
 
-    def _redact(self, body: bytes) -> bytes:
-        # Some servers quote a rejected key back in their error text; that text ends up
-        # in exceptions and logs, where the key must never appear.
-        return body.replace(self._api_key.encode(), b"****")
+    def _redact(self, text: str) -> str:
+        # Some servers quote a rejected key back (in a body, a header, a reason phrase or
+        # a Location); that text ends up in exceptions, logs and checkpoints, where the
+        # key must never appear, in any of the spellings it can take there.
+        for form in self._secret_forms:
+            text = text.replace(form, "****")
+        return text
+
+    def _safe_cause(self, cause: BaseException | None) -> BaseException | None:
+        """``cause`` to chain, or None when it or its own causes quote the key."""
+        link = cause
+        seen: set[int] = set()
+        while link is not None and id(link) not in seen:
+            seen.add(id(link))
+            shown = f"{link}\n{link!r}"
+            if self._redact(shown) != shown:
+                return None
+            link = link.__cause__ or link.__context__
+        return cause
 
     async def aclose(self) -> None:
         """Close the session if this transport made it. Idempotent."""

@@ -49,6 +49,7 @@ from ._progress import (
     pace,
     summary_lines,
 )
+from ._query import utc_range_problem
 
 if TYPE_CHECKING:
     from explorium_events.emulator import EmulatorConfig
@@ -110,7 +111,11 @@ def _timestamp(text: str) -> dt.date | dt.datetime:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a date (2026-06-01) or an ISO 8601 datetime (2026-06-01T12:00:00Z)"
         ) from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    moment = moment if moment.tzinfo is not None else moment.replace(tzinfo=dt.UTC)
+    problem = utc_range_problem(moment)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{text!r} {problem}")
+    return moment
 
 
 def _event_types(text: str) -> list[str]:
@@ -872,7 +877,9 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
     rate_limit, rate_window = args.rate_limit
     try:
         client = EventsClient(
-            api_key=api_key,
+            # None when the key comes from the environment: the client reads it there, and
+            # names the variable if the key cannot be sent.
+            api_key=args.api_key,
             base_url=args.base_url,
             max_concurrency=args.concurrency,
             batch_size=args.batch_size,

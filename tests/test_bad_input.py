@@ -599,3 +599,183 @@ async def test_cli_bad_input(
         assert len(api.requests) == case.requests
     if case.sent is not None:
         assert sorted(api.ids_requested) == case.sent
+
+
+# --- issue 10: secrets-settings ---
+
+NAN, INF = float("nan"), float("inf")
+MINUS_14H = dt.timezone(dt.timedelta(hours=-14))
+
+
+def _key_with(character: str) -> str:
+    """The test key with ``character`` put in as its 9th character."""
+    return TEST_KEY[:8] + character + TEST_KEY[8:]
+
+
+SETTINGS_CASES: dict[str, LibraryCase] = {
+    **{
+        f"{setting}={value!r}": LibraryCase(
+            client={setting: value},
+            raises=ConfigurationError,
+            says=(f"{setting}={value!r}", rule),
+            requests=0,
+        )
+        for setting, value, rule in [
+            ("rate_window", NAN, "finite number of seconds, more than 0"),
+            ("rate_window", INF, "finite number of seconds, more than 0"),
+            ("rate_window", 0, "more than 0"),
+            ("rate_window", -60.0, "more than 0"),
+            ("request_timeout", NAN, "finite number of seconds, more than 0"),
+            ("request_timeout", INF, "finite number of seconds, more than 0"),
+            ("request_timeout", 0.0, "more than 0"),
+            ("max_concurrency", 0, "whole number of at least 1"),
+            ("max_concurrency", 2.5, "whole number of at least 1"),
+            ("max_concurrency", True, "whole number of at least 1"),
+            ("batch_size", 2.5, "whole number of at least 1"),
+            ("rate_limit", NAN, "whole number of at least 1, or none"),
+            ("rate_limit", 0, "whole number of at least 1, or none"),
+            ("batch_window", NAN, "finite number of seconds, 0 or more"),
+            ("batch_window", INF, "finite number of seconds, 0 or more"),
+            ("cache_ttl", NAN, "more than 0, or none for no cache"),
+            ("cache_ttl", 0, "more than 0, or none for no cache"),
+            ("cache_size", 0, "whole number of at least 1"),
+        ]
+    },
+    **{
+        f"a key holding {what} ({character!r})": LibraryCase(
+            client={"api_key": _key_with(character)},
+            raises=ConfigurationError,
+            says=(f"the api key holds {what} (character 9 of 26)", "printable ascii"),
+            requests=0,
+        )
+        for character, what in [
+            ("\n", "a line break"),
+            ("\r", "a carriage return"),
+            ("\0", "a nul"),
+            ("\t", "a tab"),
+            ("\x1b", "a control character"),
+            ("\x7f", "a control character"),
+            ("\u00e9", "a non-ascii character"),
+            ("\u2028", "a non-ascii character"),
+        ]
+    },
+    "timestamp_to past year 9999 in UTC": LibraryCase(
+        kwargs={"timestamp_to": "9999-12-31T23:59:59-14:00"},
+        raises=ConfigurationError,
+        says=("timestamp_to='9999-12-31t23:59:59-14:00'", "0001-01-01", "9999-12-31"),
+        requests=0,
+    ),
+    "timestamp_from before year 1 in UTC": LibraryCase(
+        kwargs={"timestamp_from": "0001-01-01T00:00:00+14:00"},
+        raises=ConfigurationError,
+        says=("timestamp_from='0001-01-01t00:00:00+14:00'", "0001-01-01", "9999-12-31"),
+        requests=0,
+    ),
+    "timestamp_to as a datetime past year 9999 in UTC": LibraryCase(
+        kwargs={"timestamp_to": dt.datetime(9999, 12, 31, 23, 0, tzinfo=MINUS_14H)},
+        raises=ConfigurationError,
+        says=("timestamp_to='9999-12-31t23:00:00-14:00'", "range"),
+        requests=0,
+    ),
+    "the last date of the calendar as timestamp_to (the good case)": LibraryCase(
+        kwargs={"timestamp_to": "9999-12-31"}, sent=sorted(GOOD)
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SETTINGS_CASES))
+async def test_library_bad_settings(
+    name: str,
+    api: ApiServer,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    unused_tcp_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each bad setting, key or time is refused before any request, naming value and rule."""
+    monkeypatch.setitem(LIBRARY_CASES, name, SETTINGS_CASES[name])
+    await test_library_bad_input(name, api, clock, caplog, unused_tcp_port)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "rule"),
+    [
+        ("max_attempts", 0, "whole number of at least 1"),
+        ("max_attempts", 1.5, "whole number of at least 1"),
+        ("max_elapsed", NAN, "finite number of seconds, 0 or more"),
+        ("max_elapsed", -1.0, "finite number of seconds, 0 or more"),
+        ("initial", INF, "finite number of seconds, 0 or more"),
+        ("cap", NAN, "finite number of seconds, 0 or more"),
+        ("max_retry_after", NAN, "finite number of seconds, 0 or more"),
+    ],
+)
+def test_retry_policy_bad_settings(setting: str, value: object, rule: str) -> None:
+    """RetryPolicy refuses NaN, infinities and negatives, naming the setting and the rule."""
+    with pytest.raises(ConfigurationError) as caught:
+        RetryPolicy(**{setting: value})
+    assert f"{setting}={value!r}: must be a {rule}" in str(caught.value)
+
+
+@pytest.mark.parametrize("value", [NAN, INF, -1.0])
+async def test_bulk_pull_bad_commit_interval(
+    value: float, api: ApiServer, clock: FakeClock, tmp_path: Any
+) -> None:
+    """pull(commit_interval=nan/inf/negative) is refused before any request or file."""
+    from explorium_events import pull
+
+    async with EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock) as client:
+        with pytest.raises(ConfigurationError, match=r"commit_interval=.*finite number"):
+            await pull(
+                client,
+                GOOD,
+                str(tmp_path / "out.jsonl"),
+                str(tmp_path / "pull.checkpoint"),
+                commit_interval=value,
+            )
+    assert api.requests == []
+    assert list(tmp_path.iterdir()) == []
+
+
+SETTINGS_CLI_CASES: dict[str, CliCase] = {
+    "--until past year 9999 in UTC": CliCase(
+        args=["--until", "9999-12-31T23:59:59-14:00"],
+        exit=EXIT_USAGE,
+        says=("--until", "'9999-12-31t23:59:59-14:00'", "0001-01-01", "9999-12-31"),
+        requests=0,
+    ),
+    "--since before year 1 in UTC": CliCase(
+        args=["--since", "0001-01-01T00:00:00+14:00"],
+        exit=EXIT_USAGE,
+        says=("--since", "'0001-01-01t00:00:00+14:00'", "0001-01-01", "9999-12-31"),
+        requests=0,
+    ),
+    "--until the last date of the calendar (the good case)": CliCase(
+        args=["--until", "9999-12-31"], sent=sorted(GOOD)
+    ),
+    "a key holding a line break": CliCase(
+        key=_key_with("\n"),
+        exit=EXIT_USAGE,
+        says=("the api key holds a line break (character 9 of 26)",),
+        requests=0,
+    ),
+    "a key holding non-ASCII text": CliCase(
+        key=_key_with("\u00e9"),
+        exit=EXIT_USAGE,
+        says=("non-ascii character (character 9 of 26)",),
+        requests=0,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(SETTINGS_CLI_CASES))
+async def test_cli_bad_settings(
+    name: str,
+    api: ApiServer,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    unused_tcp_port: int,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Out-of-range times and unsendable keys exit 2 with one line naming the problem."""
+    monkeypatch.setitem(CLI_CASES, name, SETTINGS_CLI_CASES[name])
+    await test_cli_bad_input(name, api, tmp_path, capsys, unused_tcp_port)

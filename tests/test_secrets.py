@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
@@ -91,7 +92,40 @@ def _ok(server: ApiServer, seen: Seen) -> web.StreamResponse:
     return web.json_response(events_body(seen.ids))
 
 
+def _redirect_to_key(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    # A redirect whose target carries the key: the refusal quotes Location.
+    return web.Response(
+        status=302, headers={"Location": f"https://elsewhere.example/events?api_key={TEST_KEY}"}
+    )
+
+
+def _echo_in_headers(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    # No body to redact: the key comes back in a header and in the status line's phrase.
+    return web.Response(
+        status=503, reason=f"Key {TEST_KEY} is suspended", headers={"X-Echo-Key": TEST_KEY}
+    )
+
+
+def _json_escaped_echo(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    # Valid JSON spells the key with \u escapes: the raw bytes never hold it, the text does.
+    escaped = "".join(f"\\u{ord(character):04x}" for character in TEST_KEY)
+    return web.Response(
+        body=f'{{"error": "bad key {escaped}", "correlation_id": "{escaped}"}}'.encode(),
+        status=401,
+        content_type="application/json",
+    )
+
+
+def _key_as_correlation_id(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    # A healthy answer, except that its correlation id (logged, checkpointed) is the key.
+    return web.json_response(events_body(seen.ids, correlation_id=TEST_KEY))
+
+
 FAILING_SERVERS: dict[str, Callable[[ApiServer, Seen], web.StreamResponse]] = {
+    "redirect to a Location holding the key": _redirect_to_key,
+    "key in a header and the reason phrase": _echo_in_headers,
+    "401 quoting the key in JSON escapes": _json_escaped_echo,
+    "200 whose correlation id is the key": _key_as_correlation_id,
     "401 quoting the key": _echo_json(401),
     "403 quoting the key": _echo_json(403),
     "422 quoting the key": _echo_json(422),
@@ -528,3 +562,168 @@ async def test_cli_serve_at_debug_level_never_shows_the_key(tmp_path: Any) -> No
     assert process.returncode == 0, text
     assert TEST_KEY + "x" not in text
     assert_no_key(text)
+
+
+# --- issue 10: an answer aiohttp cannot parse, quoting the key in its raw bytes ------------
+
+# aiohttp's parse errors quote the offending bytes (status line, header line, chunk size),
+# so a server that puts the key there would see it land in ConnectionFailed's message and
+# cause: both pass through the transport's redaction, and such a cause is not chained.
+RAW_ANSWERS = {
+    "status line": f"HTTP/1.1 2x0 {TEST_KEY}\r\nContent-Length: 2\r\n\r\n{{}}",
+    "header line": f"HTTP/1.1 200 OK\r\n{TEST_KEY}\r\nContent-Length: 2\r\n\r\n{{}}",
+    "content length": f"HTTP/1.1 200 OK\r\nContent-Length: {TEST_KEY}\r\n\r\n{{}}",
+    "chunk size": f"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{TEST_KEY}\r\n",
+}
+
+
+@contextlib.asynccontextmanager
+async def raw_server(answer: str) -> AsyncIterator[str]:
+    """A loopback server that reads each request and answers with these exact bytes."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(answer.encode("latin-1"))
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    try:
+        yield f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+@pytest.mark.parametrize("name", list(RAW_ANSWERS))
+async def test_an_unparsable_answer_quoting_the_key_never_shows_it(
+    clock: FakeClock, ids: IdMaker, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """aiohttp's parse error quotes the raw bytes; neither the error nor its chain shows the key."""
+    caplog.set_level(logging.DEBUG)
+    async with raw_server(RAW_ANSWERS[name]) as url:
+        async with EventsClient(
+            api_key=TEST_KEY,
+            base_url=url,
+            clock=clock,
+            retry=RetryPolicy(max_attempts=2, initial=0.01, cap=0.01),
+        ) as client:
+            with pytest.raises(FetchError) as caught:
+                await client.fetch(ids(10))
+    assert "****" in str(caught.value.result.failed[0].error)
+    assert_no_key(*texts_of(caught.value), caplog.text)
+
+
+@pytest.mark.parametrize("name", list(RAW_ANSWERS))
+async def test_cli_fetch_with_checkpoint_never_writes_a_key_quoted_in_raw_bytes(
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    ids: IdMaker,
+    name: str,
+) -> None:
+    """fetch -v --checkpoint --failed-out: streams, log, checkpoint and failed-out lack the key."""
+    caplog.set_level(logging.DEBUG)
+    (tmp_path / "ids.txt").write_text("\n".join(ids(50)) + "\n")
+    async with raw_server(RAW_ANSWERS[name]) as url:
+        status = await run_cli(
+            [
+                "fetch",
+                "-v",
+                "--no-progress",
+                "--ids",
+                str(tmp_path / "ids.txt"),
+                "--out",
+                str(tmp_path / "events.jsonl"),
+                "--failed-out",
+                str(tmp_path / "failed.txt"),
+                "--checkpoint",
+                str(tmp_path / "pull.checkpoint"),
+                "--max-attempts",
+                "1",
+                "--base-url",
+                url,
+                "--api-key",
+                TEST_KEY,
+            ]
+        )
+    captured = capsys.readouterr()
+    assert status == 1, captured.err
+    assert (tmp_path / "pull.checkpoint").exists()
+    assert (tmp_path / "failed.txt").read_text().split() == ids(50)
+    assert_no_key(captured.out, captured.err, caplog.text, *files_text(tmp_path))
+
+
+# --- issue 10: a key that cannot be sent as a header ----------------------------------------
+
+UNSENDABLE = {
+    "line break": "\n",
+    "carriage return": "\r",
+    "NUL": "\0",
+    "escape": "\x1b",
+    "non-ASCII letter": "\u00e9",
+    "emoji": "\U0001f511",
+}
+
+
+@pytest.mark.parametrize("name", list(UNSENDABLE))
+@pytest.mark.parametrize("key_from", ["argument", "environment"])
+def test_an_unsendable_key_is_refused_when_the_client_is_built_without_showing_it(
+    monkeypatch: pytest.MonkeyPatch, name: str, key_from: str
+) -> None:
+    """A key holding a control or non-ASCII character: ConfigurationError, where but not what."""
+    key = TEST_KEY[:16] + UNSENDABLE[name] + TEST_KEY[16:]
+    if key_from == "environment":
+        if name == "NUL":
+            pytest.skip("an environment variable cannot hold a NUL")
+        monkeypatch.setenv("EXPLORIUM_API_KEY", key)
+    with pytest.raises(ConfigurationError) as caught:
+        EventsClient(api_key=key if key_from == "argument" else None)
+    message = str(caught.value)
+    assert f"(character 17 of {len(key)})" in message
+    assert ("EXPLORIUM_API_KEY" in message) == (key_from == "environment")
+    assert_no_key(*texts_of(caught.value))
+    assert TEST_KEY[16:] not in message and UNSENDABLE[name] not in message
+
+
+@pytest.mark.parametrize("key_from", ["flag", "environment"])
+async def test_cli_fetch_with_an_unsendable_key_exits_2_without_showing_it(
+    api: ApiServer,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    ids: IdMaker,
+    key_from: str,
+) -> None:
+    """fetch with a key holding a line break: exit 2, one line saying where, nothing sent."""
+    key = TEST_KEY[:16] + "\n" + TEST_KEY[16:]
+    (tmp_path / "ids.txt").write_text("\n".join(ids(5)) + "\n")
+    argv = [
+        "fetch",
+        "-v",
+        "--ids",
+        str(tmp_path / "ids.txt"),
+        "--out",
+        str(tmp_path / "events.jsonl"),
+        "--failed-out",
+        str(tmp_path / "failed.txt"),
+        "--checkpoint",
+        str(tmp_path / "pull.checkpoint"),
+        "--base-url",
+        api.url,
+    ]
+    if key_from == "flag":
+        argv += ["--api-key", key]
+    else:
+        monkeypatch.setenv("EXPLORIUM_API_KEY", key)
+    status = await run_cli(argv)
+    captured = capsys.readouterr()
+    assert status == 2, captured.err
+    assert "holds a line break (character 17 of 26)" in captured.err
+    assert ("(from EXPLORIUM_API_KEY)" in captured.err) == (key_from == "environment")
+    assert "Traceback" not in captured.err
+    assert api.requests == []
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["ids.txt"]
+    assert_no_key(captured.out, captured.err)
+    assert TEST_KEY[16:] not in captured.err

@@ -1,0 +1,38 @@
+"""Checks of numeric settings, shared by every constructor that takes one. Pure: no I/O.
+
+Each raises ConfigurationError naming the setting, the value and the rule. Comparisons
+alone are not enough: ``nan < 0`` and ``nan <= 0`` are both False, so a NaN passes any
+"must be positive" test written that way and then switches off whatever it was meant to
+bound.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+from ._errors import ConfigurationError
+
+
+def check_count(name: str, value: object, *, minimum: int = 1, also: str = "") -> int:
+    """``value`` if it is a whole number of at least ``minimum``, else ConfigurationError.
+
+    ``also`` names an alternative the caller accepts, for the message (e.g. "or None").
+    """
+    rule = f"a whole number of at least {minimum}" + (f", {also}" if also else "")
+    # bool is an int to Python, but max_concurrency=True is a mistake, not "1".
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        raise ConfigurationError(f"{name}={value!r}: must be {rule}")
+    return int(value)
+
+
+def check_seconds(name: str, value: object, *, zero_ok: bool, also: str = "") -> float:
+    """``value`` if it is a finite number of seconds, positive (or zero if allowed)."""
+    rule = "a finite number of seconds, " + ("0 or more" if zero_ok else "more than 0")
+    rule += f", {also}" if also else ""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"{name}={value!r}: must be {rule}")
+    number = float(value)
+    if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
+        raise ConfigurationError(f"{name}={value!r}: must be {rule}")
+    return number
