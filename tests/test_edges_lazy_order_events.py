@@ -1,0 +1,108 @@
+"""Issue 10, lazy-order-events: lazy input, order-free resume, one bad event costs itself."""
+
+from __future__ import annotations
+
+import tracemalloc
+from collections.abc import Iterator, Sequence
+
+from aiohttp import web
+
+from explorium_events import EventsClient, InvalidProspectIdError
+from explorium_events._models import EventsResponse, ResponseContext
+from explorium_events._ratelimit import RateLimitHeaders
+from explorium_events._transport import Answer
+from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, events_body, prospect_id
+
+# ---------------------------------------------------------------------------------------
+# Point 10: lazy means lazy
+
+
+def counting(total: int, pulled: list[int], *, bad_at: int | None = None) -> Iterator[str]:
+    """A one-shot generator of ``total`` IDs that counts how many were pulled from it."""
+    for number in range(total):
+        pulled[0] += 1
+        yield "not-an-id" if number == bad_at else f"{number:040x}"
+
+
+async def test_a_generator_is_read_only_a_few_batches_ahead_of_the_first_request(
+    api: ApiServer, clock: FakeClock
+) -> None:
+    """At the first request of a 1,000,000-ID generator, at most 4 batches (4 workers) were read."""
+    pulled = [0]
+    pulled_at_first_request: list[int] = []
+
+    def handler(server: ApiServer, seen: Seen) -> web.Response:
+        pulled_at_first_request.append(pulled[0])
+        return web.json_response(events_body(seen.ids))
+
+    api.handler = handler
+    client = EventsClient(
+        api_key=TEST_KEY, base_url=api.url, clock=clock, max_concurrency=4, rate_limit=None
+    )
+    async with client, client.stream(counting(1_000_000, pulled)) as batches:
+        async for _batch in batches:
+            break
+    assert pulled_at_first_request and pulled_at_first_request[0] <= 4 * 40
+
+
+async def test_a_200000_id_generator_streams_in_flat_memory() -> None:
+    """Streaming 200,000 IDs from a generator peaks at the compact seen-set, not a list of IDs."""
+
+    async def post(body: bytes, prospect_ids: Sequence[str]) -> Answer:
+        empty = EventsResponse(response_context=ResponseContext(), output_events=[])
+        return Answer(empty, RateLimitHeaders())
+
+    total = 200_000
+    client = EventsClient(api_key=TEST_KEY, base_url="http://127.0.0.1:9", rate_limit=None)
+    client._transport.post = post  # type: ignore[method-assign]
+    done = 0
+    async with client:
+        tracemalloc.start()
+        try:
+            async with client.stream(f"{n:040x}" for n in range(total)) as batches:
+                async for batch in batches:
+                    done += len(batch.prospect_ids)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert done == total
+    # A list of the IDs alone is ~100 bytes an ID (~20 MB); the 20-byte digests ~25.
+    assert peak < 40 * total, f"peak {peak / 1e6:.1f} MB"
+
+
+async def test_an_invalid_value_late_in_a_generator_raises_with_the_partial_result(
+    api: ApiServer, clock: FakeClock
+) -> None:
+    """The IDs before the invalid value are fetched and in .result; nothing after it is read."""
+    pulled = [0]
+    client = EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock, rate_limit=None)
+    async with client:
+        try:
+            await client.fetch(counting(10_000, pulled, bad_at=1_234))
+        except InvalidProspectIdError as error:
+            caught = error
+        else:
+            raise AssertionError("no InvalidProspectIdError")
+    assert "'not-an-id'" in str(caught) and "40 hexadecimal" in str(caught)
+    assert pulled[0] == 1_235  # not read past the invalid value
+    result = caught.result
+    assert result is not None
+    assert sorted(result.succeeded) == [f"{n:040x}" for n in range(1_234)]
+    assert sorted(api.ids_requested) == sorted(result.succeeded)
+    assert len(result.events) == 1_234
+    assert [(bad.value, bad.position) for bad in result.invalid] == [("not-an-id", 1_234)]
+
+
+async def test_repeated_ids_in_a_generator_are_still_sent_once(
+    api: ApiServer, clock: FakeClock
+) -> None:
+    """Checking as consumed keeps the dedupe: 3,000 values holding 1,000 IDs make 25 requests."""
+    unique = [prospect_id(n) for n in range(1_000)]
+    client = EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock, rate_limit=None)
+    async with client:
+        result = await client.fetch(
+            pid.upper() if n % 2 else pid for n in range(3) for pid in unique
+        )
+    assert len(api.requests) == 25
+    assert sorted(api.ids_requested) == sorted(unique)
+    assert result.stats.duplicate_ids == 2_000
