@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import tracemalloc
 from collections.abc import Iterator, Sequence
+from typing import Any
 
+import msgspec
+import pytest
 from aiohttp import web
 
 from explorium_events import EventsClient, InvalidProspectIdError
-from explorium_events._models import EventsResponse, ResponseContext
+from explorium_events._models import (
+    CompanyChangeData,
+    EventsResponse,
+    ResponseContext,
+    decode_response,
+)
 from explorium_events._ratelimit import RateLimitHeaders
 from explorium_events._transport import Answer
 from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, events_body, prospect_id
@@ -106,3 +116,75 @@ async def test_repeated_ids_in_a_generator_are_still_sent_once(
     assert len(api.requests) == 25
     assert sorted(api.ids_requested) == sorted(unique)
     assert result.stats.duplicate_ids == 2_000
+
+
+# ---------------------------------------------------------------------------------------
+# Point 11: one bad event costs only itself
+
+
+@pytest.mark.parametrize(
+    ("event_name", "bad_data", "kept_as"),
+    [
+        ("prospect_changed_company", None, None),
+        ("prospect_changed_role", "a string", None),
+        ("prospect_changed_company", [1, 2], None),
+        (
+            "prospect_job_start_anniversary",
+            {"years_at_company": "five", "job_anniversary_date": 7},
+            {"years_at_company": "five", "job_anniversary_date": 7},
+        ),
+        ("prospect_changed_company", {"current_company_name": 12}, {"current_company_name": 12}),
+        ("some_future_event", None, None),
+    ],
+)
+async def test_one_event_with_bad_data_is_delivered_raw_and_costs_only_itself(
+    api: ApiServer,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    event_name: str,
+    bad_data: Any,
+    kept_as: Any,
+) -> None:
+    """Bad data in one event of 40: every event arrives, the bad one raw, one warning, no retry."""
+    ids = [prospect_id(n) for n in range(40)]
+    bad_event = {
+        "event_name": event_name,
+        "event_time": "2026-10-05T00:00:00+00:00",
+        "event_id": "e" * 32,
+        "prospect_id": ids[7],
+        "data": bad_data,
+        "unknown_field": {"kept": True},
+    }
+    body = events_body(ids)
+    body["output_events"].insert(3, bad_event)
+    raw_body = json.dumps(body, indent=2).encode()  # line breaks inside the event, too
+    api.handler = lambda server, seen: web.Response(body=raw_body, content_type="application/json")
+    caplog.set_level(logging.WARNING, logger="explorium_events")
+    client = EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock, rate_limit=None)
+    async with client:
+        result = await client.fetch(ids)
+    assert len(api.requests) == 1 and result.stats.retries == 0
+    assert result.failed == [] and sorted(result.succeeded) == sorted(ids)
+    assert len(result.events) == 41
+    [bad] = [event for event in result.events if event.event_id == "e" * 32]
+    assert bad.data == kept_as
+    assert json.loads(bad.to_json()) == bad_event
+    assert bad.to_json() in raw_body
+    warnings = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and "e" * 32 in warnings[0].getMessage()
+    good = [event for event in result.events if event.event_id != "e" * 32]
+    assert all(isinstance(event.data, CompanyChangeData) for event in good)
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        b"not json",
+        b'{"response_context": {}}',
+        b'{"output_events": [{"event_name": "x", "event_time": "2026-10-05T00:00:00Z"}]}',
+    ],
+)
+def test_an_unreadable_envelope_still_fails_the_decode(envelope: bytes) -> None:
+    """Not JSON, no output_events list, or an event without its common fields: a decode error."""
+    with pytest.raises(msgspec.DecodeError):
+        decode_response(envelope)
