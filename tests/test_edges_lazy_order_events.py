@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
 import json
 import logging
+import os
+import random
+import sys
 import tracemalloc
 from collections.abc import Iterator, Sequence
+from collections.abc import Set as AbstractSet
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 from aiohttp import web
 
+import explorium_events._bulk as bulk
 from explorium_events import EventsClient, InvalidProspectIdError
 from explorium_events._models import (
     CompanyChangeData,
@@ -21,6 +29,7 @@ from explorium_events._models import (
 )
 from explorium_events._ratelimit import RateLimitHeaders
 from explorium_events._transport import Answer
+from explorium_events.emulator import Emulator, EmulatorConfig, expected_events
 from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, events_body, prospect_id
 
 # ---------------------------------------------------------------------------------------
@@ -188,3 +197,104 @@ def test_an_unreadable_envelope_still_fails_the_decode(envelope: bytes) -> None:
     """Not JSON, no output_events list, or an event without its common fields: a decode error."""
     with pytest.raises(msgspec.DecodeError):
         decode_response(envelope)
+
+
+# ---------------------------------------------------------------------------------------
+# Point 8: resume does not depend on the iteration order of an unordered input
+
+_PULL_A_SET = """
+import asyncio, json, sys
+from explorium_events import EventsClient, pull
+
+url, out, checkpoint, count, stop_after = sys.argv[1:6]
+ids = {"%040x" % (number * 7919) for number in range(1, int(count) + 1)}
+
+
+async def main() -> None:
+    stop = asyncio.Event()
+
+    def progress(summary):
+        if int(stop_after) and summary.batches_run >= int(stop_after):
+            stop.set()
+
+    async with EventsClient(
+        api_key="test-key-7f3c9a1be2d84c56", base_url=url, rate_limit=None, max_concurrency=2
+    ) as client:
+        summary = await pull(client, ids, out, checkpoint, progress=progress, stop=stop)
+    print(json.dumps({"done": summary.done, "not_tried": summary.not_tried,
+                      "interrupted": summary.interrupted}))
+
+
+asyncio.run(main())
+"""
+
+
+async def _pull_a_set_in_a_child(
+    seed: int, url: str, out: Path, checkpoint: Path, stop: int
+) -> Any:
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _PULL_A_SET,
+        url,
+        str(out),
+        str(checkpoint),
+        str(SET_COUNT),
+        str(stop),
+        env={**os.environ, "PYTHONHASHSEED": str(seed)},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await child.communicate()
+    assert child.returncode == 0, stderr.decode()
+    return json.loads(stdout)
+
+
+SET_COUNT = 2_000
+_ORDER_CONFIG = EmulatorConfig(
+    rate_limit=None, now=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), latency_ms=2
+)
+
+
+async def test_a_pull_of_a_set_stopped_under_one_hash_seed_resumes_under_another(
+    tmp_path: Path,
+) -> None:
+    """PYTHONHASHSEED=1 pulls part of a set, PYTHONHASHSEED=2 resumes: each event exactly once."""
+    ids = ["%040x" % (number * 7919) for number in range(1, SET_COUNT + 1)]
+    out, checkpoint = tmp_path / "events.jsonl", tmp_path / "pull.ckpt"
+    async with Emulator(_ORDER_CONFIG) as emulator:
+        first = await _pull_a_set_in_a_child(1, emulator.url, out, checkpoint, stop=10)
+        assert first["interrupted"] and 0 < first["done"] < SET_COUNT
+        second = await _pull_a_set_in_a_child(2, emulator.url, out, checkpoint, stop=0)
+    assert second == {"done": SET_COUNT, "not_tried": 0, "interrupted": False}
+    written = [json.loads(line)["event_id"] for line in out.read_text().splitlines()]
+    expected = {event["event_id"] for event in expected_events(ids, config=_ORDER_CONFIG)}
+    assert len(written) == len(set(written))
+    assert set(written) == expected
+
+
+def test_a_set_and_its_reordering_pull_the_same_batches() -> None:
+    """However a set iterates, the pull reads it in one order, so batch n means the same IDs."""
+    ids = [prospect_id(n) for n in range(500)]
+    shuffled = list(ids)
+    random.Random(3).shuffle(shuffled)
+
+    class OrderedSet(AbstractSet[str]):
+        def __init__(self, order: list[str]) -> None:
+            self._order = order
+
+        def __contains__(self, value: object) -> bool:
+            return value in self._order
+
+        def __iter__(self) -> Iterator[str]:
+            return iter(self._order)
+
+        def __len__(self) -> int:
+            return len(self._order)
+
+    first = list(bulk._in_stable_order(OrderedSet(ids)))
+    assert first == list(bulk._in_stable_order(OrderedSet(shuffled)))
+    assert list(bulk._in_stable_order(frozenset(ids))) == first
+    assert list(bulk._in_stable_order(dict.fromkeys(shuffled).keys())) == first
+    # A list keeps its own order: a reordered list is another pull, which the fingerprint sees.
+    assert bulk._in_stable_order(shuffled) is shuffled
