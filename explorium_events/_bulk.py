@@ -31,6 +31,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
@@ -135,6 +136,24 @@ def _valid(value: object) -> str | None:
         return None
     normalized = normalize_prospect_id(value)
     return normalized if invalid_reason(normalized) is None else None
+
+
+def _in_stable_order(
+    prospect_ids: str | os.PathLike[str] | Iterable[str],
+) -> str | os.PathLike[str] | Iterable[str]:
+    """An unordered input (a set, frozenset, dict keys) as a list in one fixed order.
+
+    Batches are numbered by position, and a set of strings iterates in an order that
+    changes with PYTHONHASHSEED: resumed from another process, batch n would hold other
+    IDs. Sorted, the same set gives the same stream, fingerprint and batches in every
+    process. Non-strings (invalid anyway) follow, in their own order. A sequence keeps
+    its order: reordering a list makes another pull, which the fingerprint catches.
+    """
+    if not isinstance(prospect_ids, AbstractSet):
+        return prospect_ids
+    strings = sorted(value for value in prospect_ids if isinstance(value, str))
+    strings.extend(value for value in prospect_ids if not isinstance(value, str))
+    return strings
 
 
 class _Source:
@@ -600,10 +619,12 @@ async def pull(
     """Pull the events of a large list of prospects into ``out``, resumably, exactly once.
 
     ``prospect_ids`` is a text file with one ID per line, or a collection that can be
-    read more than once (a list). ``out`` is a path (``.jsonl``, ``.csv``, or ``.db``
-    for SQLite; or say ``format=``) or your own EventSink. ``checkpoint`` is the path of
-    the pull's checkpoint: run the same call again after any interruption, a crash or
-    ``kill -9`` included, and it carries on where the last durable commit left off.
+    read more than once (a list; a set is pulled in sorted order, so that another
+    process, whatever its hash seed, can resume it). ``out`` is a path (``.jsonl``,
+    ``.csv``, or ``.db`` for SQLite; or say ``format=``) or your own EventSink.
+    ``checkpoint`` is the path of the pull's checkpoint: run the same call again after
+    any interruption, a crash or ``kill -9`` included, and it carries on where the last
+    durable commit left off.
 
     Batches that fail after their retries are recorded and skipped by later runs, unless
     ``retry_failed=True``, which retries exactly those (and does any not yet tried).
@@ -618,7 +639,7 @@ async def pull(
     """
     query = build_query(event_types, timestamp_from, timestamp_to)
     check_seconds("commit_interval", commit_interval, zero_ok=True)
-    source = _Source(prospect_ids)
+    source = _Source(_in_stable_order(prospect_ids))
     output = _output_for(out, format)
     scan, _ = await _until_stopped(_scan(source), stop)
     if scan is None:  # stopped before anything was sent: nothing to record

@@ -8,9 +8,12 @@ key is never part of it.
 Batches are numbered by their position in the deduplicated stream of valid input IDs:
 batch ``n`` holds IDs ``n * batch_size`` to ``(n + 1) * batch_size - 1`` of that stream.
 The input fingerprint is a SHA-256 over exactly that stream, so when it matches, every
-batch number means the same IDs as before. Only finished batches have a row: ``done``
-(their events are durably in the output) or ``failed`` (with the error, the status,
-the correlation id and the IDs themselves). Everything else is not yet tried.
+batch number means the same IDs as before. An unordered input (a set) is pulled in
+sorted order, so its stream, fingerprint and batches do not depend on the hash seed of
+the process that reads it; a list's order is part of its identity. Only finished
+batches have a row: ``done`` (their events are durably in the output) or ``failed``
+(with the error, the status, the correlation id and the IDs themselves). Everything
+else is not yet tried.
 
 Schema (version 1)::
 

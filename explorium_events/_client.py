@@ -32,6 +32,7 @@ from ._errors import (
     ConfigurationError,
     ExploriumError,
     FetchError,
+    InvalidProspectIdError,
     RateLimitError,
     TransportError,
 )
@@ -328,6 +329,9 @@ class BatchStream:
                 stats.invalid_ids = len(self._ids.invalid)
                 stats.elapsed = clock.monotonic() - started
                 yield result
+            if self._ids.error is not None:
+                # A one-shot input stopped at an invalid value: the IDs before it are done.
+                raise self._ids.error
         finally:
             for worker in workers:
                 worker.cancel()
@@ -571,9 +575,16 @@ class EventsClient:
     ) -> BatchStream:
         """Results one batch at a time, as each completes: events or a failure record.
 
-        The input is pulled lazily; at most ``max_concurrency`` batches are in flight.
-        Raises InvalidProspectIdError at once (before any request) unless
-        ``skip_invalid``; a rejected key (401/403) ends the stream with that error.
+        The input is pulled lazily, at most ``max_concurrency`` batches ahead of the
+        answers; at most ``max_concurrency`` batches are in flight. A one-shot iterator
+        is read once and never held whole.
+
+        Invalid values are skipped (and listed in ``invalid``) with ``skip_invalid``.
+        Without it, a sized input (list, tuple, set: anything with ``len()``) is checked
+        whole first: InvalidProspectIdError at once, before any request. An iterator is
+        checked as it is consumed: the first invalid value ends the reading, the batches
+        before it complete (and are yielded), then the stream raises
+        InvalidProspectIdError. A rejected key (401/403) ends the stream with that error.
         """
         self._check_open()
         query = self._query(event_types, timestamp_from, timestamp_to)
@@ -595,6 +606,11 @@ class EventsClient:
         Raises FetchError (whose ``.result`` holds everything that did arrive) when a
         batch failed for good, unless ``raise_on_error=False``: then the failures are
         in ``result.failed``.
+
+        Invalid values are checked as in ``stream()``: up front for a sized input, as
+        consumed for an iterator. An invalid value in an iterator raises
+        InvalidProspectIdError whose ``.result`` holds what every ID before it fetched
+        (the value itself is in ``result.invalid``; nothing after it was read).
         """
         stream = self.stream(
             prospect_ids,
@@ -606,6 +622,7 @@ class EventsClient:
         events: list[Event] = []
         failed: list[BatchFailure] = []
         succeeded: list[str] = []
+        stopped: InvalidProspectIdError | None = None
         async with stream:
             try:
                 async for batch in stream:
@@ -614,6 +631,8 @@ class EventsClient:
                         succeeded.extend(batch.prospect_ids)
                     else:
                         failed.append(batch.failure)
+            except InvalidProspectIdError as invalid:
+                stopped = invalid
             except AuthenticationError as fatal:
                 # Nothing more can succeed with this key: every batch not yet done fails
                 # with the same error, so that no input ID goes unaccounted for.
@@ -628,6 +647,9 @@ class EventsClient:
             succeeded=succeeded,
             stats=stream.stats,
         )
+        if stopped is not None:
+            stopped.result = result
+            raise stopped
         if failed and raise_on_error:
             raise FetchError(result) from failed[0].error
         return result

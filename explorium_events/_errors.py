@@ -3,7 +3,8 @@
     ExploriumError
     ├── ConfigurationError        bad settings, before any I/O (also a ValueError)
     │   └── CheckpointMismatchError   a bulk pull's checkpoint belongs to another pull
-    ├── InvalidProspectIdError    invalid IDs in the input, before any I/O (also a ValueError)
+    ├── InvalidProspectIdError    invalid IDs in the input, before any I/O or, for an
+    │                             iterator, once the IDs before it are done (also a ValueError)
     ├── ClientClosedError         the client is closed and refuses work (also a RuntimeError)
     ├── ApiError                  the server answered with an error status
     │   ├── BadRequestError       400, 404 and other 4xx without a class of their own
@@ -59,12 +60,15 @@ class InvalidProspectIdError(ExploriumError, ValueError):
     """The input holds prospect IDs that are not 40 hexadecimal characters.
 
     ``invalid`` lists the offending values (as given), ``count`` how many there are in all.
+    When ``fetch()`` meets one in a one-shot iterator (checked as it is consumed, not up
+    front), ``result`` holds what the IDs before it fetched; otherwise it is None.
     """
 
     def __init__(self, invalid: Sequence[str], *, count: int, rule: str) -> None:
         self.invalid = tuple(invalid)
         self.count = count
         self.rule = rule
+        self.result: FetchResult | None = None
         shown = ", ".join(_preview(value) for value in self.invalid)
         more = count - len(self.invalid)
         suffix = f" and {more} more" if more > 0 else ""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Collection, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass
 
 from ._digests import DigestSet
@@ -63,15 +63,21 @@ class ProspectIdStream:
     Iterating yields each valid ID once, normalised. ``invalid`` lists the values that
     were skipped, ``duplicates`` counts repeats. The seen-set holds 20-byte digests, not
     strings, so that millions of IDs stay affordable.
+
+    With ``stop_at_invalid`` the first invalid value ends the iteration instead of being
+    skipped: the input is not read past it, and ``error`` holds the
+    InvalidProspectIdError to raise once the IDs before it are done.
     """
 
-    def __init__(self, prospect_ids: Iterable[str]) -> None:
+    def __init__(self, prospect_ids: Iterable[str], *, stop_at_invalid: bool = False) -> None:
         _check_shape(prospect_ids)
         self._source = prospect_ids
         self._seen = DigestSet(20)
+        self._stop_at_invalid = stop_at_invalid
         self.invalid: list[InvalidProspectId] = []
         self.duplicates = 0
         self.unique = 0
+        self.error: InvalidProspectIdError | None = None
 
     def __iter__(self) -> Iterator[str]:
         seen = self._seen
@@ -80,6 +86,11 @@ class ProspectIdStream:
             reason = invalid_reason(normalized)
             if reason is not None:
                 self.invalid.append(InvalidProspectId(str(value), position, reason))
+                if self._stop_at_invalid:
+                    self.error = InvalidProspectIdError(
+                        [str(value)], count=1, rule=PROSPECT_ID_RULE
+                    )
+                    return
                 continue
             assert isinstance(normalized, str)
             if not seen.add(bytes.fromhex(normalized)):
@@ -103,20 +114,24 @@ def find_invalid(prospect_ids: Iterable[str]) -> tuple[list[str], int]:
 
 
 def prepare_prospect_ids(prospect_ids: Iterable[str], *, skip_invalid: bool) -> ProspectIdStream:
-    """Validate the input up front (unless invalid IDs are to be skipped) and stream it.
+    """Validate the input and stream it, reading a one-shot iterator only once, lazily.
 
-    Without ``skip_invalid`` every value is checked before any request: a re-iterable
-    collection is scanned twice, a one-shot iterator is read into a list first. With
-    ``skip_invalid`` the input is read lazily, once.
+    With ``skip_invalid`` invalid values are skipped (and listed in ``invalid``).
+    Without it, a sized input (a list, tuple, set, anything with ``len()``) is checked
+    whole here, before any request: an invalid value raises InvalidProspectIdError at
+    once. An iterator (a generator, a file, a pipe) is checked as it is consumed, so
+    that millions of IDs never sit in memory: the first invalid value ends the stream,
+    which raises InvalidProspectIdError once the IDs before it are done.
     """
     _check_shape(prospect_ids)
-    if not skip_invalid:
-        if not isinstance(prospect_ids, Collection) or isinstance(prospect_ids, Iterator):
-            prospect_ids = list(prospect_ids)
+    if skip_invalid:
+        return ProspectIdStream(prospect_ids)
+    if isinstance(prospect_ids, Sized) and not isinstance(prospect_ids, Iterator):
         shown, count = find_invalid(prospect_ids)
         if count:
             raise InvalidProspectIdError(shown, count=count, rule=PROSPECT_ID_RULE)
-    return ProspectIdStream(prospect_ids)
+        return ProspectIdStream(prospect_ids)
+    return ProspectIdStream(prospect_ids, stop_at_invalid=True)
 
 
 def check_batch_size(batch_size: int) -> int:

@@ -3,6 +3,12 @@
 Events are decoded in two steps because msgspec has no fallback variant for an unknown
 tag (msgspec#649): the envelope and each event's common fields first, then ``data`` by
 the event's name. An event type this client does not know keeps its data as a mapping.
+
+One bad event costs only itself: an event whose ``data`` does not fit its model (null,
+a string, a field of the wrong type) is still delivered, with ``data`` as the plain
+mapping the server sent (or None when it is not an object at all), its raw JSON intact
+for ``to_json()``, and a warning naming its event_id. Only an unreadable envelope (not
+JSON, no ``output_events`` list, an event without its common fields) fails a batch.
 """
 
 from __future__ import annotations
@@ -76,15 +82,16 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     """One prospect event, with the API's own field names.
 
     ``data`` is a typed Struct for the known event types and a plain mapping for a
-    type this client does not know yet. ``to_json()`` returns exactly the JSON object
-    the API sent.
+    type this client does not know yet, or for data that does not fit its type's model;
+    None when the server's ``data`` was not an object at all (null, a string...).
+    ``to_json()`` returns exactly the JSON object the API sent.
     """
 
     event_id: str
     event_name: str
     event_time: dt.datetime
     prospect_id: str
-    data: EventData
+    data: EventData | None
 
     @property
     def event_type(self) -> EventType | None:
@@ -147,6 +154,7 @@ class EventsRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 _decode_envelope = msgspec.json.Decoder(_ResponseEnvelope)
 _decode_event_envelope = msgspec.json.Decoder(_EventEnvelope)
 _decode_mapping = msgspec.json.Decoder(dict[str, Any])
+_decode_any = msgspec.json.Decoder(Any)
 _DATA_DECODERS = {name: msgspec.json.Decoder(kind) for name, kind in _DATA_TYPES.items()}
 _encoder = msgspec.json.Encoder()
 
@@ -159,17 +167,14 @@ def encode_request(request: EventsRequest) -> bytes:
 def decode_event(raw: bytes) -> Event:
     """Decode one event object; raises msgspec.DecodeError if its common fields are missing."""
     envelope = _decode_event_envelope.decode(raw)
-    data: EventData
-    decoder = _DATA_DECODERS.get(envelope.event_name)
-    if decoder is None:
-        data = _decode_mapping.decode(envelope.data)
-    else:
-        try:
-            data = decoder.decode(envelope.data)
-        except msgspec.ValidationError as exc:
-            # A field of an unexpected type must not cost the event: keep it as a mapping.
-            logger.debug("event %s: data kept as a mapping (%s)", envelope.event_id, exc)
-            data = _decode_mapping.decode(envelope.data)
+    data: EventData | None
+    decoder = _DATA_DECODERS.get(envelope.event_name, _decode_mapping)
+    try:
+        data = decoder.decode(envelope.data)
+    except msgspec.ValidationError as exc:
+        # Off the fast path (a try costs nothing until it raises): one event's odd data
+        # must not cost the event, let alone the batch of 40 prospects.
+        data = _lenient_data(envelope, exc)
     event_time = envelope.event_time
     if event_time.tzinfo is None:
         # The API documents UTC offsets; a bare time is read as UTC so that sorting
@@ -184,6 +189,21 @@ def decode_event(raw: bytes) -> Event:
     )
     event.__dict__["_raw"] = bytes(raw)
     return event
+
+
+def _lenient_data(envelope: _EventEnvelope, problem: msgspec.ValidationError) -> EventData | None:
+    """The data of an event that does not fit its model: a plain mapping, or None."""
+    value = _decode_any.decode(envelope.data)
+    data = value if isinstance(value, dict) else None
+    logger.warning(
+        "event %s (%s): its data does not fit the model (%s); delivered with data as %s, "
+        "its raw JSON intact",
+        envelope.event_id,
+        envelope.event_name,
+        problem,
+        "a plain mapping" if data is not None else "None",
+    )
+    return data
 
 
 def decode_response(body: bytes) -> EventsResponse:

@@ -28,7 +28,7 @@ from explorium_events import (
     RetryPolicy,
     ServerError,
 )
-from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, prospect_id
+from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, event_for, events_body, prospect_id
 
 GOOD = [prospect_id(number) for number in range(5)]
 TEN_MB = "a" * 10_000_000
@@ -779,3 +779,51 @@ async def test_cli_bad_settings(
     """Out-of-range times and unsendable keys exit 2 with one line naming the problem."""
     monkeypatch.setitem(CLI_CASES, name, SETTINGS_CLI_CASES[name])
     await test_cli_bad_input(name, api, tmp_path, capsys, unused_tcp_port)
+
+
+# --- issue 10: lazy-order-events ---
+
+
+def _one_event_with_data(data: Any) -> Callable[[ApiServer, Seen], web.StreamResponse]:
+    def handler(server: ApiServer, seen: Seen) -> web.StreamResponse:
+        body = events_body(seen.ids)
+        body["output_events"][0]["data"] = data
+        return web.json_response(body)
+
+    return handler
+
+
+LAZY_ORDER_CASES: dict[str, tuple[Callable[[ApiServer, Seen], web.StreamResponse] | None, str]] = {
+    # (the server's answer, what the error or the one warning must say)
+    "an invalid value after 5 IDs in a generator": (None, "'not-an-id'"),
+    "one event whose data is null": (_one_event_with_data(None), "data does not fit"),
+    "one event whose data is a string": (_one_event_with_data("oops"), "data does not fit"),
+    "one event with a mistyped data field": (
+        _one_event_with_data({"current_company_name": ["x"]}),
+        "expected `str | null`, got `array`",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(LAZY_ORDER_CASES))
+async def test_lazy_order_events_bad_input(
+    name: str, api: ApiServer, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A bad value in a generator raises with what came before; a bad event costs only itself."""
+    handler, says = LAZY_ORDER_CASES[name]
+    if handler is not None:
+        api.handler = handler
+    caplog.set_level(logging.WARNING, logger="explorium_events")
+    async with EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock) as client:
+        if handler is None:
+            with pytest.raises(InvalidProspectIdError) as caught:
+                await client.fetch(value for value in [*GOOD, "not-an-id", *GOOD])
+            assert says in str(caught.value) and "40 hexadecimal" in str(caught.value)
+            assert caught.value.result is not None
+            assert sorted(caught.value.result.succeeded) == sorted(GOOD)
+            return
+        result = await client.fetch(GOOD)
+    assert result.failed == [] and len(api.requests) == 1 and len(result.events) == len(GOOD)
+    [warning] = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert says.lower() in warning.getMessage().lower()
+    assert event_for(GOOD[0])["event_id"] in warning.getMessage()

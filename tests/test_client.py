@@ -82,14 +82,17 @@ async def test_invalid_id_raises_before_any_request(
     assert "'not-an-id'" in str(caught.value) and "40 hexadecimal" in str(caught.value)
 
 
-async def test_invalid_id_in_one_shot_iterator_raises_before_any_request(
+async def test_invalid_id_in_one_shot_iterator_raises_after_fetching_the_ids_before_it(
     api: ApiServer, clock: FakeClock, ids: IdMaker
 ) -> None:
-    """A generator with an invalid ID at its end still raises before any request."""
+    """A generator is checked as consumed: the IDs before its invalid value are fetched."""
     async with make_client(api, clock) as client:
-        with pytest.raises(InvalidProspectIdError):
+        with pytest.raises(InvalidProspectIdError) as caught:
             await client.fetch(pid for pid in [*ids(200), "zz" * 20])
-    assert api.requests == []
+    assert sorted(api.ids_requested) == sorted(ids(200))
+    result = caught.value.result
+    assert result is not None and sorted(result.succeeded) == sorted(ids(200))
+    assert [bad.value for bad in result.invalid] == ["zz" * 20]
 
 
 async def test_skip_invalid_reports_skipped_ids(

@@ -113,18 +113,29 @@ def test_every_input_value_is_yielded_once_counted_as_duplicate_or_invalid(
 def test_validation_up_front_raises_exactly_when_something_is_invalid(
     values: list[str], one_shot: bool
 ) -> None:
-    """Without skip_invalid, any invalid value raises before iteration; the count is exact."""
+    """Without skip_invalid, a list raises before iteration, an iterator stops at its first."""
     bad = [v for v in values if not WIRE_ID.fullmatch(normalize_prospect_id(v))]
-    source = iter(values) if one_shot else values
-    if bad:
+    if one_shot:
+        # Checked as consumed: the valid IDs before the first invalid value, then the error.
+        stream = prepare_prospect_ids(iter(values), skip_invalid=False)
+        first_bad = next(
+            (n for n, v in enumerate(values) if not WIRE_ID.fullmatch(normalize_prospect_id(v))),
+            len(values),
+        )
+        before = values[:first_bad]
+        assert list(stream) == list(dict.fromkeys(normalize_prospect_id(v) for v in before))
+        assert (stream.error is not None) == bool(bad)
+        if bad:
+            assert stream.error is not None and list(stream.error.invalid) == [bad[0]]
+            assert [entry.position for entry in stream.invalid] == [first_bad]
+    elif bad:
         with pytest.raises(InvalidProspectIdError) as caught:
-            prepare_prospect_ids(source, skip_invalid=False)
+            prepare_prospect_ids(values, skip_invalid=False)
         assert caught.value.count == len(bad)
         assert list(caught.value.invalid) == bad[: len(caught.value.invalid)]
         assert 1 <= len(caught.value.invalid) <= 5
     else:
-        stream = prepare_prospect_ids(source, skip_invalid=False)
-        # A one-shot iterator was read into a list, so nothing is lost by validating first.
+        stream = prepare_prospect_ids(values, skip_invalid=False)
         assert list(stream) == list(dict.fromkeys(normalize_prospect_id(v) for v in values))
     shown, count = find_invalid(values)
     assert count == len(bad) and shown == bad[:5]
