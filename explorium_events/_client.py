@@ -314,12 +314,12 @@ class EventsClient:
 
     ``give_up_after``: once the server has answered nothing usable (no answer that
     settles a batch: a decoded 200, or a definite client error such as a 422) for this
-    many seconds, timed from the first request that went unanswered, the pull stops with
-    ServerUnavailableError and every ID not yet fetched counts as failed, instead of
-    grinding through every batch's retries for hours. The default, 300 s, outlasts ten
-    request timeouts, a deploy or a short outage, and the longest ``Retry-After`` the
-    default retry policy waits for; a dead server then costs minutes, not hours.
-    ``None``: never give up.
+    many seconds, timed from the first request that went unanswered, the next failure
+    stops the pull with ServerUnavailableError and every ID not yet fetched counts as
+    failed, instead of grinding through every batch's retries for hours. The default,
+    300 s, outlasts ten request timeouts, a deploy or a short outage, and the longest
+    ``Retry-After`` the default retry policy waits for; a dead server then costs
+    minutes, not hours. ``None``: never give up.
     """
 
     def __init__(
@@ -707,12 +707,9 @@ class EventsClient:
             if self._key_rejected is not None:
                 self._limiter.cancel(units)
                 raise self._key_rejected
+            # No check of the silence before sending: after a long Retry-After pause the
+            # probe must go, and its answer decides; a failure past the deadline gives up.
             sent_at = self._clock.monotonic()
-            try:
-                self._check_silence(sent_at)
-            except ServerUnavailableError:
-                self._limiter.cancel(units)
-                raise
             stats.requests += 1
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
@@ -773,7 +770,7 @@ class EventsClient:
             self._silent_since = sent_at if usable is None else max(sent_at, usable)
         self._check_silence(self._clock.monotonic(), cause=error)
 
-    def _check_silence(self, now: float, cause: ExploriumError | None = None) -> None:
+    def _check_silence(self, now: float, cause: ExploriumError) -> None:
         """Raise ServerUnavailableError when nothing usable came for give_up_after seconds."""
         if self._give_up_after is None or self._silent_since is None:
             return
@@ -789,7 +786,7 @@ class EventsClient:
         # own give_up_after before it is given up too.
         self._silent_since = None
         logger.error("%s", error)
-        raise error from cause or self._last_unusable
+        raise error from cause
 
     def _pause_after_429(
         self, error: RateLimitError, headers: RateLimitHeaders | None, attempt: int

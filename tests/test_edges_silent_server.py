@@ -248,6 +248,24 @@ async def test_usable_answers_keep_a_long_flaky_pull_going(
     assert refused.status == 422
 
 
+async def test_a_retry_after_as_long_as_give_up_after_is_waited_out_not_given_up_on(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
+    """A 429 asking for 300 s with the default give_up_after of 300 s: the probe after it goes."""
+    answers = itertools.count()
+
+    def handler(server: ApiServer, seen: Seen) -> web.StreamResponse:
+        if next(answers) == 0:
+            return web.json_response({"error": "full"}, status=429, headers={"Retry-After": "300"})
+        return web.json_response(events_body(seen.ids))
+
+    api.handler = handler
+    async with EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock) as client:
+        result = await client.fetch(ids(80))
+    assert sorted(result.succeeded) == sorted(ids(80))
+    assert clock.now >= 300.0
+
+
 async def test_give_up_after_none_never_gives_up(
     api: ApiServer, clock: FakeClock, ids: IdMaker
 ) -> None:
