@@ -311,7 +311,10 @@ def _failure_lines(report: RunReport) -> list[str]:
             f" ({report.failed_ids:,} IDs) after their retries:"
         )
         for failure in report.failures[:_FAILURES_SHOWN]:
-            lines.append(f"              {failure.error}"[:300])
+            line = f"              {failure.error}"[:300]
+            # Batches given up on together share one error: once is enough.
+            if line != lines[-1]:
+                lines.append(line)
         if len(report.failures) > _FAILURES_SHOWN:
             lines.append(f"              ... and {len(report.failures) - _FAILURES_SHOWN} more")
     if report.unfinished_ids:

@@ -808,6 +808,8 @@ async def _pull(
                 state.gave_up = error.message
                 for batch_ids in stream.unfinished():
                     state.ids_done += len(batch_ids)
+                    stream.stats.batches += 1
+                    stream.stats.failed_batches += 1
                     state.failures.append(
                         BatchFailure(
                             prospect_ids=batch_ids,
