@@ -50,8 +50,8 @@ def _unavailable(server: ApiServer, seen: Seen) -> web.StreamResponse:
 
 @pytest.mark.parametrize(
     "fault",
-    [{"truncate_rate": 1.0}, {"drop_rate": 1.0}],
-    ids=["every answer truncated", "every connection dropped"],
+    [{"truncate_rate": 1.0}, {"drop_rate": 1.0}, {"error_rate": 1.0}],
+    ids=["every answer truncated", "every connection dropped", "every answer a 5xx"],
 )
 async def test_unreadable_answers_keep_max_concurrency_requests_in_flight(
     clock: FakeClock, ids: IdMaker, fault: dict[str, float]
@@ -214,6 +214,25 @@ async def test_stream_ends_with_server_unavailable_error(
     assert sorted(left) == sorted(ids(200))
     assert isinstance(caught.value.last_error, MalformedResponse)
     assert caught.value.status == 200 and caught.value.correlation_id is None
+
+
+async def test_events_for_raises_server_unavailable_error_once_given_up(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
+    """events_for() callers get ServerUnavailableError itself, not a hang or a retry loop."""
+    api.handler = _unavailable
+    async with EventsClient(
+        api_key=TEST_KEY,
+        base_url=api.url,
+        clock=clock,
+        retry=_patient_retry(),
+        give_up_after=20.0,
+    ) as client:
+        outcomes = await asyncio.gather(
+            *(client.events_for(pid) for pid in ids(3)), return_exceptions=True
+        )
+    assert all(isinstance(outcome, ServerUnavailableError) for outcome in outcomes)
+    assert 20.0 <= clock.now < 20.0 + 4.0 + 1.0
 
 
 async def test_usable_answers_keep_a_long_flaky_pull_going(
