@@ -36,6 +36,7 @@ from ._errors import (
     RateLimitError,
     RequestTimeout,
     ServerError,
+    ServerUnavailableError,
     TransportError,
     UnprocessableEntityError,
 )
@@ -105,6 +106,7 @@ __all__ = [
     "RetryPolicy",
     "RoleChangeData",
     "ServerError",
+    "ServerUnavailableError",
     "SqliteSink",
     "SystemClock",
     "TransportError",

@@ -45,9 +45,9 @@ from ._checkpoint import (
     PullSpec,
 )
 from ._checks import check_seconds
-from ._client import BatchResult, EventsClient, FetchStats
+from ._client import BatchResult, EventsClient, FetchStats, _failure
 from ._digests import DigestSet
-from ._errors import ConfigurationError, InvalidProspectIdError
+from ._errors import ConfigurationError, InvalidProspectIdError, ServerUnavailableError
 from ._formats import format_for
 from ._ids import (
     PROSPECT_ID_RULE,
@@ -496,8 +496,12 @@ class _Run:
                 self._live = stream.stats
                 try:
                     async with stream:
-                        async for result in stream:
-                            self._finish(result)
+                        try:
+                            async for result in stream:
+                                self._finish(result)
+                        except ServerUnavailableError as error:
+                            self._fail_the_rest(error, stream.unfinished(), todo)
+                            raise
                 finally:
                     self._live = None
                     _add(self._stats, stream.stats)
@@ -506,6 +510,19 @@ class _Run:
         finally:
             # Also when cancelled or failing: what is written and finished gets recorded.
             self._commit()
+
+    def _fail_the_rest(
+        self,
+        error: ServerUnavailableError,
+        unfinished: Iterator[tuple[str, ...]],
+        todo: Iterator[tuple[int, tuple[str, ...]]],
+    ) -> None:
+        """Record every batch not yet done as failed by ``error``, for --retry-failed."""
+        for batch in unfinished:
+            self._finish(_failed_result(batch, error))
+        for position, batch in todo:
+            self._taken[batch[0]] = position
+            self._finish(_failed_result(batch, error))
 
     def _finish(self, result: BatchResult) -> None:
         position = self._taken.pop(result.prospect_ids[0])
@@ -593,6 +610,16 @@ class _Run:
         )
 
 
+def _failed_result(batch: tuple[str, ...], error: ServerUnavailableError) -> BatchResult:
+    return BatchResult(
+        prospect_ids=batch,
+        events=(),
+        failure=_failure(batch, error, attempts=0),
+        attempts=0,
+        correlation_id=error.correlation_id,
+    )
+
+
 def _add(total: FetchStats, part: FetchStats) -> None:
     total.requests += part.requests
     total.retries += part.retries
@@ -635,7 +662,10 @@ async def pull(
     Raises InvalidProspectIdError before any request when the input holds invalid IDs
     (unless ``skip_invalid``), CheckpointMismatchError when ``checkpoint`` belongs to a
     different pull, ConfigurationError when the output no longer matches the checkpoint,
-    and AuthenticationError when the key is refused (what was done stays recorded).
+    AuthenticationError when the key is refused (what was done stays recorded), and
+    ServerUnavailableError when the server answered nothing usable for the client's
+    ``give_up_after``: every batch not yet done is then recorded as failed, for
+    ``retry_failed=True`` once the server is back.
     """
     query = build_query(event_types, timestamp_from, timestamp_to)
     check_seconds("commit_interval", commit_interval, zero_ok=True)

@@ -23,6 +23,7 @@ from explorium_events import (
     ConfigurationError,
     EventsClient,
     PullSummary,
+    ServerUnavailableError,
     pull,
 )
 
@@ -179,6 +180,15 @@ async def _run(
             + (f", correlation_id {error.correlation_id}" if error.correlation_id else "")
             + "): nothing more was sent. Check --api-key or EXPLORIUM_API_KEY, then run the "
             "same command again: the batches finished so far are kept."
+        )
+    except ServerUnavailableError as error:
+        outcome.status = EXIT_FAILED
+        outcome.lines.append(f"Stopped: {error.message}.")
+        outcome.lines.append(
+            "  every batch not yet done is recorded as failed in the checkpoint "
+            f"{request.checkpoint}"
+            + (f" and its IDs written to {request.failed_out}" if request.failed_out else "")
+            + "; once the server answers again, run the same command with --retry-failed"
         )
     except ConfigurationError as error:
         outcome.status = EXIT_USAGE

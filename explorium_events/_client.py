@@ -34,6 +34,8 @@ from ._errors import (
     FetchError,
     InvalidProspectIdError,
     RateLimitError,
+    ServerError,
+    ServerUnavailableError,
     TransportError,
 )
 from ._ids import (
@@ -58,6 +60,7 @@ DEFAULT_MAX_CONCURRENCY = 8
 DEFAULT_RATE_LIMIT = 200
 DEFAULT_RATE_WINDOW = 60.0
 DEFAULT_REQUEST_TIMEOUT = 30.0
+DEFAULT_GIVE_UP_AFTER = 300.0
 API_KEY_VARIABLE = "EXPLORIUM_API_KEY"
 BASE_URL_VARIABLE = "EXPLORIUM_BASE_URL"
 
@@ -357,6 +360,15 @@ class EventsClient:
     ``EXPLORIUM_API_KEY`` and ``EXPLORIUM_BASE_URL`` environment variables.
     ``rate_limit`` units per ``rate_window`` seconds (``None``: no client-side limit),
     where a unit is a request or, with ``rate_limit_cost="id"``, a prospect ID.
+
+    ``give_up_after``: once the server has answered nothing usable (no answer that
+    settles a batch: a decoded 200, or a definite client error such as a 422) for this
+    many seconds, timed from the first request that went unanswered, the next failure
+    stops the pull with ServerUnavailableError and every ID not yet fetched counts as
+    failed, instead of grinding through every batch's retries for hours. The default,
+    300 s, outlasts ten request timeouts, a deploy or a short outage, and the longest
+    ``Retry-After`` the default retry policy waits for; a dead server then costs
+    minutes, not hours. ``None``: never give up.
     """
 
     def __init__(
@@ -377,6 +389,7 @@ class EventsClient:
         batch_window: float = DEFAULT_BATCH_WINDOW,
         cache_ttl: float | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        give_up_after: float | None = DEFAULT_GIVE_UP_AFTER,
     ) -> None:
         environment = settings_from_environment()
         key = (api_key if api_key is not None else environment.get("api_key", "")).strip()
@@ -402,6 +415,13 @@ class EventsClient:
             raise ConfigurationError(
                 f"rate_limit={rate_limit} per ID is less than batch_size={batch_size}: "
                 "a single request would exceed the limit; lower batch_size"
+            )
+        if give_up_after is not None and not (
+            isinstance(give_up_after, int | float) and 0 < give_up_after < float("inf")
+        ):
+            raise ConfigurationError(
+                f"give_up_after={give_up_after!r}: must be a positive number of seconds, "
+                "or None never to give up"
             )
         self._key_hint = mask_key(key)
         self._max_concurrency = max_concurrency
@@ -438,6 +458,12 @@ class EventsClient:
         self._closed = False
         # Once the server rejects the key (401/403), nothing more is sent with it.
         self._key_rejected: AuthenticationError | None = None
+        # Since when (on self._clock) the server has answered nothing usable, and what the
+        # last unusable outcome was: for give_up_after.
+        self._give_up_after = give_up_after
+        self._silent_since: float | None = None
+        self._last_usable_at: float | None = None
+        self._last_unusable: ExploriumError | None = None
         # events_for(): its batches go through _run_batch, like fetch's.
         self._batcher = Batcher(
             run_batch=self._run_batch,
@@ -633,9 +659,9 @@ class EventsClient:
                         failed.append(batch.failure)
             except InvalidProspectIdError as invalid:
                 stopped = invalid
-            except AuthenticationError as fatal:
-                # Nothing more can succeed with this key: every batch not yet done fails
-                # with the same error, so that no input ID goes unaccounted for.
+            except (AuthenticationError, ServerUnavailableError) as fatal:
+                # Nothing more can succeed with this key (or from this server): every batch
+                # not yet done fails with the same error, so that no ID goes unaccounted for.
                 for batch_ids in stream.unfinished():
                     failed.append(_failure(batch_ids, fatal, attempts=0))
                     stream.stats.failed_batches += 1
@@ -739,7 +765,7 @@ class EventsClient:
                 with attempt:
                     attempts += 1
                     response = await self._attempt(batch, body, units, attempts, stats)
-        except AuthenticationError:
+        except (AuthenticationError, ServerUnavailableError):
             raise
         except (ApiError, TransportError) as error:
             logger.error(
@@ -776,6 +802,9 @@ class EventsClient:
             if self._key_rejected is not None:
                 self._limiter.cancel(units)
                 raise self._key_rejected
+            # No check of the silence before sending: after a long Retry-After pause the
+            # probe must go, and its answer decides; a failure past the deadline gives up.
+            sent_at = self._clock.monotonic()
             stats.requests += 1
             self._in_flight += 1
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
@@ -783,10 +812,19 @@ class EventsClient:
             try:
                 answer = await self._transport.post(body, batch)
                 headers = answer.headers
+            except TransportError as error:
+                self._unusable(error, sent_at)
+                raise
             finally:
                 self._in_flight -= 1
                 self._limiter.release(units, headers, grant)
         outcome = answer.outcome
+        if isinstance(outcome, RateLimitError | ServerError):
+            # Checked after the 429's pause is set below, so that the pause stays shared.
+            unusable: ExploriumError | None = outcome
+        else:
+            unusable = None
+            self._usable()
         if isinstance(outcome, ApiError):
             logger.debug(
                 "POST %d IDs: HTTP %d, attempt %d, correlation_id %s",
@@ -800,6 +838,8 @@ class EventsClient:
             if isinstance(outcome, RateLimitError):
                 stats.rate_limited += 1
                 self._limiter.pause(self._pause_after_429(outcome, headers, attempt))
+            if unusable is not None:
+                self._unusable(unusable, sent_at)
             raise outcome
         logger.debug(
             "POST %d IDs: HTTP 200, attempt %d, correlation_id %s, %d events",
@@ -809,6 +849,39 @@ class EventsClient:
             len(outcome.output_events),
         )
         return outcome
+
+    def _usable(self) -> None:
+        """An answer that settles a batch came back: the server is alive."""
+        self._silent_since = None
+        self._last_usable_at = self._clock.monotonic()
+
+    def _unusable(self, error: ExploriumError, sent_at: float) -> None:
+        """A request sent at ``sent_at`` got nothing usable; raises once that lasted too long."""
+        self._last_unusable = error
+        if self._silent_since is None:
+            # A usable answer that came back after this request left shows the server
+            # was alive then: the silence starts no earlier.
+            usable = self._last_usable_at
+            self._silent_since = sent_at if usable is None else max(sent_at, usable)
+        self._check_silence(self._clock.monotonic(), cause=error)
+
+    def _check_silence(self, now: float, cause: ExploriumError) -> None:
+        """Raise ServerUnavailableError when nothing usable came for give_up_after seconds."""
+        if self._give_up_after is None or self._silent_since is None:
+            return
+        silent_for = now - self._silent_since
+        if silent_for < self._give_up_after:
+            return
+        error = ServerUnavailableError(
+            silent_for=silent_for,
+            give_up_after=self._give_up_after,
+            last_error=self._last_unusable,
+        )
+        # The pull this ends is over; a later one (or another events_for batch) gets its
+        # own give_up_after before it is given up too.
+        self._silent_since = None
+        logger.error("%s", error)
+        raise error from cause
 
     def _pause_after_429(
         self, error: RateLimitError, headers: RateLimitHeaders | None, attempt: int

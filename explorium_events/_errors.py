@@ -17,6 +17,8 @@
     │   ├── ConnectionFailed      no connection, or it dropped (also a ConnectionError)
     │   ├── RequestTimeout        no answer within the timeout (also a TimeoutError)
     │   └── MalformedResponse     a 200 whose body was truncated or not the documented shape
+    ├── ServerUnavailableError    nothing usable came back for give_up_after seconds: the pull
+    │                             stopped; every ID not yet done counts as failed
     └── FetchError                fetch() had failed batches; .result holds all that arrived
 
 ApiError and TransportError carry the prospect IDs of the batch, the status (if any), the
@@ -182,6 +184,47 @@ class RequestTimeout(TransportError, TimeoutError):
 
 class MalformedResponse(TransportError):
     """A 200 answer whose body was truncated or not the documented JSON shape."""
+
+
+class ServerUnavailableError(ExploriumError):
+    """The server answered nothing usable for ``give_up_after`` seconds, so the pull stopped.
+
+    "Usable" is an answer that settles a batch: a decoded 200, or a definite client error
+    such as a 422. Timeouts, dropped connections, unreadable bodies, 5xx and 429 are not.
+    Not a TransportError: it is not retried, it ends the pull. Carries ``silent_for`` and
+    ``give_up_after`` (seconds), and the ``status`` and ``correlation_id`` of the last
+    failure (None when nothing came back at all), which is ``last_error``.
+    """
+
+    def __init__(
+        self,
+        *,
+        silent_for: float,
+        give_up_after: float,
+        last_error: ExploriumError | None,
+    ) -> None:
+        self.silent_for = silent_for
+        self.give_up_after = give_up_after
+        self.last_error = last_error
+        status = getattr(last_error, "status", None)
+        self.status: int | None = status if isinstance(status, int) else None
+        self.correlation_id: str | None = getattr(last_error, "correlation_id", None)
+        self.retry_after: float | None = None
+        self.prospect_ids: tuple[str, ...] = ()
+        if last_error is None:
+            last = "no answer at all"
+        else:
+            last = f"HTTP {self.status}" if self.status is not None else "no status"
+            if self.correlation_id:
+                last += f", correlation_id {self.correlation_id}"
+            last += f": {getattr(last_error, 'message', str(last_error))}"
+        self.message = (
+            f"the server answered nothing usable for {silent_for:.0f}s "
+            f"(give_up_after={give_up_after:g}s; last: {last}); the pull stopped and "
+            "every prospect ID not yet fetched counts as failed: retry them once the "
+            "server answers again"
+        )
+        super().__init__(self.message)
 
 
 class FetchError(ExploriumError):

@@ -222,6 +222,7 @@ class RunReport:
     failed_out: str | None = None
     unfinished_ids: int = 0
     key_rejected: str | None = None
+    gave_up: str | None = None
     interrupted: bool = False
 
     @property
@@ -242,6 +243,8 @@ def summary_lines(report: RunReport) -> list[str]:
         head = f"Interrupted after {report.elapsed:.1f}s"
     elif report.key_rejected:
         head = f"Stopped after {report.elapsed:.1f}s: the API refused the key"
+    elif report.gave_up:
+        head = f"Stopped after {report.elapsed:.1f}s: the server answered nothing usable"
     elif report.failures:
         head = f"Finished in {report.elapsed:.1f}s with failed batches"
     else:
@@ -300,13 +303,18 @@ def _failure_lines(report: RunReport) -> list[str]:
         first, *rest = report.key_rejected.splitlines()
         lines.append(f"  KEY REFUSED {first}")
         lines.extend(f"              {line}" for line in rest)
+    if report.gave_up:
+        lines.append(f"  GAVE UP     {report.gave_up}")
     if report.failures:
         lines.append(
             f"  FAILED      {_plural(len(report.failures), 'batch', 'batches')}"
             f" ({report.failed_ids:,} IDs) after their retries:"
         )
         for failure in report.failures[:_FAILURES_SHOWN]:
-            lines.append(f"              {failure.error}"[:300])
+            line = f"              {failure.error}"[:300]
+            # Batches given up on together share one error: once is enough.
+            if line != lines[-1]:
+                lines.append(line)
         if len(report.failures) > _FAILURES_SHOWN:
             lines.append(f"              ... and {len(report.failures) - _FAILURES_SHOWN} more")
     if report.unfinished_ids:

@@ -13,6 +13,10 @@ Three more things can hold a request back:
   once (plus a small positive jitter each), not just the one that got it;
 - a probe: until the first answer (and again after a pause or a reset) only one request
   is in flight, so that a window still full from an earlier run costs one 429 at most.
+  A probe that fails without a word on the window (a timeout, a dropped connection, an
+  unreadable body) ends the probe all the same: waiting for a readable answer would
+  hold a silent server's whole pull to one request at a time, and the local window
+  still paces what follows.
 
 The server's view gates requests only while it counts units this client cannot account
 for. Each grant remembers how many of this client's units the server could at most hold
@@ -55,10 +59,12 @@ class Grant:
     ``ours``: this client's units the server could hold when it stamps the request (those
     answered less than a window before it was sent, plus those in flight, itself included).
     ``sent``: this client's running total of units sent, itself included.
+    ``probe``: whether it went alone, as the probe.
     """
 
     ours: int
     sent: int
+    probe: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -194,7 +200,9 @@ class SlidingWindowLimiter:
                     self._server_remaining -= units
                 self._expire(self._clock.monotonic())
                 return Grant(
-                    ours=self._completed_units + self._in_flight_units, sent=self._sent_units
+                    ours=self._completed_units + self._in_flight_units,
+                    sent=self._sent_units,
+                    probe=self._probing,
                 )
         finally:
             self._waiters -= 1
@@ -253,6 +261,11 @@ class SlidingWindowLimiter:
         if headers is not None:
             self._probing = False
             self._observe(headers, now, grant)
+        elif grant is not None and grant.probe:
+            # The probe failed and said nothing of the window. Another probe would wait as
+            # long again against a silent server, so the probe is over: the local window
+            # paces from here, and a 429, should the window be full, starts a new probe.
+            self._probing = False
         assert self._answered is not None
         self._answered.set()
 

@@ -34,6 +34,7 @@ from explorium_events import (
     FetchStats,
     PermissionDeniedError,
     RetryPolicy,
+    ServerUnavailableError,
     __version__,
 )
 
@@ -72,6 +73,7 @@ DEMO_RATE_LIMIT = (40, 5.0)
 DEMO_LATENCY_MS = 50.0
 DEMO_ERROR_RATE = 0.02
 DEMO_DUPLICATE_RATE = 0.02
+DEFAULT_GIVE_UP_AFTER = 300.0
 
 logger = logging.getLogger("explorium_events")
 
@@ -165,6 +167,19 @@ def _number_at_least(low: float) -> Callable[[str], float]:
     return parse
 
 
+def _give_up_after(text: str) -> float | None:
+    """Seconds (a positive number), or ``off``."""
+    if text.strip().lower() in ("off", "none", "never"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds, or 'off'")
+    return value
+
+
 def _probability(text: str) -> float:
     value = _number_at_least(0.0)(text)
     if value > 1.0:
@@ -244,7 +259,9 @@ environment:
 exit status:
   0    every batch was fetched
   1    some batches failed after their retries (listed in the summary and written to
-       --failed-out), or the API refused the key (401/403: not retried)
+       --failed-out), the API refused the key (401/403: not retried), or the server
+       answered nothing usable for --give-up-after seconds (every ID not yet fetched
+       counts as failed)
   2    usage or input error: the message names the bad value (and its line number)
   130  interrupted (Ctrl-C; with --checkpoint also SIGTERM); the output holds every
        batch finished before that, and --checkpoint resumes from there
@@ -347,6 +364,19 @@ def _add_output(parser: argparse.ArgumentParser, default: str | None) -> None:
         "--append",
         action="store_true",
         help="add to --out instead of replacing it (a CSV header is written only once)",
+    )
+
+
+def _add_give_up(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--give-up-after",
+        metavar="SECONDS",
+        type=_give_up_after,
+        default=DEFAULT_GIVE_UP_AFTER,
+        help="stop when the server has answered nothing usable (only timeouts, dropped "
+        "connections, unreadable bodies, 5xx or 429) for SECONDS; every ID not yet fetched "
+        "then counts as failed (in --failed-out, and in --checkpoint for --retry-failed); "
+        "'off': never (default: %(default)g)",
     )
 
 
@@ -473,6 +503,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=RetryPolicy().max_attempts,
         help="attempts per batch before it counts as failed; 1: no retries (default: %(default)s)",
     )
+    _add_give_up(fetch)
     _add_progress(fetch)
     _add_common(fetch)
 
@@ -621,6 +652,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--seed", type=int, default=0, help="the made-up IDs and the faults (default: %(default)s)"
     )
+    _add_give_up(demo)
     _add_progress(demo)
     _add_common(demo)
     return parser
@@ -677,6 +709,7 @@ class _Pull:
     failures: list[BatchFailure] = field(default_factory=list)
     unfinished_ids: int = 0
     key_rejected: str | None = None
+    gave_up: str | None = None
     finished: float | None = None
 
     @property
@@ -775,6 +808,27 @@ async def _pull(
                         failed_out.write("".join(f"{pid}\n" for pid in batch_ids))
                 if failed_out is not None:
                     failed_out.flush()
+            except ServerUnavailableError as error:
+                # Every ID not yet fetched counts as failed, ready for --ids next time.
+                state.gave_up = error.message
+                for batch_ids in stream.unfinished():
+                    state.ids_done += len(batch_ids)
+                    stream.stats.batches += 1
+                    stream.stats.failed_batches += 1
+                    state.failures.append(
+                        BatchFailure(
+                            prospect_ids=batch_ids,
+                            status=error.status,
+                            message=error.message,
+                            correlation_id=error.correlation_id,
+                            attempts=0,
+                            error=error,
+                        )
+                    )
+                    if failed_out is not None:
+                        failed_out.write("".join(f"{pid}\n" for pid in batch_ids))
+                if failed_out is not None:
+                    failed_out.flush()
     finally:
         state.finished = time.monotonic()
         limiter = client.rate_limit_state()  # the server may have said its limit is lower
@@ -818,6 +872,7 @@ def _report(
         failed_out=failed_out,
         unfinished_ids=state.unfinished_ids,
         key_rejected=state.key_rejected,
+        gave_up=state.gave_up,
         interrupted=interrupted,
     )
 
@@ -887,6 +942,7 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
             rate_window=rate_window,
             rate_limit_cost=args.rate_limit_cost,
             retry=RetryPolicy(max_attempts=args.max_attempts),
+            give_up_after=args.give_up_after,
         )
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
@@ -1173,6 +1229,7 @@ async def _demo_async(
             max_concurrency=args.concurrency,
             rate_limit=state.rate_limit,
             rate_window=state.rate_window,
+            give_up_after=args.give_up_after,
         )
         limit = (
             "no rate limit"

@@ -27,6 +27,7 @@ from explorium_events import (
     PermissionDeniedError,
     RetryPolicy,
     ServerError,
+    ServerUnavailableError,
 )
 from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, event_for, events_body, prospect_id
 
@@ -827,3 +828,77 @@ async def test_lazy_order_events_bad_input(
     [warning] = [record for record in caplog.records if record.levelno >= logging.WARNING]
     assert says.lower() in warning.getMessage().lower()
     assert event_for(GOOD[0])["event_id"] in warning.getMessage()
+
+
+# --- issue 10: silent-server ---
+
+_UNAVAILABLE = _status(503, {"details": "Service unavailable", "correlation_id": "5" * 32})
+
+SILENT_SERVER_LIBRARY_CASES: dict[str, LibraryCase] = {
+    **{
+        f"give_up_after={value!r}": LibraryCase(
+            client={"give_up_after": value},
+            raises=ConfigurationError,
+            says=("give_up_after", repr(value), "positive number of seconds"),
+            requests=0,
+        )
+        for value in (0, -1.0, float("nan"), float("inf"), "300")
+    },
+    "a server that answers nothing usable for give_up_after": LibraryCase(
+        handler=_UNAVAILABLE,
+        client={
+            "give_up_after": 0.001,
+            "retry": RetryPolicy(max_attempts=50, initial=0.01, cap=0.01),
+        },
+        raises=FetchError,
+        cause=ServerUnavailableError,
+        says=("nothing usable", "give_up_after=0.001s", "503", "5" * 32),
+        requests=2,  # the fake clock stands still during the first: its retry gives up
+    ),
+}
+LIBRARY_CASES.update(SILENT_SERVER_LIBRARY_CASES)
+
+
+@pytest.mark.parametrize("name", list(SILENT_SERVER_LIBRARY_CASES))
+async def test_library_bad_input_silent_server(
+    name: str,
+    api: ApiServer,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+    unused_tcp_port: int,
+) -> None:
+    """A bad give_up_after, or a server given up on, raises the documented error."""
+    await test_library_bad_input(name, api, clock, caplog, unused_tcp_port)
+
+
+SILENT_SERVER_CLI_CASES: dict[str, CliCase] = {
+    **{
+        f"--give-up-after {value}": CliCase(
+            args=["--give-up-after", value],
+            exit=EXIT_USAGE,
+            says=("--give-up-after", f"{value!r}", "positive number of seconds"),
+            requests=0,
+        )
+        for value in ("0", "-5", "nan", "inf", "soon")
+    },
+    "a server that answers nothing usable for --give-up-after": CliCase(
+        handler=_UNAVAILABLE,
+        args=["--give-up-after", "0.001", "--max-attempts", "5"],
+        exit=EXIT_FAILED,
+        says=("nothing usable", "give_up_after=0.001s", "503", "5" * 32),
+        failed_out=sorted(GOOD),
+    ),
+}
+CLI_CASES.update(SILENT_SERVER_CLI_CASES)
+
+
+@pytest.mark.parametrize("name", list(SILENT_SERVER_CLI_CASES))
+async def test_cli_bad_input_silent_server(
+    name: str,
+    api: ApiServer,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    unused_tcp_port: int,
+) -> None:
+    """A bad --give-up-after exits 2 naming it; a server given up on exits 1, IDs kept."""
+    await test_cli_bad_input(name, api, tmp_path, capsys, unused_tcp_port)
