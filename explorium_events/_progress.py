@@ -222,6 +222,7 @@ class RunReport:
     failed_out: str | None = None
     unfinished_ids: int = 0
     key_rejected: str | None = None
+    write_failed: str | None = None
     interrupted: bool = False
 
     @property
@@ -242,6 +243,8 @@ def summary_lines(report: RunReport) -> list[str]:
         head = f"Interrupted after {report.elapsed:.1f}s"
     elif report.key_rejected:
         head = f"Stopped after {report.elapsed:.1f}s: the API refused the key"
+    elif report.write_failed:
+        head = f"Stopped after {report.elapsed:.1f}s: the output could not be written"
     elif report.failures:
         head = f"Finished in {report.elapsed:.1f}s with failed batches"
     else:
