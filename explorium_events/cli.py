@@ -1188,6 +1188,9 @@ def _demo(args: argparse.Namespace, log: ProgressLogHandler) -> int:
     if interrupted:
         _say(f"{PROG} demo: interrupted", stream=sys.stdout)
         return EXIT_INTERRUPTED
+    if state.write_failed:
+        _say(f"{PROG} demo: error: {state.write_failed}")
+        return EXIT_FAILED
     _say(*outcome.lines, stream=sys.stdout)
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
