@@ -115,6 +115,7 @@ class _ByteSink:
         self._regular = _is_regular(self._file)
         # Standard output may be a file opened by the shell with content of its own.
         self._can_cut = self._owns_file and self._regular
+        self._torn: OSError | None = None  # a failed write whose bytes could not be cut off
 
     def _render(self, events: Iterable[Event]) -> tuple[bytes, int]:
         raise NotImplementedError
@@ -124,6 +125,9 @@ class _ByteSink:
 
         Raises OutputWriteError naming the file when the OS refuses the bytes.
         """
+        if self._torn is not None:
+            # Part of a failed write is still in the output: what follows would not parse.
+            raise OutputWriteError(self.name, self._torn)
         data, count = self._render(events)
         if data:
             try:
@@ -132,7 +136,8 @@ class _ByteSink:
             except BrokenPipeError:
                 raise  # the reader went away: the command line stops quietly
             except OSError as exc:
-                self._cut_back(self.length)
+                if not self._cut_back(self.length):
+                    self._torn = exc
                 raise OutputWriteError(self.name, exc) from exc
             self.length += len(data)
         self.written += count

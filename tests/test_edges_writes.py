@@ -10,7 +10,6 @@ import errno
 import io
 import json
 import os
-import resource
 import sqlite3
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -33,6 +32,7 @@ NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 CONFIG = EmulatorConfig(rate_limit=None, now=NOW, latency_ms=2)
 COUNT = 400  # 10 batches of 40
 FORMATS = {"jsonl": "e.jsonl", "csv": "e.csv", "sqlite": "e.db"}
+posix_only = pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE is POSIX")
 
 
 @pytest.fixture
@@ -78,6 +78,8 @@ async def run_cli(argv: list[str], *, file_size_limit: int | None = None) -> tup
     """A real `python -m explorium_events` process, optionally under RLIMIT_FSIZE."""
 
     def limit() -> None:  # in the child: CPython ignores SIGXFSZ, so writes get EFBIG
+        import resource  # POSIX only, like preexec_fn
+
         if file_size_limit is not None:
             resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, resource.RLIM_INFINITY))
 
@@ -122,6 +124,7 @@ async def clean_pull(url: str, ids: list[str], out: Path) -> list[str]:
 # --- point 4: a write failure mid-pull, in a real process under a file-size limit ---------
 
 
+@posix_only
 @pytest.mark.parametrize("fmt", sorted(FORMATS))
 async def test_a_checkpointed_fetch_hitting_a_file_size_limit_exits_1_and_resumes_exactly(
     emulator: Emulator, tmp_path: Path, fmt: str
@@ -154,6 +157,7 @@ async def test_a_checkpointed_fetch_hitting_a_file_size_limit_exits_1_and_resume
     assert sorted(got) == clean
 
 
+@posix_only
 @pytest.mark.parametrize("fmt", ["jsonl", "csv"])
 async def test_a_fetch_without_checkpoint_hitting_a_file_size_limit_lists_every_unwritten_id(
     emulator: Emulator, tmp_path: Path, fmt: str
@@ -556,3 +560,22 @@ async def test_a_pull_whose_fsync_fails_records_nothing_it_did_not_make_durable(
         assert (await pull(client, ids, out, checkpoint)).complete
     got = events_in(out)
     assert len(got) == len(set(got)) and sorted(got) == clean
+
+
+def test_a_sink_whose_partial_write_cannot_be_cut_off_refuses_further_writes(
+    tmp_path: Path,
+) -> None:
+    """Bytes of a failed write left behind (the cut refused too): no later batch goes after them."""
+    out = tmp_path / "events.jsonl"
+    with disk_full_after(500) as made, JsonlSink(str(out), append=False) as sink:
+
+        def refuse(size: int | None = None) -> int:
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+        made[0].truncate = refuse  # type: ignore[method-assign]
+        with pytest.raises(OutputWriteError):
+            sink.write(sample_events(3))
+        made[0].budget = 10**9  # room again: still refused, the file ends mid-line
+        with pytest.raises(OutputWriteError, match="No space left"):
+            sink.write(sample_events(1, start=3))
+        assert sink.length == 0
