@@ -741,6 +741,7 @@ async def _pull(
 
     requests_seen, last_request_at = 0, time.monotonic()
     writing: tuple[str, ...] = ()  # the IDs of the batch being written, until it is durable
+    writing_events = 0
 
     def snapshot() -> Snapshot:
         nonlocal requests_seen, last_request_at
@@ -769,7 +770,7 @@ async def _pull(
                     state.ids_done += len(batch.prospect_ids)
                     state.units_sent += batch.attempts * (len(batch.prospect_ids) if per_id else 1)
                     if batch.failure is None:
-                        writing = batch.prospect_ids
+                        writing, writing_events = batch.prospect_ids, len(batch.events)
                         sink.write(batch.events)
                         # Durable before it counts as done: a disk that fills up later
                         # cannot take back a batch already reported done.
@@ -795,7 +796,10 @@ async def _pull(
                 # The batch being written is not done, and neither is anything left: all
                 # of it goes to --failed-out, and the output is cut back to whole batches.
                 state.write_failed = str(error)
-                state.ids_done -= len(writing)
+                if writing:  # not done after all: the summary must not count it
+                    state.ids_done -= len(writing)
+                    stream.stats.batches -= 1
+                    stream.stats.events -= writing_events
                 discard = getattr(sink, "discard_undurable", None)
                 if discard is not None:
                     discard()

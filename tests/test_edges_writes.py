@@ -177,8 +177,11 @@ async def test_a_fetch_without_checkpoint_hitting_a_file_size_limit_lists_every_
     assert f"error: cannot write {out}: File too large (EFBIG)" in err
     written = events_in(out)  # every line or row whole
     assert 0 < len(written) < len(clean)
+    assert f"events      {len(written):,} written to {out}" in err  # the summary agrees
     unwritten = failed.read_text().split()
     assert 0 < len(unwritten) < COUNT and len(set(unwritten)) == len(unwritten)
+    # Every ID is either done or in --failed-out, never both, never neither.
+    assert f"{COUNT - len(unwritten)} of {COUNT} prospect IDs done" in err
     # Retrying exactly those, appending, completes the output with nothing twice.
     retry = fetch_argv(failed, out, emulator.url, "--append")
     code, err = await run_cli(retry)
