@@ -582,3 +582,33 @@ def test_a_sink_whose_partial_write_cannot_be_cut_off_refuses_further_writes(
         with pytest.raises(OutputWriteError, match="No space left"):
             sink.write(sample_events(1, start=3))
         assert sink.length == 0
+
+
+async def test_a_checkpoint_that_cannot_be_written_stops_the_pull_naming_it(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The checkpoint's disk is full: OutputWriteError names it; the rerun completes exactly."""
+    from explorium_events import Checkpoint
+
+    ids = [prospect_id(number) for number in range(COUNT)]
+    out, checkpoint = tmp_path / "e.jsonl", tmp_path / "pull.ckpt"
+    clean = await clean_pull(emulator.url, ids, tmp_path / "clean.jsonl")
+    real_record, calls = Checkpoint.record, [0]
+
+    def record(self: Checkpoint, *args: Any, **kwargs: Any) -> None:
+        calls[0] += 1
+        if calls[0] > 2:
+            raise sqlite3.OperationalError("database or disk is full")
+        real_record(self, *args, **kwargs)
+
+    monkeypatch.setattr(Checkpoint, "record", record)
+    async with client_for(emulator.url, max_concurrency=1) as client:
+        with pytest.raises(OutputWriteError) as caught:
+            await pull(client, ids, out, checkpoint, commit_interval=0.0)
+    assert caught.value.path == str(checkpoint) and "disk is full" in str(caught.value)
+    monkeypatch.undo()
+    assert checkpointed_length(checkpoint) < out.stat().st_size
+    async with client_for(emulator.url) as client:
+        assert (await pull(client, ids, out, checkpoint)).complete
+    got = events_in(out)
+    assert len(got) == len(set(got)) and sorted(got) == clean
