@@ -29,11 +29,12 @@ import asyncio
 import hashlib
 import logging
 import os
+import sqlite3
 import time
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from ._checkpoint import (
     STATE_DONE,
@@ -47,7 +48,12 @@ from ._checkpoint import (
 from ._checks import check_seconds
 from ._client import BatchResult, EventsClient, FetchStats, _failure
 from ._digests import DigestSet
-from ._errors import ConfigurationError, InvalidProspectIdError, ServerUnavailableError
+from ._errors import (
+    ConfigurationError,
+    InvalidProspectIdError,
+    OutputWriteError,
+    ServerUnavailableError,
+)
 from ._formats import format_for
 from ._ids import (
     PROSPECT_ID_RULE,
@@ -59,6 +65,9 @@ from ._ids import (
 from ._models import Event, EventType
 from ._query import Query, Timestamp, build_query
 from ._sqlite_sink import SqliteSink
+
+if TYPE_CHECKING:
+    from ._output import _ByteSink
 
 logger = logging.getLogger("explorium_events")
 _T = TypeVar("_T")
@@ -321,18 +330,16 @@ class _Output:
 class _FileOutput(_Output):
     """JSONL or CSV: appended to, and cut back to the checkpointed length on resume."""
 
-    def __init__(self, path: str, fmt: str) -> None:
+    def __init__(self, path: str, fmt: str, *, csv_raw_cells: bool = False) -> None:
         self.name = os.path.abspath(path)
         self.format = fmt
-        self._sink: EventSink | None = None
+        self._csv_raw_cells = csv_raw_cells
+        self._sink: _ByteSink | None = None
 
     def open(self, checkpoint: Checkpoint) -> None:
-        # The CLI's sinks: imported here because that module imports the package.
-        from ._output import open_sink
-
         length = 0 if checkpoint.new else checkpoint.output_length
         if length == 0:
-            self._sink = open_sink(self.name, self.format, append=False)
+            self._sink = self._open(append=False)
             return
         try:
             size = os.path.getsize(self.name)
@@ -351,16 +358,29 @@ class _FileOutput(_Output):
                 "%s: dropping %d bytes written after the last checkpoint", self.name, size - length
             )
             os.truncate(self.name, length)
-        self._sink = open_sink(self.name, self.format, append=True)
+        self._sink = self._open(append=True)
+
+    def _open(self, *, append: bool) -> _ByteSink:
+        # The CLI's sinks: imported here because that module imports the package.
+        from ._output import _ByteSink, open_sink
+
+        sink = open_sink(self.name, self.format, append=append, csv_raw_cells=self._csv_raw_cells)
+        assert isinstance(sink, _ByteSink)
+        return sink
 
     def write(self, events: Sequence[Event]) -> None:
         assert self._sink is not None
         self._sink.write(events)
 
     def flush(self) -> int:
+        """Flush and fsync; the length of the whole batches written, never the file's size.
+
+        After a failed write the file may hold part of a batch past that length: the
+        checkpoint records only this length, and a resume cuts the file back to it.
+        """
         assert self._sink is not None
         self._sink.flush_durably()
-        return os.path.getsize(self.name)
+        return self._sink.durable_length
 
     def close(self) -> None:
         if self._sink is not None:
@@ -413,20 +433,34 @@ class _CustomOutput(_Output):
         pass
 
     def write(self, events: Sequence[Event]) -> None:
-        self._sink.write(events)
+        try:
+            self._sink.write(events)
+        except OutputWriteError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.name, exc) from exc
 
     def flush(self) -> None:
-        self._sink.flush_durably()
+        try:
+            self._sink.flush_durably()
+        except OutputWriteError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.name, exc) from exc
 
     def close(self) -> None:
         pass
 
 
-def _output_for(out: str | os.PathLike[str] | EventSink, fmt: str | None) -> _Output:
+def _output_for(
+    out: str | os.PathLike[str] | EventSink, fmt: str | None, *, csv_raw_cells: bool = False
+) -> _Output:
     if isinstance(out, str | os.PathLike):
         chosen = format_for(out, fmt)
         path = os.fspath(out)
-        return _SqliteOutput(path) if chosen == "sqlite" else _FileOutput(path, chosen)
+        if chosen == "sqlite":
+            return _SqliteOutput(path)
+        return _FileOutput(path, chosen, csv_raw_cells=csv_raw_cells)
     if isinstance(out, EventSink):
         return _CustomOutput(out)
     raise ConfigurationError(
@@ -507,9 +541,15 @@ class _Run:
                     _add(self._stats, stream.stats)
                 if segment.exhausted:
                     break
-        finally:
-            # Also when cancelled or failing: what is written and finished gets recorded.
-            self._commit()
+        except BaseException:
+            # Also when cancelled or failing (a full disk): what is durably written and
+            # finished gets recorded. If that fails too, the first error is the one to tell.
+            try:
+                self._commit()
+            except OutputWriteError as exc:
+                logger.warning("the checkpoint was not updated after the failure: %s", exc)
+            raise
+        self._commit()
 
     def _fail_the_rest(
         self,
@@ -570,8 +610,13 @@ class _Run:
     def _commit(self) -> None:
         if not self._pending:
             return
+        # Only a flush that succeeded says the pending batches are durable; if it raises,
+        # nothing is recorded and those batches run again on resume.
         length = self._output.flush()
-        self._checkpoint.record(self._pending, output_length=length)
+        try:
+            self._checkpoint.record(self._pending, output_length=length)
+        except sqlite3.Error as exc:  # the checkpoint's own disk is full, say
+            raise OutputWriteError(self._checkpoint.path, exc) from exc
         self._pending = []
         self._last_commit = time.monotonic()
 
@@ -642,6 +687,7 @@ async def pull(
     progress: Callable[[PullSummary], None] | None = None,
     stop: asyncio.Event | None = None,
     commit_interval: float = COMMIT_INTERVAL,
+    csv_raw_cells: bool = False,
 ) -> PullSummary:
     """Pull the events of a large list of prospects into ``out``, resumably, exactly once.
 
@@ -659,7 +705,13 @@ async def pull(
     the run promptly: no new requests, the checkpoint committed, and the summary
     returned with ``interrupted=True``; cancelling the task also commits, then raises.
 
-    Raises InvalidProspectIdError before any request when the input holds invalid IDs
+    A CSV output neutralises text cells that would start a spreadsheet formula (a
+    leading ``'``) unless ``csv_raw_cells=True``.
+
+    Raises OutputWriteError naming the output when it cannot be written (disk full,
+    file too large): the checkpoint then holds only batches whose events are whole and
+    durable in the output, and the same call, once the cause is fixed, carries on from
+    there. Raises InvalidProspectIdError before any request when the input holds invalid IDs
     (unless ``skip_invalid``), CheckpointMismatchError when ``checkpoint`` belongs to a
     different pull, ConfigurationError when the output no longer matches the checkpoint,
     AuthenticationError when the key is refused (what was done stays recorded), and
@@ -670,7 +722,7 @@ async def pull(
     query = build_query(event_types, timestamp_from, timestamp_to)
     check_seconds("commit_interval", commit_interval, zero_ok=True)
     source = _Source(_in_stable_order(prospect_ids))
-    output = _output_for(out, format)
+    output = _output_for(out, format, csv_raw_cells=csv_raw_cells)
     scan, _ = await _until_stopped(_scan(source), stop)
     if scan is None:  # stopped before anything was sent: nothing to record
         return PullSummary(

@@ -22,6 +22,7 @@ from explorium_events import (
     Checkpoint,
     ConfigurationError,
     EventsClient,
+    OutputWriteError,
     PullSummary,
     ServerUnavailableError,
     pull,
@@ -63,6 +64,7 @@ class BulkRequest:
     event_types: list[str] | None
     since: dt.date | dt.datetime | None
     until: dt.date | dt.datetime | None
+    csv_raw_cells: bool = False
 
 
 def run_bulk(client: EventsClient, request: BulkRequest, progress: Progress) -> BulkOutcome:
@@ -163,6 +165,7 @@ async def _run(
                     retry_failed=request.retry_failed,
                     progress=on_progress,
                     stop=stop,
+                    csv_raw_cells=request.csv_raw_cells,
                 )
         outcome.summary = summary
         outcome.stopped_at = time.monotonic()
@@ -189,6 +192,13 @@ async def _run(
             f"{request.checkpoint}"
             + (f" and its IDs written to {request.failed_out}" if request.failed_out else "")
             + "; once the server answers again, run the same command with --retry-failed"
+        )
+    except OutputWriteError as error:
+        # The checkpoint holds only batches whose events are whole and durable in the file.
+        outcome.status = EXIT_FAILED
+        outcome.lines.append(
+            f"error: {error}. The checkpoint keeps every batch written before it: fix the "
+            f"cause (free space, raise the file-size limit), then {_resume_line(request)}."
         )
     except ConfigurationError as error:
         outcome.status = EXIT_USAGE

@@ -232,7 +232,15 @@ class BatchStream:
         return self._ids.invalid
 
     def unfinished(self) -> Iterator[tuple[str, ...]]:
-        """After a fatal error: the batches that were taken but not finished, then the rest."""
+        """After a fatal error: the batches that were taken but not finished, then the rest.
+
+        Results that arrived but were not yet handed out count as not finished too.
+        """
+        queue = self._queue
+        while queue is not None and not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, BatchResult):
+                yield item.prospect_ids
         yield from self._taken.values()
         self._taken.clear()
         yield from self._batches

@@ -19,7 +19,9 @@
     │   └── MalformedResponse     a 200 whose body was truncated or not the documented shape
     ├── ServerUnavailableError    nothing usable came back for give_up_after seconds: the pull
     │                             stopped; every ID not yet done counts as failed
-    └── FetchError                fetch() had failed batches; .result holds all that arrived
+    ├── FetchError                fetch() had failed batches; .result holds all that arrived
+    └── OutputWriteError          writing the output failed: disk full, file too large, I/O
+                                  error (also an OSError; the cause is chained)
 
 ApiError and TransportError carry the prospect IDs of the batch, the status (if any), the
 server's message and the correlation id: support asks for the correlation id.
@@ -27,6 +29,7 @@ server's message and the correlation id: support asks for the correlation id.
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -239,3 +242,26 @@ class FetchError(ExploriumError):
             f"({failed_ids} prospect IDs); {len(result.events)} events arrived and are in "
             f".result. First failure: {first}"
         )
+
+
+class OutputWriteError(ExploriumError, OSError):
+    """Writing events to the output failed (disk full, file too large, an I/O error).
+
+    ``path`` names the output; ``errno`` and ``strerror`` are the operating system's (or
+    ENOSPC for an SQLite "database or disk is full"). The cause is chained. Nothing
+    after the output's last durable point is claimed written: a checkpointed pull
+    resumes from there once the cause is fixed.
+    """
+
+    def __init__(self, path: str, error: BaseException) -> None:
+        code = getattr(error, "errno", None)
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        if code is None and getattr(error, "sqlite_errorname", None) == "SQLITE_FULL":
+            code = errno.ENOSPC
+        super().__init__(code, reason)
+        self.path = path
+        self.filename = path
+
+    def __str__(self) -> str:
+        name = errno.errorcode.get(self.errno, "") if self.errno is not None else ""
+        return f"cannot write {self.path}: {self.strerror}" + (f" ({name})" if name else "")

@@ -6,14 +6,18 @@
         sink.flush_durably()                   # flush + fsync, e.g. before a checkpoint
 
 A sink is anything with ``write(events) -> int``, ``flush_durably()`` and ``close()``
-(see ``EventSink``). A new format registers a factory in ``SINKS`` and its name (and
+(see ``EventSink``). A write or flush the OS refuses raises ``OutputWriteError`` naming
+the file; what a sink counts as written (``length``, ``durable_length``) is only ever
+whole batches. A new format registers a factory in ``SINKS`` and its name (and
 any file extension) in ``_formats``, which the command line and ``pull()`` share.
 
-- ``jsonl``: one event per line, exactly the JSON object the API sent (``Event.to_json``).
+- ``jsonl``: one event per line, the JSON object the API sent (``Event.to_json``): the
+  same keys, order and values; line breaks between its tokens, if any, are removed.
 - ``csv``: one row per event under a fixed header: the common fields, then the data
   fields of the three known event types (their union, in a fixed order), then
   ``data_json``, which holds the whole ``data`` object whenever the columns cannot:
-  an event type this client does not know, or fields the API added since.
+  an event type this client does not know, or fields the API added since. Text cells
+  that start like a spreadsheet formula get a leading ``'`` (see ``csv_row``).
 - ``sqlite``: an ``events`` table keyed by event_id (upserted: pulling again never
   duplicates), with the common and data fields as columns and the raw JSON; see
   ``explorium_events.SqliteSink``. It needs a file; rows are committed by
@@ -33,7 +37,7 @@ from typing import Any, BinaryIO, Protocol, Self, cast
 
 import msgspec
 
-from explorium_events import Event, EventType, SqliteSink
+from explorium_events import Event, EventType, OutputWriteError, SqliteSink
 
 COMMON_COLUMNS = ("event_id", "event_name", "event_time", "prospect_id")
 DATA_COLUMNS = (
@@ -80,7 +84,14 @@ class EventSink(Protocol):
 
 
 class _ByteSink:
-    """A sink that renders each batch to bytes and appends them to a file or stdout."""
+    """A sink that renders each batch to bytes and appends them to a file or stdout.
+
+    It counts the bytes of whole batches written (``length``) and the part of them made
+    durable by the last ``flush_durably()`` (``durable_length``). A write that fails
+    may leave part of its bytes in the file (ENOSPC, EFBIG): they are cut off again
+    when the file allows it, and never counted, so a checkpoint built on these lengths
+    claims only whole, durable batches.
+    """
 
     format = ""
 
@@ -93,32 +104,89 @@ class _ByteSink:
             self.name = "standard output"
             self._file: BinaryIO = _stdout_bytes()
             self._fresh = True
+            self.length = 0
         else:
             self.name = path
-            self._file = open(path, "ab" if append else "wb")  # noqa: SIM115 (owned)
-            self._fresh = self._file.tell() == 0
+            # Unbuffered: a failed write leaves nothing in a buffer to be flushed later.
+            self._file = open(path, "ab" if append else "wb", buffering=0)  # noqa: SIM115
+            self.length = self._file.seek(0, os.SEEK_END)
+            self._fresh = self.length == 0
+        self.durable_length = self.length
+        self._regular = _is_regular(self._file)
+        # Standard output may be a file opened by the shell with content of its own.
+        self._can_cut = self._owns_file and self._regular
+        self._torn: OSError | None = None  # a failed write whose bytes could not be cut off
 
     def _render(self, events: Iterable[Event]) -> tuple[bytes, int]:
         raise NotImplementedError
 
     def write(self, events: Iterable[Event]) -> int:
-        """Write one batch of events and flush it to the OS; returns how many."""
+        """Write one batch of events and flush it to the OS; returns how many.
+
+        Raises OutputWriteError naming the file when the OS refuses the bytes.
+        """
+        if self._torn is not None:
+            # Part of a failed write is still in the output: what follows would not parse.
+            raise OutputWriteError(self.name, self._torn)
         data, count = self._render(events)
         if data:
-            self._file.write(data)
-            self._file.flush()
+            try:
+                self._write_all(data)
+                self._file.flush()
+            except BrokenPipeError:
+                raise  # the reader went away: the command line stops quietly
+            except OSError as exc:
+                if not self._cut_back(self.length):
+                    self._torn = exc
+                raise OutputWriteError(self.name, exc) from exc
+            self.length += len(data)
         self.written += count
         return count
 
-    def flush_durably(self) -> None:
-        """Flush, then fsync when the output is a regular file (a pipe cannot be)."""
-        self._file.flush()
+    def _write_all(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            # A raw file may take part of the bytes and refuse the rest on the next call.
+            done = self._file.write(view)
+            if done is None:  # a non-blocking stream that is full: try again
+                continue
+            view = view[done:]
+
+    def _cut_back(self, length: int) -> bool:
+        """Drop what follows ``length`` in a regular file; True when it is done."""
+        if not self._can_cut:
+            return False
         try:
-            fileno = self._file.fileno()
-        except (OSError, ValueError):  # an in-memory stream, as in tests
-            return
-        if stat.S_ISREG(os.fstat(fileno).st_mode):
-            os.fsync(fileno)
+            self._file.truncate(length)
+            self._file.seek(length)  # else the next write would leave a hole of zeros
+        except OSError:
+            return False  # never counted, so a resume cuts it instead
+        return True
+
+    def flush_durably(self) -> None:
+        """Flush, then fsync when the output is a regular file (a pipe cannot be).
+
+        Raises OutputWriteError naming the file when either fails.
+        """
+        try:
+            self._file.flush()
+            if self._regular:
+                os.fsync(self._file.fileno())
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.name, exc) from exc
+        self.durable_length = self.length
+
+    def discard_undurable(self) -> bool:
+        """Cut a regular file back to ``durable_length``: what a failed run may keep.
+
+        Returns False when that cannot be done (standard output, a pipe, a refusal).
+        """
+        if self._cut_back(self.durable_length):
+            self.length = self.durable_length
+            return True
+        return False
 
     def close(self) -> None:
         """Flush and close the file; standard output is only flushed. Idempotent."""
@@ -145,77 +213,125 @@ class _ByteSink:
         return f"<{type(self).__name__} {self.name!r} written={self.written}>"
 
 
+def _is_regular(stream: BinaryIO) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError):  # an in-memory stream, as in tests
+        return False
+
+
 class JsonlSink(_ByteSink):
-    """One event per line: exactly the JSON object the API sent."""
+    """One event per line: the JSON object the API sent, on one line."""
 
     format = "jsonl"
 
     def _render(self, events: Iterable[Event]) -> tuple[bytes, int]:
-        lines = [event.to_json() for event in events]
+        lines = [_one_line(event.to_json()) for event in events]
         if not lines:
             return b"", 0
         return b"\n".join(lines) + b"\n", len(lines)
 
 
-def _cell(value: Any) -> str:
+def _one_line(raw: bytes) -> bytes:
+    """The JSON object on one line: whitespace between tokens may hold line breaks.
+
+    A line break inside a JSON string is always escaped, so only the whitespace between
+    tokens can hold one; ``format`` rewrites just that whitespace, keeping every key,
+    its order and every value's exact text.
+    """
+    if b"\n" in raw or b"\r" in raw:
+        return msgspec.json.format(raw, indent=0)
+    return raw
+
+
+# OWASP "CSV injection": a cell starting with one of these is a formula to a spreadsheet.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: Any, *, raw: bool = False) -> str:
     if value is None:
         return ""
     if isinstance(value, str):
+        if not raw and value.startswith(_FORMULA_STARTS):
+            return "'" + value
         return value
-    return _encode_json(value).decode()  # numbers, booleans, nested objects: as JSON
+    # Numbers, booleans, nested objects: as JSON. A JSON number such as -3 is left as it
+    # is: a spreadsheet reads it as the number, and it cannot hold a formula.
+    return _encode_json(value).decode()
 
 
-def csv_row(event: Event) -> list[str]:
-    """The CSV row of one event, in the order of ``CSV_COLUMNS``; values as the API sent them."""
+def csv_row(event: Event, *, raw_cells: bool = False) -> list[str]:
+    """The CSV row of one event, in the order of ``CSV_COLUMNS``.
+
+    Values are as the API sent them, except that a text cell starting with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return gets a leading ``'`` so that a spreadsheet
+    shows it as text instead of running it as a formula; ``raw_cells`` turns that off.
+    """
     raw = event.to_dict()
     data = raw.get("data")
     data = data if isinstance(data, dict) else {}
-    row = [_cell(raw.get(column)) for column in COMMON_COLUMNS]
-    row.extend(_cell(data.get(column)) for column in DATA_COLUMNS)
+    row = [_cell(raw.get(column), raw=raw_cells) for column in COMMON_COLUMNS]
+    row.extend(_cell(data.get(column), raw=raw_cells) for column in DATA_COLUMNS)
     unknown_type = event.event_name not in _KNOWN_TYPES
     if unknown_type or not _CARRIED.issuperset(data):
-        row.append(_encode_json(data).decode())
+        row.append(_encode_json(data).decode())  # starts with "{": never a formula
     else:
         row.append("")
     return row
 
 
 class CsvSink(_ByteSink):
-    """One row per event under the fixed header ``CSV_COLUMNS``, UTF-8, CRLF line ends."""
+    """One row per event under the fixed header ``CSV_COLUMNS``, UTF-8, CRLF line ends.
+
+    Text cells that a spreadsheet would run as a formula are neutralised (see
+    ``csv_row``) unless ``raw_cells=True``.
+    """
 
     format = "csv"
 
-    def __init__(self, path: str | None, *, append: bool) -> None:
+    def __init__(self, path: str | None, *, append: bool, raw_cells: bool = False) -> None:
         super().__init__(path, append=append)
         self._header_due = self._fresh
+        self._raw_cells = raw_cells
 
     def _render(self, events: Iterable[Event]) -> tuple[bytes, int]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
-        if self._header_due:
+        header = self._header_due
+        if header:
             writer.writerow(CSV_COLUMNS)
-            self._header_due = False
         count = 0
         for event in events:
-            writer.writerow(csv_row(event))
+            writer.writerow(csv_row(event, raw_cells=self._raw_cells))
             count += 1
         return buffer.getvalue().encode("utf-8"), count
+
+    def write(self, events: Iterable[Event]) -> int:
+        """Write one batch of rows (after the header, for a new file) and flush to the OS."""
+        count = super().write(events)
+        self._header_due = False  # only once the header's bytes are really in the file
+        return count
 
 
 SinkFactory = Callable[..., EventSink]
 SINKS: dict[str, SinkFactory] = {"jsonl": JsonlSink, "csv": CsvSink, "sqlite": SqliteSink}
 
 
-def open_sink(path: str | None, fmt: str, *, append: bool = False) -> EventSink:
+def open_sink(
+    path: str | None, fmt: str, *, append: bool = False, csv_raw_cells: bool = False
+) -> EventSink:
     """Open a sink of this format on ``path`` (None: standard output).
 
     ``append`` keeps what the file holds (a CSV header is then written only to an
-    empty file). Raises ValueError for an unknown format and OSError when the file
-    cannot be opened.
+    empty file). ``csv_raw_cells`` writes CSV cells that start like a formula as they
+    are. Raises ValueError for an unknown format and OSError when the file cannot be
+    opened.
     """
     factory = SINKS.get(fmt)
     if factory is None:
         raise ValueError(f"unknown output format {fmt!r}; known: {', '.join(sorted(SINKS))}")
+    if fmt == "csv":
+        return factory(path, append=append, raw_cells=csv_raw_cells)
     return factory(path, append=append)
 
 

@@ -223,6 +223,7 @@ class RunReport:
     unfinished_ids: int = 0
     key_rejected: str | None = None
     gave_up: str | None = None
+    write_failed: str | None = None
     interrupted: bool = False
 
     @property
@@ -245,6 +246,8 @@ def summary_lines(report: RunReport) -> list[str]:
         head = f"Stopped after {report.elapsed:.1f}s: the API refused the key"
     elif report.gave_up:
         head = f"Stopped after {report.elapsed:.1f}s: the server answered nothing usable"
+    elif report.write_failed:
+        head = f"Stopped after {report.elapsed:.1f}s: the output could not be written"
     elif report.failures:
         head = f"Finished in {report.elapsed:.1f}s with failed batches"
     else:

@@ -19,7 +19,9 @@ pull without a checkpoint that is killed keeps what it had written until then.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import errno
 import os
 import sqlite3
 import time
@@ -27,7 +29,9 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Any, Self
 
-from ._errors import ConfigurationError
+import msgspec
+
+from ._errors import ConfigurationError, OutputWriteError
 from ._models import AnniversaryData, CompanyChangeData, Event, RoleChangeData
 
 COMMON_COLUMNS = ("event_id", "prospect_id", "event_name", "event_time")
@@ -69,11 +73,33 @@ _UPSERT = (
 )
 
 
-def _cell(value: Any) -> Any:
-    if value is None or isinstance(value, str | int | float):
+_INT64 = range(-(2**63), 2**63)
+_encode_json = msgspec.json.Encoder().encode
+
+
+def _cell(value: Any, *, integer: bool = False) -> Any:
+    """A value as SQLite can hold it exactly; whatever the API sent, never an error.
+
+    An integer beyond 64 bits is its decimal text in a TEXT column; an INTEGER column
+    would turn that text into an inexact REAL, so it gets NULL there (``raw_json``
+    keeps the exact value). A time that cannot be moved to UTC (year 9999 at -14:00)
+    keeps the offset it was sent with.
+    """
+    if value is None or isinstance(value, str | float):
         return value
+    if isinstance(value, int):
+        if value in _INT64:
+            return value
+        return None if integer else str(value)
     if isinstance(value, dt.datetime):
-        return value.astimezone(dt.UTC).isoformat() if value.tzinfo else value.isoformat()
+        if value.tzinfo is None:
+            return value.isoformat()
+        try:
+            return value.astimezone(dt.UTC).isoformat()
+        except OverflowError:
+            return value.isoformat()
+    if isinstance(value, dict | list):
+        return _encode_json(value).decode()
     return str(value)
 
 
@@ -89,7 +115,7 @@ def event_row(event: Event) -> tuple[Any, ...]:
         event.prospect_id,
         event.event_name,
         _cell(event.event_time),
-        *(_cell(values.get(name)) for name in DATA_COLUMNS),
+        *(_cell(values.get(name), integer=name in _INTEGER_COLUMNS) for name in DATA_COLUMNS),
         event.to_json().decode(),
     )
 
@@ -120,6 +146,8 @@ class SqliteSink:
             self._db.close()
             raise
         self._in_transaction = False
+        self._lost = False
+        self._uncommitted = 0  # rows written since the last commit
         self._closed = False
         self._commit_every = commit_every
         self._committed_at = time.monotonic()
@@ -162,32 +190,88 @@ class SqliteSink:
         return f"<SqliteSink path={self.path!r} written={self.written} closed={self._closed}>"
 
     def write(self, events: Iterable[Event]) -> int:
-        """Upsert these events (durable at flush_durably()); returns how many."""
+        """Upsert these events (durable at flush_durably()); returns how many.
+
+        All of the batch or none of it: a failure (a full disk shows as "database or
+        disk is full") undoes the batch's rows and raises OutputWriteError.
+        """
         rows = [event_row(event) for event in events]
         if not rows:
             return 0
-        if not self._in_transaction:
-            self._db.execute("BEGIN")
-            self._in_transaction = True
-        self._db.executemany(_UPSERT, rows)
+        self._check_not_lost()
+        db = self._db
+        try:
+            if not self._in_transaction:
+                db.execute("BEGIN")
+                self._in_transaction = True
+            db.execute("SAVEPOINT batch")
+            db.executemany(_UPSERT, rows)
+            db.execute("RELEASE batch")
+        except sqlite3.Error as exc:
+            self._undo_batch()
+            raise OutputWriteError(self.path, exc) from exc
         self.written += len(rows)
+        self._uncommitted += len(rows)
         if time.monotonic() - self._committed_at >= self._commit_every:
             self.flush_durably()
         return len(rows)
 
+    def _undo_batch(self) -> None:
+        if self._db.in_transaction:
+            try:
+                self._db.execute("ROLLBACK TO batch")
+                self._db.execute("RELEASE batch")
+                return
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):
+                    self._db.execute("ROLLBACK")
+        # SQLite rolled back the whole transaction: earlier batches in it, if any, are gone.
+        self._lost = self._uncommitted > 0
+        self._in_transaction = False
+        self._uncommitted = 0
+
+    def _check_not_lost(self) -> None:
+        if self._lost:
+            raise OutputWriteError(
+                self.path,
+                OSError(
+                    errno.EIO,
+                    "an earlier write failed and took the rows written since the last "
+                    "commit with it",
+                ),
+            )
+
     def flush_durably(self) -> None:
-        """Commit: what was written survives a crash once this returns."""
+        """Commit: what was written survives a crash once this returns.
+
+        Raises OutputWriteError when the commit fails, or when rows written since the
+        last commit were lost to an earlier failure.
+        """
+        self._check_not_lost()
         if self._in_transaction:
-            self._db.execute("COMMIT")
+            try:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if not self._db.in_transaction:
+                    self._lost = self._uncommitted > 0
+                    self._in_transaction = False
+                    self._uncommitted = 0
+                raise OutputWriteError(self.path, exc) from exc
             self._in_transaction = False
+            self._uncommitted = 0
         self._committed_at = time.monotonic()
 
     def close(self) -> None:
-        """Commit what was written and close the file. Idempotent."""
+        """Commit what was written and close the file. Idempotent.
+
+        Rows lost to a failure that write or flush_durably already reported are not
+        reported again.
+        """
         if self._closed:
             return
         try:
-            self.flush_durably()
+            if not self._lost:
+                self.flush_durably()
         finally:
             self._closed = True
             self._db.close()

@@ -32,6 +32,7 @@ from explorium_events import (
     EventsClient,
     EventType,
     FetchStats,
+    OutputWriteError,
     PermissionDeniedError,
     RetryPolicy,
     ServerUnavailableError,
@@ -214,10 +215,13 @@ fine), or a CSV file with a header line, read from its prospect_id column. The w
 input is checked before the first request: a bad ID stops the run with its line
 number, unless --skip-invalid. Repeated IDs are fetched once.
 
-Output (--out FILE, or standard output): JSONL, one event per line exactly as the API
-sent it, or CSV, one row per event under a fixed header (event_id, event_name,
-event_time, prospect_id, the data fields of the three event types, data_json). Rows
-come in the order batches finish. Progress, logs and the summary go to standard error.
+Output (--out FILE, or standard output): JSONL, one event per line as the API sent it
+(same keys, order and values, on one line), or CSV, one row per event under a fixed
+header (event_id, event_name, event_time, prospect_id, the data fields of the three
+event types, data_json), with text cells that would start a spreadsheet formula
+prefixed by ' (see --csv-raw-cells). Rows come in the order batches finish. A batch
+counts as done once its events are flushed and fsynced. Progress, logs and the summary
+go to standard error.
 """
 
 _FETCH_EPILOG = f"""\
@@ -259,9 +263,11 @@ environment:
 exit status:
   0    every batch was fetched
   1    some batches failed after their retries (listed in the summary and written to
-       --failed-out), the API refused the key (401/403: not retried), or the server
+       --failed-out), the API refused the key (401/403: not retried), the server
        answered nothing usable for --give-up-after seconds (every ID not yet fetched
-       counts as failed)
+       counts as failed), or the output could not be written (disk full, file too
+       large, I/O error: the message names the file; the IDs not written go to
+       --failed-out, or stay in --checkpoint)
   2    usage or input error: the message names the bad value (and its line number)
   130  interrupted (Ctrl-C; with --checkpoint also SIGTERM); the output holds every
        batch finished before that, and --checkpoint resumes from there
@@ -364,6 +370,14 @@ def _add_output(parser: argparse.ArgumentParser, default: str | None) -> None:
         "--append",
         action="store_true",
         help="add to --out instead of replacing it (a CSV header is written only once)",
+    )
+    parser.add_argument(
+        "--csv-raw-cells",
+        action="store_true",
+        help="CSV: write text cells as the API sent them. By default a text cell starting "
+        "with =, +, -, @, a tab or a carriage return gets a leading ' so that a spreadsheet "
+        "shows it instead of running it as a formula (OWASP 'CSV injection'); numbers "
+        "such as -3 are never changed",
     )
 
 
@@ -710,6 +724,7 @@ class _Pull:
     unfinished_ids: int = 0
     key_rejected: str | None = None
     gave_up: str | None = None
+    write_failed: str | None = None
     finished: float | None = None
 
     @property
@@ -763,6 +778,8 @@ async def _pull(
     per_id = client.rate_limit_state().cost == "id"
 
     requests_seen, last_request_at = 0, time.monotonic()
+    writing: tuple[str, ...] = ()  # the IDs of the batch being written, until it is durable
+    writing_events = 0
 
     def snapshot() -> Snapshot:
         nonlocal requests_seen, last_request_at
@@ -791,7 +808,12 @@ async def _pull(
                     state.ids_done += len(batch.prospect_ids)
                     state.units_sent += batch.attempts * (len(batch.prospect_ids) if per_id else 1)
                     if batch.failure is None:
+                        writing, writing_events = batch.prospect_ids, len(batch.events)
                         sink.write(batch.events)
+                        # Durable before it counts as done: a disk that fills up later
+                        # cannot take back a batch already reported done.
+                        sink.flush_durably()
+                        writing = ()
                         if on_events is not None:
                             on_events(batch.events)
                     else:
@@ -825,6 +847,23 @@ async def _pull(
                             error=error,
                         )
                     )
+                    if failed_out is not None:
+                        failed_out.write("".join(f"{pid}\n" for pid in batch_ids))
+                if failed_out is not None:
+                    failed_out.flush()
+            except OutputWriteError as error:
+                # The batch being written is not done, and neither is anything left: all
+                # of it goes to --failed-out, and the output is cut back to whole batches.
+                state.write_failed = str(error)
+                if writing:  # not done after all: the summary must not count it
+                    state.ids_done -= len(writing)
+                    stream.stats.batches -= 1
+                    stream.stats.events -= writing_events
+                discard = getattr(sink, "discard_undurable", None)
+                if discard is not None:
+                    discard()
+                for batch_ids in (writing, *stream.unfinished()):
+                    state.unfinished_ids += len(batch_ids)
                     if failed_out is not None:
                         failed_out.write("".join(f"{pid}\n" for pid in batch_ids))
                 if failed_out is not None:
@@ -873,17 +912,23 @@ def _report(
         unfinished_ids=state.unfinished_ids,
         key_rejected=state.key_rejected,
         gave_up=state.gave_up,
+        write_failed=state.write_failed,
         interrupted=interrupted,
     )
 
 
 def _open_outputs(
-    out: str | None, fmt: str, *, append: bool, failed_out: str | None
+    out: str | None,
+    fmt: str,
+    *,
+    append: bool,
+    failed_out: str | None,
+    csv_raw_cells: bool = False,
 ) -> tuple[EventSink, TextIO | None]:
     """Open the event sink and the failed-IDs file, or raise UsageError naming the file."""
     path = None if out in (None, "-") else out
     try:
-        sink = open_sink(path, fmt, append=append)
+        sink = open_sink(path, fmt, append=append, csv_raw_cells=csv_raw_cells)
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
     failed = None
@@ -993,6 +1038,9 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
     if interrupted:
         _say(f"{PROG}: interrupted; {out or 'the output'} holds every batch finished before it")
         return EXIT_INTERRUPTED
+    if state.write_failed:
+        _say(f"{PROG} fetch: error: {state.write_failed}")
+        return EXIT_FAILED
     return EXIT_FAILED if state.failures or state.key_rejected else EXIT_OK
 
 
@@ -1019,6 +1067,7 @@ def _fetch_bulk(
         event_types=args.event_types,
         since=args.since,
         until=args.until,
+        csv_raw_cells=args.csv_raw_cells,
     )
     log.progress = progress
     try:
@@ -1053,7 +1102,13 @@ async def _fetch_async(
     fmt: str,
 ) -> None:
     async with client:
-        sink, failed = _open_outputs(out, fmt, append=args.append, failed_out=args.failed_out)
+        sink, failed = _open_outputs(
+            out,
+            fmt,
+            append=args.append,
+            failed_out=args.failed_out,
+            csv_raw_cells=args.csv_raw_cells,
+        )
         try:
             state.started = time.monotonic()
             await _pull(
@@ -1200,6 +1255,9 @@ def _demo(args: argparse.Namespace, log: ProgressLogHandler) -> int:
     if interrupted:
         _say(f"{PROG} demo: interrupted", stream=sys.stdout)
         return EXIT_INTERRUPTED
+    if state.write_failed:
+        _say(f"{PROG} demo: error: {state.write_failed}")
+        return EXIT_FAILED
     _say(*outcome.lines, stream=sys.stdout)
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
@@ -1247,7 +1305,9 @@ async def _demo_async(
             "",
             stream=sys.stdout,
         )
-        sink, _ = _open_outputs(out, fmt, append=args.append, failed_out=None)
+        sink, _ = _open_outputs(
+            out, fmt, append=args.append, failed_out=None, csv_raw_cells=args.csv_raw_cells
+        )
         try:
             async with client:
                 state.started = time.monotonic()

@@ -902,3 +902,119 @@ async def test_cli_bad_input_silent_server(
 ) -> None:
     """A bad --give-up-after exits 2 naming it; a server given up on exits 1, IDs kept."""
     await test_cli_bad_input(name, api, tmp_path, capsys, unused_tcp_port)
+
+
+# --- issue 10: writes ---------------------------------------------------------------------
+
+
+def _answer_with(change: Callable[[dict[str, Any]], None], *, indent: int | None = None) -> Any:
+    """A handler whose events are changed by ``change``, the JSON optionally pretty-printed."""
+    import json
+
+    from tests.conftest import events_body
+
+    def handler(server: ApiServer, seen: Seen) -> web.StreamResponse:
+        body = events_body(seen.ids)
+        for event in body["output_events"]:
+            change(event)
+        return web.Response(text=json.dumps(body, indent=indent), content_type="application/json")
+
+    return handler
+
+
+def _huge_years(event: dict[str, Any]) -> None:
+    event["event_name"] = "prospect_job_start_anniversary"
+    event["data"] = {"event_name": event["event_name"], "years_at_company": 2**70}
+
+
+def _huge_in_data(event: dict[str, Any]) -> None:
+    event["data"]["current_company_id"] = 2**70
+
+
+def _far_time(event: dict[str, Any]) -> None:
+    event["event_time"] = "9999-12-31T23:59:59-14:00"
+
+
+def _formula(event: dict[str, Any]) -> None:
+    event["data"]["current_job_title"] = '=HYPERLINK("http://x")'
+
+
+@dataclass
+class WritesCase:
+    """A server value, or an answer's shape, that the output must survive."""
+
+    handler: Callable[[ApiServer, Seen], web.StreamResponse]
+    out: str  # the --out file name
+    args: list[str] = field(default_factory=list)
+    check: Callable[[Any], bool] = lambda path: True
+
+
+def _sqlite_rows(path: Any) -> int:
+    import contextlib
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(path)) as db:
+        return int(db.execute("SELECT COUNT(*) FROM events").fetchone()[0])
+
+
+def _jsonl_lines(path: Any) -> int:
+    import json
+
+    return sum(1 for line in path.read_text().splitlines() if json.loads(line))
+
+
+def _csv_title(path: Any) -> str:
+    import csv
+
+    with path.open(newline="") as file:
+        return str(next(csv.DictReader(file))["current_job_title"])
+
+
+WRITES_CASES = {
+    "integer beyond 64 bits in an INTEGER column (sqlite)": WritesCase(
+        _answer_with(_huge_years), "e.db", check=lambda path: _sqlite_rows(path) == len(GOOD)
+    ),
+    "integer beyond 64 bits in a text column (sqlite, --checkpoint)": WritesCase(
+        _answer_with(_huge_in_data),
+        "e.db",
+        ["--checkpoint", "{tmp}/p.ckpt"],
+        check=lambda path: _sqlite_rows(path) == len(GOOD),
+    ),
+    "time that cannot move to UTC (sqlite)": WritesCase(
+        _answer_with(_far_time), "e.db", check=lambda path: _sqlite_rows(path) == len(GOOD)
+    ),
+    "answer pretty-printed over many lines (jsonl)": WritesCase(
+        _answer_with(lambda event: None, indent=2),
+        "e.jsonl",
+        check=lambda path: _jsonl_lines(path) == len(GOOD),
+    ),
+    "text cell that starts a formula (csv)": WritesCase(
+        _answer_with(_formula),
+        "e.csv",
+        check=lambda path: _csv_title(path) == '\'=HYPERLINK("http://x")',
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(WRITES_CASES))
+async def test_server_values_the_output_must_survive(
+    name: str, api: ApiServer, tmp_path: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Each server value is written without a traceback, exit 0, nothing in --failed-out."""
+    import asyncio
+
+    from explorium_events.cli import main
+
+    case = WRITES_CASES[name]
+    api.handler = case.handler
+    out, failed = tmp_path / case.out, tmp_path / "failed.txt"
+    (tmp_path / "ids.txt").write_bytes(_lines(*GOOD))
+    argv = ["fetch", "--no-progress", "--ids", str(tmp_path / "ids.txt"), "--out", str(out)]
+    argv += ["--base-url", api.url, "--api-key", TEST_KEY, "--failed-out", str(failed)]
+    argv += [arg.format(tmp=tmp_path) for arg in case.args]
+    status = await asyncio.to_thread(main, argv)
+    captured = capsys.readouterr()
+    assert status == EXIT_OK, captured.err
+    assert "traceback" not in captured.err.lower()
+    assert failed.read_text() == ""
+    assert case.check(out)
