@@ -76,7 +76,8 @@ class PullSummary:
 
     ``done + failed + not_tried + invalid + duplicates == input_values``. ``done`` and
     ``failed`` count over every run of the pull; ``events_written``, ``requests`` and
-    the like count this run only.
+    the like count this run only. Without a checkpoint ``checkpoint`` is ``""`` and the
+    input's counts grow as it is read.
     """
 
     input_values: int
