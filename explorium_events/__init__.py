@@ -9,7 +9,7 @@ async with EventsClient(api_key="...") as client:
 from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
-from ._bulk import EventSink, PullSummary, pull
+from ._bulk import PullSummary, pull
 from ._checkpoint import Checkpoint, CheckpointMismatchError, FailedBatchRecord
 from ._client import (
     DEFAULT_BASE_URL,
@@ -59,7 +59,7 @@ from ._models import (
 )
 from ._ratelimit import RateLimitCost, RateLimitState
 from ._retry import RetryPolicy
-from ._sqlite_sink import SqliteSink
+from ._sinks import EventSink, SqliteSink
 
 try:
     __version__ = _version("explorium-events")

@@ -3,39 +3,48 @@
     async with EventsClient() as client:
         summary = await pull(client, "ids.txt", "events.jsonl", "events.checkpoint")
 
-How it holds together:
+This module runs a pull; its input is ``_bulk_input``'s, its output the sinks
+registry's (``_sinks``). How it holds together:
 
-- **Resumable.** The input is read twice: a scan fingerprints the deduplicated stream of
-  valid IDs and counts the input; the pull then reads it again, in batches numbered by
-  position in that stream. The checkpoint (``_checkpoint.py``) records each finished
-  batch; a rerun skips what is done and does the rest. A checkpoint refuses a pull with
-  a different input, query or output.
+- **Resumable.** With a checkpoint the input is read twice: a scan fingerprints the
+  deduplicated stream of valid IDs and counts the input; the pull then reads it again,
+  in batches numbered by position in that stream. The checkpoint (``_checkpoint.py``)
+  records each finished batch; a rerun skips what is done and does the rest. A
+  checkpoint refuses a pull with a different input, query or output.
 - **Exactly once.** Events are written as each batch arrives; about once a second (and at
   the end, and when stopped) the output is made durable (flush + fsync, or commit) and
   only then are those batches marked done, together with the output's durable length.
   A JSONL or CSV output is cut back to that length on resume, so events of batches that
   were written but not yet marked are dropped before those batches run again. An SQLite
   output upserts by event_id, so a batch written twice is still one row per event.
-- **Bounded memory.** IDs stream from the input; the scan's seen-set keeps 20-byte
-  digests packed in byte buckets (about 25 bytes an ID); the client works through the
-  input in segments, so its own per-stream seen-sets stay small; no events are kept
-  beyond the batch being written.
+- **Without a checkpoint** (``checkpoint=None``) the same run reads its input once (a
+  generator or a pipe will do), counts and deduplicates as it goes, and records nothing.
+- **Bounded memory.** IDs stream from the input; the seen-set keeps 20-byte digests
+  packed in byte buckets (about 25 bytes an ID); the client works through the input in
+  segments, so its own per-stream seen-sets stay small; no events are kept beyond the
+  batch being written.
 """
 
 from __future__ import annotations
 
-import array
 import asyncio
-import hashlib
 import logging
 import os
 import sqlite3
-import time
-from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
-from collections.abc import Set as AbstractSet
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+from ._bulk_input import (
+    Scan,
+    Segment,
+    Source,
+    batches_to_do,
+    in_stable_order,
+    read_once,
+    scan_input,
+    unique_ids,
+)
 from ._checkpoint import (
     STATE_DONE,
     STATE_FAILED,
@@ -47,27 +56,11 @@ from ._checkpoint import (
 )
 from ._checks import check_seconds
 from ._client import BatchResult, EventsClient, FetchStats, _failure
-from ._digests import DigestSet
-from ._errors import (
-    ConfigurationError,
-    InvalidProspectIdError,
-    OutputWriteError,
-    ServerUnavailableError,
-)
-from ._formats import format_for
-from ._ids import (
-    PROSPECT_ID_RULE,
-    InvalidProspectId,
-    chunked,
-    invalid_reason,
-    normalize_prospect_id,
-)
-from ._models import Event, EventType
+from ._errors import OutputWriteError, ServerUnavailableError
+from ._ids import InvalidProspectId
+from ._models import EventType
 from ._query import Query, Timestamp, build_query
-from ._sqlite_sink import SqliteSink
-
-if TYPE_CHECKING:
-    from ._output import _ByteSink
+from ._sinks import EventSink, PullOutput
 
 logger = logging.getLogger("explorium_events")
 _T = TypeVar("_T")
@@ -75,29 +68,6 @@ _T = TypeVar("_T")
 SEGMENT_BATCHES = 1024  # batches per client.stream(): bounds the client's own seen-sets
 COMMIT_INTERVAL = 1.0  # seconds between durable flushes + checkpoint commits
 COMMIT_BATCHES = 256  # ... or this many finished batches, whichever comes first
-_SCAN_YIELD_EVERY = 20_000  # values between yields to the event loop while scanning
-_EXAMPLES = 5
-
-
-@runtime_checkable
-class EventSink(Protocol):
-    """Where a pull writes events: anything with these three methods.
-
-    A sink of your own (a database, a queue) may receive a batch's events again after
-    a crash, so make ``write`` idempotent by ``event_id`` (an upsert), as SqliteSink does.
-    """
-
-    def write(self, events: Sequence[Event]) -> object:
-        """Write one batch's events."""
-        ...
-
-    def flush_durably(self) -> None:
-        """Make everything written so far survive a crash (fsync, or commit)."""
-        ...
-
-    def close(self) -> None:
-        """Flush and release the output."""
-        ...
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -106,7 +76,8 @@ class PullSummary:
 
     ``done + failed + not_tried + invalid + duplicates == input_values``. ``done`` and
     ``failed`` count over every run of the pull; ``events_written``, ``requests`` and
-    the like count this run only.
+    the like count this run only. Without a checkpoint ``checkpoint`` is ``""`` and the
+    input's counts grow as it is read.
     """
 
     input_values: int
@@ -137,338 +108,6 @@ class PullSummary:
 
 
 # ---------------------------------------------------------------------------------------
-# The input
-
-
-def _valid(value: object) -> str | None:
-    if not isinstance(value, str):
-        return None
-    normalized = normalize_prospect_id(value)
-    return normalized if invalid_reason(normalized) is None else None
-
-
-def _in_stable_order(
-    prospect_ids: str | os.PathLike[str] | Iterable[str],
-) -> str | os.PathLike[str] | Iterable[str]:
-    """An unordered input (a set, frozenset, dict keys) as a list in one fixed order.
-
-    Batches are numbered by position, and a set of strings iterates in an order that
-    changes with PYTHONHASHSEED: resumed from another process, batch n would hold other
-    IDs. Sorted, the same set gives the same stream, fingerprint and batches in every
-    process. Non-strings (invalid anyway) follow, in their own order. A sequence keeps
-    its order: reordering a list makes another pull, which the fingerprint catches.
-    """
-    if not isinstance(prospect_ids, AbstractSet):
-        return prospect_ids
-    strings = sorted(value for value in prospect_ids if isinstance(value, str))
-    strings.extend(value for value in prospect_ids if not isinstance(value, str))
-    return strings
-
-
-class _Source:
-    """The input: a file with one ID per line, or an iterable that can be read twice."""
-
-    def __init__(self, prospect_ids: str | os.PathLike[str] | Iterable[str]) -> None:
-        self._path: str | None = None
-        self._iterable: Iterable[str] | None = None
-        if isinstance(prospect_ids, str | os.PathLike):
-            self._path = os.fspath(prospect_ids)
-            if not os.path.isfile(self._path):
-                raise ConfigurationError(f"{self._path}: no such file of prospect IDs")
-            self.name = self._path
-        elif isinstance(prospect_ids, Iterator | bytes):
-            raise ConfigurationError(
-                "a bulk pull reads its input twice (to fingerprint it, then to pull), and "
-                "again on resume: pass a file path or a re-iterable collection such as a "
-                "list, not a one-shot iterator"
-            )
-        else:
-            self._iterable = prospect_ids
-            self.name = f"<{type(prospect_ids).__name__}>"
-
-    def values(self) -> Iterator[tuple[int, object]]:
-        """(where, value): a file's line number (blank lines skipped), else the 0-based index."""
-        if self._path is not None:
-            with open(self._path, encoding="utf-8-sig") as lines:
-                try:
-                    for number, line in enumerate(lines, 1):
-                        text = line.strip()
-                        if text:
-                            yield number, text
-                except UnicodeDecodeError as exc:
-                    # Not an ExploriumError, and it would not say which file.
-                    raise ConfigurationError(
-                        f"{self._path} is not UTF-8 text ({exc.reason}): save it as UTF-8"
-                    ) from None
-        else:
-            assert self._iterable is not None
-            yield from enumerate(self._iterable)
-
-
-@dataclass(slots=True)
-class _Scan:
-    fingerprint: str = ""
-    values: int = 0
-    unique: int = 0
-    invalid: int = 0
-    duplicates: int = 0
-    examples: list[InvalidProspectId] = field(default_factory=list)
-    # Indexes (among the input's values) of repeats: the pull skips them without a set.
-    repeats: array.array[int] = field(default_factory=lambda: array.array("q"))
-
-
-async def _scan(source: _Source) -> _Scan:
-    """Fingerprint and count the input; yields to the loop now and then, so it can be stopped."""
-    scan = _Scan()
-    seen = DigestSet()
-    fingerprint = hashlib.sha256()
-    index = -1
-    for index, (where, value) in enumerate(source.values()):
-        if index % _SCAN_YIELD_EVERY == 0:
-            await asyncio.sleep(0)
-        normalized = _valid(value)
-        if normalized is None:
-            scan.invalid += 1
-            if len(scan.examples) < _EXAMPLES:
-                reason = invalid_reason(value.strip().lower() if isinstance(value, str) else value)
-                scan.examples.append(InvalidProspectId(str(value), where, reason or "invalid"))
-            continue
-        digest = bytes.fromhex(normalized)
-        if not seen.add(digest):
-            scan.duplicates += 1
-            scan.repeats.append(index)
-            continue
-        fingerprint.update(digest)
-        scan.unique += 1
-    scan.values = index + 1
-    scan.fingerprint = fingerprint.hexdigest()
-    return scan
-
-
-def _unique_ids(source: _Source, scan: _Scan) -> Iterator[str]:
-    """The input's valid IDs, normalised, each once, in the scan's order."""
-    repeats = iter(scan.repeats)
-    skip = next(repeats, -1)
-    fingerprint = hashlib.sha256()
-    for index, (_where, value) in enumerate(source.values()):
-        if index == skip:
-            skip = next(repeats, -1)
-            continue
-        normalized = _valid(value)
-        if normalized is None:
-            continue
-        fingerprint.update(bytes.fromhex(normalized))
-        yield normalized
-    if fingerprint.hexdigest() != scan.fingerprint:
-        raise ConfigurationError(
-            f"{source.name} changed while it was being pulled; the checkpoint no longer "
-            "matches it. Restore the input and rerun, or start anew with a new checkpoint"
-        )
-
-
-def _todo(
-    ids: Iterator[str], states: bytearray, batch_size: int, *, retry_failed: bool
-) -> Iterator[tuple[int, tuple[str, ...]]]:
-    """(position, IDs) of the batches this run must fetch."""
-    for position, batch in enumerate(chunked(ids, batch_size)):
-        state = states[position] if position < len(states) else STATE_PENDING
-        if state == STATE_DONE or (state == STATE_FAILED and not retry_failed):
-            continue
-        yield position, batch
-
-
-class _Segment:
-    """Up to ``limit`` batches of the to-do list, as the flat ID stream client.stream() takes.
-
-    Every batch but the input's last is exactly batch_size long, so the client's own
-    chunking yields the same batches; ``taken`` maps each batch's first ID to its position.
-    """
-
-    def __init__(
-        self, todo: Iterator[tuple[int, tuple[str, ...]]], limit: int, taken: dict[str, int]
-    ) -> None:
-        self._todo = todo
-        self._limit = limit
-        self._taken = taken
-        self.exhausted = False
-
-    def ids(self) -> Iterator[str]:
-        for _ in range(self._limit):
-            item = next(self._todo, None)
-            if item is None:
-                self.exhausted = True
-                return
-            position, batch = item
-            self._taken[batch[0]] = position
-            yield from batch
-
-
-# ---------------------------------------------------------------------------------------
-# The output
-
-
-class _Output:
-    """A pull's output: opened for the checkpoint's state, flushed durably before each commit."""
-
-    name: str
-    format: str
-
-    def open(self, checkpoint: Checkpoint) -> None:
-        raise NotImplementedError
-
-    def write(self, events: Sequence[Event]) -> None:
-        raise NotImplementedError
-
-    def flush(self) -> int | None:
-        """Make the output durable; its length in bytes when it is append-only."""
-        raise NotImplementedError
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-
-class _FileOutput(_Output):
-    """JSONL or CSV: appended to, and cut back to the checkpointed length on resume."""
-
-    def __init__(self, path: str, fmt: str, *, csv_raw_cells: bool = False) -> None:
-        self.name = os.path.abspath(path)
-        self.format = fmt
-        self._csv_raw_cells = csv_raw_cells
-        self._sink: _ByteSink | None = None
-
-    def open(self, checkpoint: Checkpoint) -> None:
-        length = 0 if checkpoint.new else checkpoint.output_length
-        if length == 0:
-            self._sink = self._open(append=False)
-            return
-        try:
-            size = os.path.getsize(self.name)
-        except FileNotFoundError:
-            size = -1
-        if size < length:
-            found = "is missing" if size < 0 else f"holds {size:,} bytes"
-            raise ConfigurationError(
-                f"the output {self.name} {found}, but the checkpoint {checkpoint.path} "
-                f"recorded {length:,} bytes of finished batches: it was moved, replaced or "
-                "cut. Restore it, or start anew with a new checkpoint"
-            )
-        if size > length:
-            # Events of batches written after the last commit: those batches run again.
-            logger.info(
-                "%s: dropping %d bytes written after the last checkpoint", self.name, size - length
-            )
-            os.truncate(self.name, length)
-        self._sink = self._open(append=True)
-
-    def _open(self, *, append: bool) -> _ByteSink:
-        # The CLI's sinks: imported here because that module imports the package.
-        from ._output import _ByteSink, open_sink
-
-        sink = open_sink(self.name, self.format, append=append, csv_raw_cells=self._csv_raw_cells)
-        assert isinstance(sink, _ByteSink)
-        return sink
-
-    def write(self, events: Sequence[Event]) -> None:
-        assert self._sink is not None
-        self._sink.write(events)
-
-    def flush(self) -> int:
-        """Flush and fsync; the length of the whole batches written, never the file's size.
-
-        After a failed write the file may hold part of a batch past that length: the
-        checkpoint records only this length, and a resume cuts the file back to it.
-        """
-        assert self._sink is not None
-        self._sink.flush_durably()
-        return self._sink.durable_length
-
-    def close(self) -> None:
-        if self._sink is not None:
-            self._sink.close()
-
-
-class _SqliteOutput(_Output):
-    """An SQLite file: rows upserted by event_id, so a batch written twice stays one row each."""
-
-    def __init__(self, path: str) -> None:
-        self.name = os.path.abspath(path)
-        self.format = "sqlite"
-        self._sink: SqliteSink | None = None
-
-    def open(self, checkpoint: Checkpoint) -> None:
-        if (
-            not checkpoint.new
-            and checkpoint.counts().done_batches
-            and not os.path.exists(self.name)
-        ):
-            raise ConfigurationError(
-                f"the output {self.name} is missing, but the checkpoint {checkpoint.path} "
-                "has finished batches in it. Restore it, or start anew with a new checkpoint"
-            )
-        self._sink = SqliteSink(self.name)
-
-    def write(self, events: Sequence[Event]) -> None:
-        assert self._sink is not None
-        self._sink.write(events)
-
-    def flush(self) -> None:
-        assert self._sink is not None
-        self._sink.flush_durably()
-
-    def close(self) -> None:
-        if self._sink is not None:
-            self._sink.close()
-
-
-class _CustomOutput(_Output):
-    """The caller's own sink: flushed by the pull, closed by the caller."""
-
-    def __init__(self, sink: EventSink) -> None:
-        kind = type(sink)
-        self.name = getattr(sink, "name", None) or f"{kind.__module__}.{kind.__qualname__}"
-        self.format = str(getattr(sink, "format", "") or "custom")
-        self._sink = sink
-
-    def open(self, checkpoint: Checkpoint) -> None:
-        pass
-
-    def write(self, events: Sequence[Event]) -> None:
-        try:
-            self._sink.write(events)
-        except OutputWriteError:
-            raise
-        except OSError as exc:
-            raise OutputWriteError(self.name, exc) from exc
-
-    def flush(self) -> None:
-        try:
-            self._sink.flush_durably()
-        except OutputWriteError:
-            raise
-        except OSError as exc:
-            raise OutputWriteError(self.name, exc) from exc
-
-    def close(self) -> None:
-        pass
-
-
-def _output_for(
-    out: str | os.PathLike[str] | EventSink, fmt: str | None, *, csv_raw_cells: bool = False
-) -> _Output:
-    if isinstance(out, str | os.PathLike):
-        chosen = format_for(out, fmt)
-        path = os.fspath(out)
-        if chosen == "sqlite":
-            return _SqliteOutput(path)
-        return _FileOutput(path, chosen, csv_raw_cells=csv_raw_cells)
-    if isinstance(out, EventSink):
-        return _CustomOutput(out)
-    raise ConfigurationError(
-        f"out={out!r}: give an output path or a sink with write, flush_durably and close"
-    )
-
-
-# ---------------------------------------------------------------------------------------
 # The pull
 
 
@@ -480,9 +119,9 @@ class _Run:
         *,
         client: EventsClient,
         query: Query,
-        checkpoint: Checkpoint,
-        output: _Output,
-        scan: _Scan,
+        checkpoint: Checkpoint | None,
+        output: PullOutput,
+        scan: Scan,
         retry_failed: bool,
         progress: Callable[[PullSummary], None] | None,
         commit_interval: float,
@@ -495,31 +134,35 @@ class _Run:
         self._retry_failed = retry_failed
         self._progress = progress
         self._commit_interval = commit_interval
-        self._states = checkpoint.states()
-        counts = checkpoint.counts()
-        self._done = counts.done_ids
-        self._failed = counts.failed_ids
-        self._failed_batches = counts.failed_batches
-        self._events_total = counts.events
+        # Without a checkpoint every batch is new: no states, nothing done before.
+        self._states = checkpoint.states() if checkpoint is not None else bytearray()
+        self._done = self._failed = self._failed_batches = self._events_total = 0
+        if checkpoint is not None:
+            counts = checkpoint.counts()
+            self._done = counts.done_ids
+            self._failed = counts.failed_ids
+            self._failed_batches = counts.failed_batches
+            self._events_total = counts.events
         self._events_written = 0
         self._batches_run = 0
         self._stats = FetchStats()
         self._live: FetchStats | None = None
         self._pending: list[FinishedBatch] = []
         self._taken: dict[str, int] = {}
-        self._started = time.monotonic()
+        self._clock = client.clock
+        self._started = self._clock.monotonic()
         self._last_commit = self._started
         self.interrupted = False
 
     async def go(self, ids: Iterator[str]) -> None:
-        todo = _todo(
-            ids, self._states, self._checkpoint.spec.batch_size, retry_failed=self._retry_failed
+        todo = batches_to_do(
+            ids, self._states, self._client.batch_size, retry_failed=self._retry_failed
         )
         query = self._query
         try:
             self._report()
             while True:
-                segment = _Segment(todo, SEGMENT_BATCHES, self._taken)
+                segment = Segment(todo, SEGMENT_BATCHES, self._taken)
                 stream = self._client.stream(
                     segment.ids(),
                     event_types=query.event_types,
@@ -567,7 +210,7 @@ class _Run:
     def _finish(self, result: BatchResult) -> None:
         position = self._taken.pop(result.prospect_ids[0])
         size = len(result.prospect_ids)
-        previous = self._states[position]
+        previous = self._states[position] if position < len(self._states) else STATE_PENDING
         failure = result.failure
         if failure is None:
             self._output.write(result.events)
@@ -581,7 +224,7 @@ class _Run:
             self._done += size
             self._events_total += count
             self._events_written += count
-            self._states[position] = STATE_DONE
+            self._set_state(position, STATE_DONE)
         else:
             record = FinishedBatch(
                 position=position,
@@ -594,7 +237,7 @@ class _Run:
             )
             self._failed += size
             self._failed_batches += 1
-            self._states[position] = STATE_FAILED
+            self._set_state(position, STATE_FAILED)
         if previous == STATE_FAILED:
             self._failed -= size
             self._failed_batches -= 1
@@ -602,7 +245,7 @@ class _Run:
         self._pending.append(record)
         if (
             len(self._pending) >= COMMIT_BATCHES
-            or time.monotonic() - self._last_commit >= self._commit_interval
+            or self._clock.monotonic() - self._last_commit >= self._commit_interval
         ):
             self._commit()
         self._report()
@@ -613,19 +256,24 @@ class _Run:
         # Only a flush that succeeded says the pending batches are durable; if it raises,
         # nothing is recorded and those batches run again on resume.
         length = self._output.flush()
-        try:
-            self._checkpoint.record(self._pending, output_length=length)
-        except sqlite3.Error as exc:  # the checkpoint's own disk is full, say
-            raise OutputWriteError(self._checkpoint.path, exc) from exc
+        if self._checkpoint is not None:
+            try:
+                self._checkpoint.record(self._pending, output_length=length)
+            except sqlite3.Error as exc:  # the checkpoint's own disk is full, say
+                raise OutputWriteError(self._checkpoint.path, exc) from exc
         self._pending = []
-        self._last_commit = time.monotonic()
+        self._last_commit = self._clock.monotonic()
+
+    def _set_state(self, position: int, state: int) -> None:
+        if position < len(self._states):  # else no checkpoint: nothing to resume from
+            self._states[position] = state
 
     def _report(self) -> None:
         if self._progress is not None:
             self._progress(self.summary())
 
-    def summary(self) -> PullSummary:
-        """Where the pull stands now."""
+    def summary(self, *, interrupted: bool = False, checkpoint: str | None = None) -> PullSummary:
+        """Where the pull stands now (``interrupted`` and ``checkpoint`` as given, if given)."""
         stats = FetchStats()
         _add(stats, self._stats)
         if self._live is not None:
@@ -647,9 +295,11 @@ class _Run:
             retries=stats.retries,
             rate_limited=stats.rate_limited,
             duplicates_dropped=stats.duplicates_dropped,
-            elapsed=time.monotonic() - self._started,
-            interrupted=self.interrupted,
-            checkpoint=self._checkpoint.path,
+            elapsed=self._clock.monotonic() - self._started,
+            interrupted=self.interrupted or interrupted,
+            checkpoint=checkpoint
+            if checkpoint is not None
+            else (self._checkpoint.path if self._checkpoint is not None else ""),
             output=self._output.name,
             invalid_examples=tuple(scan.examples),
         )
@@ -676,7 +326,7 @@ async def pull(
     client: EventsClient,
     prospect_ids: str | os.PathLike[str] | Iterable[str],
     out: str | os.PathLike[str] | EventSink,
-    checkpoint: str | os.PathLike[str],
+    checkpoint: str | os.PathLike[str] | None,
     *,
     format: str | None = None,
     event_types: Iterable[EventType | str] | None = None,
@@ -698,6 +348,11 @@ async def pull(
     ``checkpoint`` is the path of the pull's checkpoint: run the same call again after
     any interruption, a crash or ``kill -9`` included, and it carries on where the last
     durable commit left off.
+
+    ``checkpoint=None`` pulls once, without resume: the input is read once, lazily (a
+    generator, a pipe or a FIFO will do), deduplicated as it goes, and nothing is
+    recorded; a path output is written anew. Without ``skip_invalid`` the first invalid
+    ID ends the reading: the batches before it complete, then InvalidProspectIdError.
 
     Batches that fail after their retries are recorded and skipped by later runs, unless
     ``retry_failed=True``, which retries exactly those (and does any not yet tried).
@@ -721,40 +376,43 @@ async def pull(
     """
     query = build_query(event_types, timestamp_from, timestamp_to)
     check_seconds("commit_interval", commit_interval, zero_ok=True)
-    source = _Source(_in_stable_order(prospect_ids))
-    output = _output_for(out, format, csv_raw_cells=csv_raw_cells)
-    scan, _ = await _until_stopped(_scan(source), stop)
-    if scan is None:  # stopped before anything was sent: nothing to record
-        return PullSummary(
-            input_values=0,
-            unique_ids=0,
-            done=0,
-            failed=0,
-            not_tried=0,
-            invalid=0,
-            duplicates=0,
-            failed_batches=0,
-            events_total=0,
-            events_written=0,
-            batches_run=0,
-            requests=0,
-            retries=0,
-            rate_limited=0,
-            duplicates_dropped=0,
-            elapsed=0.0,
-            interrupted=True,
-            checkpoint=os.fspath(checkpoint),
-            output=output.name,
+    once = checkpoint is None
+    source = Source(in_stable_order(prospect_ids), once=once)
+    output = PullOutput(out, format, csv_raw_cells=csv_raw_cells)
+
+    def run_for(ledger: Checkpoint | None, found: Scan) -> _Run:
+        return _Run(
+            client=client,
+            query=query,
+            checkpoint=ledger,
+            output=output,
+            scan=found,
+            retry_failed=retry_failed,
+            progress=progress,
+            commit_interval=commit_interval,
         )
-    if scan.invalid and not skip_invalid:
-        raise InvalidProspectIdError(
-            [f"{example.value} (at {example.position})" for example in scan.examples],
-            count=scan.invalid,
-            rule=PROSPECT_ID_RULE,
-        )
+
+    if checkpoint is None:
+        found = Scan()
+        output.open()
+        try:
+            run = run_for(None, found)
+            ids = read_once(source, found, skip_invalid=skip_invalid)
+            _, run.interrupted = await _until_stopped(run.go(ids), stop)
+        finally:
+            output.close()
+        if found.error is not None:
+            raise found.error
+        return run.summary()
+
+    scanned, _ = await _until_stopped(scan_input(source), stop)
+    if scanned is None:  # stopped before anything was sent: nothing to record
+        return run_for(None, Scan()).summary(interrupted=True, checkpoint=os.fspath(checkpoint))
+    if scanned.invalid and not skip_invalid:
+        raise scanned.invalid_error()
     spec = PullSpec(
-        input_fingerprint=scan.fingerprint,
-        unique_ids=scan.unique,
+        input_fingerprint=scanned.fingerprint,
+        unique_ids=scanned.unique,
         event_types=tuple(sorted(query.event_types)),
         timestamp_from=query.timestamp_from,
         timestamp_to=query.timestamp_to,
@@ -765,26 +423,23 @@ async def pull(
     with Checkpoint.open(checkpoint, spec) as ledger:
         ledger.set_input_totals(
             InputTotals(
-                values=scan.values,
-                unique=scan.unique,
-                invalid=scan.invalid,
-                duplicates=scan.duplicates,
+                values=scanned.values,
+                unique=scanned.unique,
+                invalid=scanned.invalid,
+                duplicates=scanned.duplicates,
                 name=source.name,
             )
         )
-        output.open(ledger)
+        new = ledger.new
+        output.open(
+            durable_length=0 if new else ledger.output_length,
+            finished=not new and bool(ledger.counts().done_batches),
+            ledger=ledger.path,
+        )
         try:
-            run = _Run(
-                client=client,
-                query=query,
-                checkpoint=ledger,
-                output=output,
-                scan=scan,
-                retry_failed=retry_failed,
-                progress=progress,
-                commit_interval=commit_interval,
-            )
-            _, run.interrupted = await _until_stopped(run.go(_unique_ids(source, scan)), stop)
+            run = run_for(ledger, scanned)
+            ids = unique_ids(source, scanned)
+            _, run.interrupted = await _until_stopped(run.go(ids), stop)
         finally:
             output.close()
         return run.summary()

@@ -490,6 +490,11 @@ class EventsClient:
         return self._max_concurrency
 
     @property
+    def clock(self) -> Clock:
+        """The clock this client waits and measures time with (injected, or the system's)."""
+        return self._clock
+
+    @property
     def batch_size(self) -> int:
         """Prospect IDs per request."""
         return self._batch_size

@@ -40,9 +40,7 @@ from explorium_events import (
 )
 
 from ._cli_bulk import BulkRequest, bulk_usage_problem, run_bulk
-from ._formats import format_for
 from ._input import IdInput, InputError, read_ids
-from ._output import SINKS, EventSink, open_sink
 from ._progress import (
     Progress,
     ProgressLogHandler,
@@ -52,6 +50,9 @@ from ._progress import (
     summary_lines,
 )
 from ._query import utc_range_problem
+from ._sinks import FORMATS as SINKS
+from ._sinks import BuiltinSink as EventSink
+from ._sinks import format_for, open_sink
 
 if TYPE_CHECKING:
     from explorium_events.emulator import EmulatorConfig

@@ -646,7 +646,7 @@ async def test_an_interrupt_exits_130_with_whole_batches_in_the_output(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """KeyboardInterrupt mid-pull: status 130, a message, and the output closed cleanly."""
-    from explorium_events import _output
+    from explorium_events._sinks import _files as _output
 
     real_write = _output.JsonlSink.write
     calls = 0

@@ -19,7 +19,7 @@ import msgspec
 import pytest
 from aiohttp import web
 
-import explorium_events._bulk as bulk
+import explorium_events._bulk_input as bulk_input
 from explorium_events import EventsClient, InvalidProspectIdError
 from explorium_events._models import (
     CompanyChangeData,
@@ -292,9 +292,9 @@ def test_a_set_and_its_reordering_pull_the_same_batches() -> None:
         def __len__(self) -> int:
             return len(self._order)
 
-    first = list(bulk._in_stable_order(OrderedSet(ids)))
-    assert first == list(bulk._in_stable_order(OrderedSet(shuffled)))
-    assert list(bulk._in_stable_order(frozenset(ids))) == first
-    assert list(bulk._in_stable_order(dict.fromkeys(shuffled).keys())) == first
+    first = list(bulk_input.in_stable_order(OrderedSet(ids)))
+    assert first == list(bulk_input.in_stable_order(OrderedSet(shuffled)))
+    assert list(bulk_input.in_stable_order(frozenset(ids))) == first
+    assert list(bulk_input.in_stable_order(dict.fromkeys(shuffled).keys())) == first
     # A list keeps its own order: a reordered list is another pull, which the fingerprint sees.
-    assert bulk._in_stable_order(shuffled) is shuffled
+    assert bulk_input.in_stable_order(shuffled) is shuffled

@@ -20,10 +20,10 @@ import msgspec
 import pytest
 from aiohttp import web
 
-import explorium_events._bulk as bulk
 from explorium_events import Event, EventsClient, OutputWriteError, SqliteSink, pull
 from explorium_events._models import decode_event
-from explorium_events._output import CsvSink, JsonlSink, _ByteSink, csv_row, open_sink
+from explorium_events._sinks import CsvSink, JsonlSink, PullOutput, csv_row, open_sink
+from explorium_events._sinks._files import _ByteSink
 from explorium_events.cli import main
 from explorium_events.emulator import Emulator, EmulatorConfig
 from tests.conftest import TEST_KEY, ApiServer, Seen, event_for, events_body, prospect_id
@@ -417,7 +417,7 @@ def test_a_csv_number_cell_stays_a_number_even_when_negative() -> None:
 
 
 def _column(name: str) -> int:
-    from explorium_events._output import CSV_COLUMNS
+    from explorium_events._sinks import CSV_COLUMNS
 
     return CSV_COLUMNS.index(name)
 
@@ -520,14 +520,9 @@ def test_open_sink_passes_csv_raw_cells_to_csv_only(tmp_path: Path) -> None:
 def test_the_file_output_records_the_sinks_durable_length_not_the_file_size(
     tmp_path: Path,
 ) -> None:
-    """_FileOutput.flush() returns what was whole and fsynced, whatever junk follows it."""
-    output = bulk._FileOutput(str(tmp_path / "e.jsonl"), "jsonl")
-
-    class New:
-        new = True
-        output_length = 0
-
-    output.open(New())  # type: ignore[arg-type]
+    """PullOutput.flush() returns what was whole and fsynced, whatever junk follows it."""
+    output = PullOutput(str(tmp_path / "e.jsonl"), "jsonl", csv_raw_cells=False)
+    output.open()
     output.write(sample_events(2))
     length = output.flush()
     with open(output.name, "ab") as file:
@@ -551,7 +546,7 @@ async def test_a_pull_whose_fsync_fails_records_nothing_it_did_not_make_durable(
             raise OSError(errno.EIO, os.strerror(errno.EIO))
         real_fsync(fd)
 
-    monkeypatch.setattr("explorium_events._output.os.fsync", failing_fsync)
+    monkeypatch.setattr("explorium_events._sinks._files.os.fsync", failing_fsync)
     async with client_for(emulator.url, max_concurrency=1) as client:
         with pytest.raises(OutputWriteError) as caught:
             await pull(client, ids, out, checkpoint, commit_interval=0.0)

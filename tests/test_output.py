@@ -1,4 +1,4 @@
-"""The CLI's event sinks: JSONL and CSV, to a file or standard output, with append and fsync."""
+"""The sinks and their registry: JSONL and CSV to a file or stdout, append and fsync."""
 
 from __future__ import annotations
 
@@ -10,15 +10,17 @@ from typing import Any
 
 import pytest
 
-from explorium_events import Event
-from explorium_events._formats import FORMATS, format_for
+from explorium_events import ConfigurationError, Event
 from explorium_events._models import decode_event
-from explorium_events._output import (
+from explorium_events._sinks import (
     CSV_COLUMNS,
-    SINKS,
+    EXTENSIONS,
+    FORMATS,
     CsvSink,
     JsonlSink,
+    SqliteSink,
     csv_row,
+    format_for,
     open_sink,
 )
 from tests.conftest import event_for, prospect_id
@@ -178,22 +180,30 @@ def test_format_comes_from_the_flag_then_the_extension_then_jsonl() -> None:
     assert format_for("x.db") == "sqlite"
 
 
-def test_every_format_has_a_sink_and_unknown_ones_are_refused() -> None:
-    """The one format table and the sinks agree; an unknown format is a clear error."""
-    assert set(FORMATS) == set(SINKS)
-    with pytest.raises(ValueError, match="unknown output format 'parquet'"):
+def test_every_extension_names_a_registered_format_and_unknown_ones_are_refused() -> None:
+    """The extensions come from the one registry; an unknown format is a ConfigurationError."""
+    assert set(EXTENSIONS.values()) == set(FORMATS)
+    with pytest.raises(ConfigurationError, match="unknown output format 'parquet'"):
         format_for("x.csv", "parquet")
 
 
 def test_open_sink_refuses_an_unknown_format(tmp_path: Path) -> None:
-    """An unregistered format is a ValueError naming the known ones, and creates no file."""
-    with pytest.raises(ValueError, match="csv, jsonl"):
+    """An unregistered format is a ConfigurationError naming the known ones; no file made."""
+    with pytest.raises(ConfigurationError, match="csv, jsonl"):
         open_sink(str(tmp_path / "x"), "parquet")
     assert not (tmp_path / "x").exists()
 
 
-def test_the_registry_maps_jsonl_and_csv_to_their_sinks(tmp_path: Path) -> None:
-    """open_sink finds its classes through SINKS, where a new format registers itself."""
-    assert SINKS["jsonl"] is JsonlSink and SINKS["csv"] is CsvSink
+def test_the_registry_opens_each_format_with_its_sink_and_resume_rule(tmp_path: Path) -> None:
+    """open_sink finds its classes through FORMATS, which also says how a resume treats each."""
     with open_sink(str(tmp_path / "e.csv"), "csv") as sink:
         assert isinstance(sink, CsvSink) and sink.format == "csv"
+    with open_sink(str(tmp_path / "e.jsonl"), "jsonl") as sink:
+        assert isinstance(sink, JsonlSink) and sink.format == "jsonl"
+    with open_sink(str(tmp_path / "e.db"), "sqlite") as sink:
+        assert isinstance(sink, SqliteSink) and sink.format == "sqlite"
+    assert {name: fmt.resume for name, fmt in FORMATS.items()} == {
+        "jsonl": "truncate",
+        "csv": "truncate",
+        "sqlite": "upsert",
+    }

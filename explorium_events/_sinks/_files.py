@@ -1,27 +1,21 @@
-"""Where the command line writes events: a small sink interface, one class per format.
+"""The append-only file outputs: JSONL and CSV, written in whole batches, cut back on failure.
 
     sink = open_sink("events.csv", "csv")      # or open_sink(None, "jsonl") for stdout
     with sink:
         sink.write(batch.events)               # as each batch arrives; flushed per call
         sink.flush_durably()                   # flush + fsync, e.g. before a checkpoint
 
-A sink is anything with ``write(events) -> int``, ``flush_durably()`` and ``close()``
-(see ``EventSink``). A write or flush the OS refuses raises ``OutputWriteError`` naming
-the file; what a sink counts as written (``length``, ``durable_length``) is only ever
-whole batches. A new format registers a factory in ``SINKS`` and its name (and
-any file extension) in ``_formats``, which the command line and ``pull()`` share.
+A write or flush the OS refuses raises ``OutputWriteError`` naming the file; what a
+sink counts as written (``length``, ``durable_length``) is only ever whole batches, so
+a resumed pull can cut the file back to ``durable_length`` (the registry's "truncate").
 
 - ``jsonl``: one event per line, the JSON object the API sent (``Event.to_json``): the
   same keys, order and values; line breaks between its tokens, if any, are removed.
-- ``csv``: one row per event under a fixed header: the common fields, then the data
-  fields of the three known event types (their union, in a fixed order), then
-  ``data_json``, which holds the whole ``data`` object whenever the columns cannot:
-  an event type this client does not know, or fields the API added since. Text cells
-  that start like a spreadsheet formula get a leading ``'`` (see ``csv_row``).
-- ``sqlite``: an ``events`` table keyed by event_id (upserted: pulling again never
-  duplicates), with the common and data fields as columns and the raw JSON; see
-  ``explorium_events.SqliteSink``. It needs a file; rows are committed by
-  ``flush_durably()`` and ``close()``.
+- ``csv``: one row per event under a fixed header: the columns of ``_columns`` (the
+  common fields, then the data fields of the known event types), then ``data_json``,
+  which holds the whole ``data`` object whenever the columns cannot: an event type
+  this client does not know, or fields the API added since. Text cells that start like
+  a spreadsheet formula get a leading ``'`` (see ``csv_row``).
 """
 
 from __future__ import annotations
@@ -31,56 +25,21 @@ import io
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, BinaryIO, Protocol, Self, cast
+from typing import Any, BinaryIO, Self, cast
 
 import msgspec
 
-from explorium_events import Event, EventType, OutputWriteError, SqliteSink
+from .._errors import OutputWriteError
+from .._models import Event, EventType
+from ._columns import CARRIED_DATA_KEYS, COLUMNS, COMMON_COLUMNS, DATA_COLUMNS
 
-COMMON_COLUMNS = ("event_id", "event_name", "event_time", "prospect_id")
-DATA_COLUMNS = (
-    # prospect_changed_company and prospect_changed_role
-    "current_company_name",
-    "current_company_id",
-    "current_job_title",
-    "previous_company_name",
-    "previous_company_id",
-    "previous_job_title",
-    # prospect_job_start_anniversary
-    "full_name",
-    "company_name",
-    "job_title",
-    "years_at_company",
-    "job_anniversary_date",
-    "linkedin_url",
-)
-CSV_COLUMNS = (*COMMON_COLUMNS, *DATA_COLUMNS, "data_json")
-# Keys of ``data`` that the columns already carry (event_name repeats the event's own).
-_CARRIED = frozenset((*DATA_COLUMNS, "event_name"))
+CSV_COLUMNS = (*(column.name for column in COLUMNS), "data_json")
+_COMMON_NAMES = tuple(column.name for column in COMMON_COLUMNS)
+_DATA_NAMES = tuple(column.name for column in DATA_COLUMNS)
 _KNOWN_TYPES = frozenset(kind.value for kind in EventType)
 _encode_json = msgspec.json.Encoder().encode
-
-
-class EventSink(Protocol):
-    """Where events go. ``name`` says where, for messages; ``written`` counts events."""
-
-    name: str
-    format: str
-    written: int
-
-    def write(self, events: Iterable[Event]) -> int:
-        """Write these events (one batch), flush to the OS, and return how many."""
-        ...
-
-    def flush_durably(self) -> None:
-        """Make everything written so far survive a crash: flush and fsync."""
-        ...
-
-    def close(self) -> None:
-        """Flush and close (standard output is flushed, not closed). Idempotent."""
-        ...
 
 
 class _ByteSink:
@@ -270,10 +229,10 @@ def csv_row(event: Event, *, raw_cells: bool = False) -> list[str]:
     raw = event.to_dict()
     data = raw.get("data")
     data = data if isinstance(data, dict) else {}
-    row = [_cell(raw.get(column), raw=raw_cells) for column in COMMON_COLUMNS]
-    row.extend(_cell(data.get(column), raw=raw_cells) for column in DATA_COLUMNS)
+    row = [_cell(raw.get(column), raw=raw_cells) for column in _COMMON_NAMES]
+    row.extend(_cell(data.get(column), raw=raw_cells) for column in _DATA_NAMES)
     unknown_type = event.event_name not in _KNOWN_TYPES
-    if unknown_type or not _CARRIED.issuperset(data):
+    if unknown_type or not CARRIED_DATA_KEYS.issuperset(data):
         row.append(_encode_json(data).decode())  # starts with "{": never a formula
     else:
         row.append("")
@@ -311,28 +270,6 @@ class CsvSink(_ByteSink):
         count = super().write(events)
         self._header_due = False  # only once the header's bytes are really in the file
         return count
-
-
-SinkFactory = Callable[..., EventSink]
-SINKS: dict[str, SinkFactory] = {"jsonl": JsonlSink, "csv": CsvSink, "sqlite": SqliteSink}
-
-
-def open_sink(
-    path: str | None, fmt: str, *, append: bool = False, csv_raw_cells: bool = False
-) -> EventSink:
-    """Open a sink of this format on ``path`` (None: standard output).
-
-    ``append`` keeps what the file holds (a CSV header is then written only to an
-    empty file). ``csv_raw_cells`` writes CSV cells that start like a formula as they
-    are. Raises ValueError for an unknown format and OSError when the file cannot be
-    opened.
-    """
-    factory = SINKS.get(fmt)
-    if factory is None:
-        raise ValueError(f"unknown output format {fmt!r}; known: {', '.join(sorted(SINKS))}")
-    if fmt == "csv":
-        return factory(path, append=append, raw_cells=csv_raw_cells)
-    return factory(path, append=append)
 
 
 def _stdout_bytes() -> BinaryIO:

@@ -4,13 +4,18 @@ The table has the common fields, the data fields of every known event type (empt
 where an event's type does not have them), and the event's exact JSON::
 
     CREATE TABLE events (
-        event_id TEXT PRIMARY KEY, prospect_id TEXT NOT NULL, event_name TEXT NOT NULL,
+        event_id TEXT PRIMARY KEY, event_name TEXT NOT NULL,
         event_time TEXT NOT NULL,            -- ISO 8601 in UTC, so text order is time order
-        current_company_name TEXT, ...,      -- the data fields, see DATA_COLUMNS
+        prospect_id TEXT NOT NULL,
+        current_company_name TEXT, ...,      -- the data fields: the column table, _columns
         years_at_company INTEGER, ...,
         raw_json TEXT NOT NULL               -- the event object exactly as the API sent it
     );
     CREATE INDEX events_prospect_id ON events (prospect_id);
+
+Rows are written by column name, so a table made by an earlier version, whose columns
+are in another order (prospect_id second) or fewer, is upserted into as it is; it
+gains the columns it lacks.
 
 ``flush_durably()`` commits (WAL, ``synchronous=FULL``): once it returns, the rows
 survive a crash or a power cut. ``write`` also commits on its own once a second, so a
@@ -31,35 +36,23 @@ from typing import Any, Self
 
 import msgspec
 
-from ._errors import ConfigurationError, OutputWriteError
-from ._models import AnniversaryData, CompanyChangeData, Event, RoleChangeData
+from .._errors import ConfigurationError, OutputWriteError
+from .._models import Event
+from ._columns import COLUMNS, DATA_COLUMNS
 
-COMMON_COLUMNS = ("event_id", "prospect_id", "event_name", "event_time")
-
-
-def _data_columns() -> tuple[str, ...]:
-    names: list[str] = []
-    for kind in (CompanyChangeData, RoleChangeData, AnniversaryData):
-        for name in kind.__struct_fields__:
-            if name != "event_name" and name not in names:
-                names.append(name)
-    return tuple(names)
-
-
-DATA_COLUMNS = _data_columns()
-_INTEGER_COLUMNS = frozenset({"years_at_company"})
-COLUMNS = (*COMMON_COLUMNS, *DATA_COLUMNS, "raw_json")
+_NAMES = (*(column.name for column in COLUMNS), "raw_json")
+_DATA_NAMES = tuple(column.name for column in DATA_COLUMNS)
+_INTEGER_COLUMNS = frozenset(column.name for column in COLUMNS if column.sql_type == "INTEGER")
 
 
 def _ddl() -> list[str]:
     columns = [
-        "event_id TEXT PRIMARY KEY",
-        "prospect_id TEXT NOT NULL",
-        "event_name TEXT NOT NULL",
-        "event_time TEXT NOT NULL",
-        *(f"{name} {'INTEGER' if name in _INTEGER_COLUMNS else 'TEXT'}" for name in DATA_COLUMNS),
-        "raw_json TEXT NOT NULL",
+        f"{column.name} {column.sql_type}"
+        + (" PRIMARY KEY" if column.name == "event_id" else "")
+        + (" NOT NULL" if column.required and column.name != "event_id" else "")
+        for column in COLUMNS
     ]
+    columns.append("raw_json TEXT NOT NULL")
     return [
         "CREATE TABLE IF NOT EXISTS events (\n    " + ",\n    ".join(columns) + "\n)",
         "CREATE INDEX IF NOT EXISTS events_prospect_id ON events (prospect_id)",
@@ -67,9 +60,9 @@ def _ddl() -> list[str]:
 
 
 _UPSERT = (
-    f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)}) "
+    f"INSERT INTO events ({', '.join(_NAMES)}) VALUES ({', '.join('?' for _ in _NAMES)}) "
     "ON CONFLICT (event_id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in COLUMNS[1:])
+    + ", ".join(f"{name} = excluded.{name}" for name in _NAMES[1:])
 )
 
 
@@ -104,20 +97,21 @@ def _cell(value: Any, *, integer: bool = False) -> Any:
 
 
 def event_row(event: Event) -> tuple[Any, ...]:
-    """The row of one event, in COLUMNS order."""
+    """The row of one event: the column table's columns, then ``raw_json``."""
     data = event.data
     if isinstance(data, dict):
         values: dict[str, Any] = data
     else:
-        values = {name: getattr(data, name, None) for name in DATA_COLUMNS}
-    return (
-        event.event_id,
-        event.prospect_id,
-        event.event_name,
-        _cell(event.event_time),
-        *(_cell(values.get(name), integer=name in _INTEGER_COLUMNS) for name in DATA_COLUMNS),
-        event.to_json().decode(),
-    )
+        values = {name: getattr(data, name, None) for name in _DATA_NAMES}
+    row = [
+        _cell(
+            values.get(column.name) if column.in_data else getattr(event, column.name),
+            integer=column.sql_type == "INTEGER",
+        )
+        for column in COLUMNS
+    ]
+    row.append(event.to_json().decode())
+    return tuple(row)
 
 
 class SqliteSink:
@@ -170,7 +164,7 @@ class SqliteSink:
                 f"{self.path} has an events table without an event_id column; write to another file"
             )
         # A table made by an older version gains the columns it lacks; nothing is dropped.
-        for name in COLUMNS:
+        for name in _NAMES:
             if name not in present:
                 kind = "INTEGER" if name in _INTEGER_COLUMNS else "TEXT"
                 db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")

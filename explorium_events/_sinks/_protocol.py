@@ -1,0 +1,46 @@
+"""What a sink is: the public ``EventSink`` protocol, and what the built-in sinks add to it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol, runtime_checkable
+
+from .._models import Event
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Where a pull writes events: anything with these three methods.
+
+    A sink of your own (a database, a queue) may receive a batch's events again after
+    a crash, so make ``write`` idempotent by ``event_id`` (an upsert), as SqliteSink does.
+    """
+
+    def write(self, events: Sequence[Event]) -> object:
+        """Write one batch's events."""
+        ...
+
+    def flush_durably(self) -> None:
+        """Make everything written so far survive a crash (fsync, or commit)."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release the output."""
+        ...
+
+
+class BuiltinSink(EventSink, Protocol):
+    """A sink of a registered format: an EventSink that also says where and how much.
+
+    ``name`` says where (for messages), ``format`` is its registry name, ``written``
+    counts the events written; ``write`` flushes each batch to the OS and returns how
+    many events it held.
+    """
+
+    name: str
+    format: str
+    written: int
+
+    def write(self, events: Iterable[Event]) -> int:
+        """Write these events (one batch), flush to the OS, and return how many."""
+        ...

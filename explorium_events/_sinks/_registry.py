@@ -1,0 +1,211 @@
+"""The one registry of output formats: name, file extensions, factory, and how a resume treats it.
+
+    format_for("events.db")                    # "sqlite": from the extension
+    open_sink("events.csv", "csv")             # a CsvSink; open_sink(None, "jsonl"): stdout
+
+A new format is one ``Format`` in ``FORMATS``: the command line's ``--format`` choices,
+the extensions it recognises and ``pull()`` all read this table. ``PullOutput`` is a
+pull's output: a registered format's file, opened for the checkpoint's state as its
+``resume`` says, or the caller's own EventSink.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from .._errors import ConfigurationError, OutputWriteError
+from .._models import Event
+from ._files import CsvSink, JsonlSink, _ByteSink
+from ._protocol import BuiltinSink, EventSink
+from ._sqlite import SqliteSink
+
+logger = logging.getLogger("explorium_events")
+
+Resume = Literal["truncate", "upsert"]
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """An output format, as the command line and pull() know it."""
+
+    name: str
+    extensions: tuple[str, ...]
+    open: Callable[[str | None, bool, bool], BuiltinSink]
+    """(path or None for standard output, append, csv_raw_cells) -> an open sink."""
+    resume: Resume
+    """What a resumed pull does with the output: "truncate" cuts it back to the durable
+    length the checkpoint recorded (the batches written after it run again); "upsert"
+    keeps it, since a batch written again replaces its own rows."""
+
+
+FORMATS: dict[str, Format] = {
+    fmt.name: fmt
+    for fmt in (
+        Format(
+            "jsonl",
+            (".jsonl", ".ndjson"),
+            lambda path, append, _raw: JsonlSink(path, append=append),
+            "truncate",
+        ),
+        Format(
+            "csv",
+            (".csv",),
+            lambda path, append, raw: CsvSink(path, append=append, raw_cells=raw),
+            "truncate",
+        ),
+        Format(
+            "sqlite",
+            (".db", ".sqlite", ".sqlite3"),
+            lambda path, append, _raw: SqliteSink(path, append=append),
+            "upsert",
+        ),
+    )
+}
+DEFAULT_FORMAT = "jsonl"
+EXTENSIONS: dict[str, str] = {ext: fmt.name for fmt in FORMATS.values() for ext in fmt.extensions}
+
+
+def _known(name: str) -> Format:
+    fmt = FORMATS.get(name)
+    if fmt is None:
+        raise ConfigurationError(
+            f"unknown output format {name!r}; known: {', '.join(sorted(FORMATS))}"
+        )
+    return fmt
+
+
+def format_for(path: str | os.PathLike[str] | None, explicit: str | None = None) -> str:
+    """The format to write: the one asked for, else the file's extension's, else jsonl.
+
+    Raises ConfigurationError for a format that is not in FORMATS.
+    """
+    if explicit:
+        return _known(explicit).name
+    if path is None:
+        return DEFAULT_FORMAT
+    return EXTENSIONS.get(os.path.splitext(os.fspath(path))[1].lower(), DEFAULT_FORMAT)
+
+
+def open_sink(
+    path: str | None, fmt: str, *, append: bool = False, csv_raw_cells: bool = False
+) -> BuiltinSink:
+    """Open a sink of this format on ``path`` (None: standard output).
+
+    ``append`` keeps what the file holds (a CSV header is then written only to an
+    empty file). ``csv_raw_cells`` writes CSV cells that start like a formula as they
+    are. Raises ConfigurationError for an unknown format (or SQLite without a file)
+    and OSError when the file cannot be opened.
+    """
+    return _known(fmt).open(path, append, csv_raw_cells)
+
+
+class PullOutput:
+    """A pull's output: opened for the checkpoint's state, flushed durably before each commit.
+
+    A registered format's file is opened, resumed and closed here; the caller's own
+    sink is written and flushed, and closed by the caller.
+    """
+
+    def __init__(
+        self, out: str | os.PathLike[str] | EventSink, fmt: str | None, *, csv_raw_cells: bool
+    ) -> None:
+        self._format: Format | None = None
+        self._path = ""
+        self._csv_raw_cells = csv_raw_cells
+        self._sink: EventSink | None = None
+        self._file: _ByteSink | None = None  # the sink, when it is cut back on resume
+        if isinstance(out, str | os.PathLike):
+            self._format = FORMATS[format_for(out, fmt)]
+            self._path = self.name = os.path.abspath(os.fspath(out))
+            self.format = self._format.name
+        elif isinstance(out, EventSink):
+            kind = type(out)
+            self.name = getattr(out, "name", None) or f"{kind.__module__}.{kind.__qualname__}"
+            self.format = str(getattr(out, "format", "") or "custom")
+            self._sink = out
+        else:
+            raise ConfigurationError(
+                f"out={out!r}: give an output path or a sink with write, flush_durably and close"
+            )
+
+    def open(self, *, durable_length: int = 0, finished: bool = False, ledger: str = "") -> None:
+        """Open the output where checkpoint ``ledger`` left it.
+
+        ``durable_length`` is the length it recorded (0: start the file anew), and
+        ``finished`` whether it has finished batches; both 0/False without a checkpoint.
+        """
+        fmt = self._format
+        if fmt is None:
+            return
+        if fmt.resume == "upsert":
+            if finished and not os.path.exists(self._path):
+                raise ConfigurationError(
+                    f"the output {self._path} is missing, but the checkpoint {ledger} has "
+                    "finished batches in it. Restore it, or start anew with a new checkpoint"
+                )
+            self._sink = fmt.open(self._path, True, self._csv_raw_cells)
+            return
+        if durable_length:
+            self._cut_back(durable_length, ledger)
+        sink = fmt.open(self._path, durable_length > 0, self._csv_raw_cells)
+        assert isinstance(sink, _ByteSink)  # "truncate" formats count their durable bytes
+        self._sink = self._file = sink
+
+    def _cut_back(self, length: int, ledger: str) -> None:
+        try:
+            size = os.path.getsize(self._path)
+        except FileNotFoundError:
+            size = -1
+        if size < length:
+            found = "is missing" if size < 0 else f"holds {size:,} bytes"
+            raise ConfigurationError(
+                f"the output {self._path} {found}, but the checkpoint {ledger} recorded "
+                f"{length:,} bytes of finished batches: it was moved, replaced or cut. "
+                "Restore it, or start anew with a new checkpoint"
+            )
+        if size > length:
+            # Events of batches written after the last commit: those batches run again.
+            logger.info(
+                "%s: dropping %d bytes written after the last checkpoint", self._path, size - length
+            )
+            os.truncate(self._path, length)
+
+    def write(self, events: Sequence[Event]) -> None:
+        """Write one batch; OutputWriteError naming the output when it is refused."""
+        assert self._sink is not None
+        if self._format is not None:
+            self._sink.write(events)
+            return
+        try:
+            self._sink.write(events)
+        except OutputWriteError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.name, exc) from exc
+
+    def flush(self) -> int | None:
+        """Make the output durable; the length of its whole batches when it is cut on resume.
+
+        After a failed write the file may hold part of a batch past that length: the
+        checkpoint records only this length, and a resume cuts the file back to it.
+        """
+        assert self._sink is not None
+        if self._format is not None:
+            self._sink.flush_durably()
+            return self._file.durable_length if self._file is not None else None
+        try:
+            self._sink.flush_durably()
+        except OutputWriteError:
+            raise
+        except OSError as exc:
+            raise OutputWriteError(self.name, exc) from exc
+        return None
+
+    def close(self) -> None:
+        """Close a registered format's file; the caller's own sink is left open."""
+        if self._format is not None and self._sink is not None:
+            self._sink.close()
