@@ -10,21 +10,18 @@ from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
 from importlib.metadata import version as _version
 
 from ._bulk import EventSink, PullSummary, pull
-from ._checkpoint import Checkpoint, CheckpointMismatchError, FailedBatchRecord
+from ._checkpoint import Checkpoint, FailedBatchRecord
 from ._client import (
     DEFAULT_BASE_URL,
-    BatchFailure,
-    BatchResult,
     BatchStream,
     EventsClient,
-    FetchResult,
-    FetchStats,
 )
 from ._clock import Clock, SystemClock
 from ._errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    CheckpointMismatchError,
     ClientClosedError,
     ConfigurationError,
     ConnectionFailed,
@@ -44,7 +41,6 @@ from ._errors import (
 from ._ids import (
     MAX_BATCH_SIZE,
     PROSPECT_ID_RULE,
-    InvalidProspectId,
     invalid_reason,
     normalize_prospect_id,
 )
@@ -58,6 +54,7 @@ from ._models import (
     RoleChangeData,
 )
 from ._ratelimit import RateLimitCost, RateLimitState
+from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, InvalidProspectId
 from ._retry import RetryPolicy
 from ._sqlite_sink import SqliteSink
 

@@ -19,7 +19,7 @@ import collections
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ._checks import check_count, check_seconds
 from ._clock import Clock
@@ -27,9 +27,7 @@ from ._errors import ClientClosedError, InvalidProspectIdError
 from ._ids import PROSPECT_ID_RULE, invalid_reason, normalize_prospect_id
 from ._models import Event
 from ._query import Query
-
-if TYPE_CHECKING:
-    from ._client import BatchResult, FetchStats
+from ._results import BatchResult, FetchStats
 
 logger = logging.getLogger("explorium_events")
 
@@ -38,7 +36,7 @@ DEFAULT_CACHE_SIZE = 10_000
 
 Key = tuple[str, Query]
 Answer = tuple[Event, ...]
-RunBatch = Callable[[tuple[str, ...], Query, "FetchStats"], Awaitable["BatchResult"]]
+RunBatch = Callable[[tuple[str, ...], Query, FetchStats], Awaitable[BatchResult]]
 
 
 def check_batching_settings(batch_window: float, cache_ttl: float | None, cache_size: int) -> None:

@@ -46,7 +46,7 @@ from ._checkpoint import (
     PullSpec,
 )
 from ._checks import check_seconds
-from ._client import BatchResult, EventsClient, FetchStats, _failure
+from ._client import EventsClient
 from ._digests import DigestSet
 from ._errors import (
     ConfigurationError,
@@ -57,13 +57,14 @@ from ._errors import (
 from ._formats import format_for
 from ._ids import (
     PROSPECT_ID_RULE,
-    InvalidProspectId,
     chunked,
     invalid_reason,
     normalize_prospect_id,
 )
 from ._models import Event, EventType
 from ._query import Query, Timestamp, build_query
+from ._results import BatchResult, FetchStats, InvalidProspectId
+from ._results import batch_failure as _failure
 from ._sqlite_sink import SqliteSink
 
 if TYPE_CHECKING:

@@ -9,7 +9,6 @@ import os
 import random
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -40,7 +39,6 @@ from ._errors import (
 )
 from ._ids import (
     MAX_BATCH_SIZE,
-    InvalidProspectId,
     ProspectIdStream,
     check_batch_size,
     chunked,
@@ -50,6 +48,14 @@ from ._merge import EventDeduper, newest_first
 from ._models import Event, EventsRequest, EventsResponse, EventType, encode_request
 from ._query import Query, Timestamp, build_query, older_than_retention
 from ._ratelimit import RateLimitCost, RateLimitHeaders, RateLimitState, SlidingWindowLimiter
+from ._results import (
+    BatchFailure,
+    BatchResult,
+    FetchResult,
+    FetchStats,
+    InvalidProspectId,
+    batch_failure,
+)
 from ._retry import RetryPolicy
 from ._transport import Transport, check_base_url
 
@@ -122,82 +128,6 @@ def _check_client_settings(
 def mask_key(api_key: str) -> str:
     """A form of the key safe to show: its last four characters at most."""
     return "****" + api_key[-4:] if len(api_key) >= 16 else "****"
-
-
-@dataclass(frozen=True, slots=True)
-class BatchFailure:
-    """A batch that still failed after its retries: what it was, and what went wrong."""
-
-    prospect_ids: tuple[str, ...]
-    status: int | None
-    message: str
-    correlation_id: str | None
-    attempts: int
-    error: ExploriumError = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    """The outcome of one batch: its events (newest first) or its failure."""
-
-    prospect_ids: tuple[str, ...]
-    events: tuple[Event, ...]
-    failure: BatchFailure | None
-    attempts: int
-    correlation_id: str | None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the batch succeeded."""
-        return self.failure is None
-
-
-@dataclass(slots=True)
-class FetchStats:
-    """What a fetch or stream did, counted as it went."""
-
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    batches: int = 0
-    failed_batches: int = 0
-    ids: int = 0
-    duplicate_ids: int = 0
-    invalid_ids: int = 0
-    events: int = 0
-    duplicates_dropped: int = 0
-    elapsed: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    """Everything a fetch produced.
-
-    Every input ID is in exactly one of ``succeeded``, ``failed`` (by batch) and ``invalid``.
-    """
-
-    events: list[Event]
-    failed: list[BatchFailure]
-    invalid: list[InvalidProspectId]
-    succeeded: list[str]
-    stats: FetchStats
-
-    @property
-    def failed_ids(self) -> list[str]:
-        """The prospect IDs of every failed batch."""
-        return [prospect_id for failure in self.failed for prospect_id in failure.prospect_ids]
-
-
-def _failure(batch: tuple[str, ...], error: ExploriumError, attempts: int) -> BatchFailure:
-    status = getattr(error, "status", None)
-    return BatchFailure(
-        prospect_ids=batch,
-        status=status if isinstance(status, int) else None,
-        message=getattr(error, "message", str(error)),
-        correlation_id=getattr(error, "correlation_id", None),
-        attempts=attempts,
-        error=error,
-    )
 
 
 class _Done:
@@ -671,7 +601,7 @@ class EventsClient:
                 # Nothing more can succeed with this key (or from this server): every batch
                 # not yet done fails with the same error, so that no ID goes unaccounted for.
                 for batch_ids in stream.unfinished():
-                    failed.append(_failure(batch_ids, fatal, attempts=0))
+                    failed.append(batch_failure(batch_ids, fatal, attempts=0))
                     stream.stats.failed_batches += 1
                     stream.stats.batches += 1
         result = FetchResult(
@@ -782,7 +712,7 @@ class EventsClient:
             return BatchResult(
                 prospect_ids=batch,
                 events=(),
-                failure=_failure(batch, error, attempts),
+                failure=batch_failure(batch, error, attempts),
                 attempts=attempts,
                 correlation_id=error.correlation_id,
             )
