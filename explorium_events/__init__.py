@@ -6,9 +6,6 @@ async with EventsClient(api_key="...") as client:
     result = await client.fetch(prospect_ids)
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
-
 from ._bulk import EventSink, PullSummary, pull
 from ._checkpoint import Checkpoint, FailedBatchRecord
 from ._client import (
@@ -57,11 +54,7 @@ from ._ratelimit import RateLimitCost, RateLimitState
 from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, InvalidProspectId
 from ._retry import RetryPolicy
 from ._sqlite_sink import SqliteSink
-
-try:
-    __version__ = _version("explorium-events")
-except _PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0"
+from ._version import __version__
 
 __all__ = [
     "DEFAULT_BASE_URL",
