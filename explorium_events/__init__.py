@@ -8,11 +8,7 @@ async with EventsClient(api_key="...") as client:
 
 from ._bulk import EventSink, PullSummary, pull
 from ._checkpoint import Checkpoint, FailedBatchRecord
-from ._client import (
-    DEFAULT_BASE_URL,
-    BatchStream,
-    EventsClient,
-)
+from ._client import EventsClient
 from ._clock import Clock, SystemClock
 from ._errors import (
     ApiError,
@@ -53,7 +49,9 @@ from ._models import (
 from ._ratelimit import RateLimitCost, RateLimitState
 from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, InvalidProspectId
 from ._retry import RetryPolicy
+from ._settings import DEFAULT_BASE_URL
 from ._sqlite_sink import SqliteSink
+from ._stream import BatchStream
 from ._version import __version__
 
 __all__ = [

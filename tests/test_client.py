@@ -182,7 +182,7 @@ async def test_stream_yields_each_batch_and_break_cancels_the_rest(
         assert sent <= seen_batches + client.max_concurrency
         await asyncio.sleep(0.01)
         assert len(api.requests) == sent
-        assert not client._tasks
+        assert not client._runner.tasks
         leftovers = [task for task in asyncio.all_tasks() if "explorium" in task.get_name()]
         assert leftovers == []
 
@@ -197,7 +197,7 @@ async def test_break_without_context_manager_also_cleans_up(
         gc.collect()
         for _ in range(20):
             await asyncio.sleep(0)
-        assert not client._tasks
+        assert not client._runner.tasks
 
 
 async def test_input_is_pulled_lazily(api: ApiServer, clock: FakeClock, ids: IdMaker) -> None:
@@ -510,7 +510,7 @@ async def test_cancelled_fetch_leaves_nothing_running(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not client._tasks
+    assert not client._runner.tasks
     api.release.set()
     await client.aclose()
 
