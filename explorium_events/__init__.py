@@ -32,7 +32,6 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._ids import (
-    MAX_BATCH_SIZE,
     PROSPECT_ID_RULE,
     invalid_reason,
     normalize_prospect_id,
@@ -43,20 +42,16 @@ from ._models import (
     Event,
     EventData,
     EventType,
-    ResponseContext,
     RoleChangeData,
 )
 from ._ratelimit import RateLimitCost, RateLimitState
 from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, InvalidProspectId
 from ._retry import RetryPolicy
-from ._settings import DEFAULT_BASE_URL
 from ._sqlite_sink import SqliteSink
 from ._stream import BatchStream
 from ._version import __version__
 
 __all__ = [
-    "DEFAULT_BASE_URL",
-    "MAX_BATCH_SIZE",
     "PROSPECT_ID_RULE",
     "AnniversaryData",
     "ApiError",
@@ -92,7 +87,6 @@ __all__ = [
     "RateLimitError",
     "RateLimitState",
     "RequestTimeout",
-    "ResponseContext",
     "RetryPolicy",
     "RoleChangeData",
     "ServerError",

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from explorium_events import (
-    DEFAULT_BASE_URL,
-    MAX_BATCH_SIZE,
     AuthenticationError,
     BatchFailure,
     ConfigurationError,
@@ -41,6 +39,7 @@ from explorium_events import (
 
 from ._cli_bulk import BulkRequest, bulk_usage_problem, run_bulk
 from ._formats import format_for
+from ._ids import MAX_BATCH_SIZE
 from ._input import IdInput, InputError, read_ids
 from ._output import SINKS, EventSink, open_sink
 from ._progress import (
@@ -52,6 +51,7 @@ from ._progress import (
     summary_lines,
 )
 from ._query import utc_range_problem
+from ._settings import DEFAULT_BASE_URL
 
 if TYPE_CHECKING:
     from explorium_events.emulator import EmulatorConfig
