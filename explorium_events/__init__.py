@@ -6,25 +6,15 @@ async with EventsClient(api_key="...") as client:
     result = await client.fetch(prospect_ids)
 """
 
-from importlib.metadata import PackageNotFoundError as _PackageNotFoundError
-from importlib.metadata import version as _version
-
 from ._bulk import PullSummary, pull
-from ._checkpoint import Checkpoint, CheckpointMismatchError, FailedBatchRecord
-from ._client import (
-    DEFAULT_BASE_URL,
-    BatchFailure,
-    BatchResult,
-    BatchStream,
-    EventsClient,
-    FetchResult,
-    FetchStats,
-)
+from ._checkpoint import Checkpoint, FailedBatchRecord
+from ._client import EventsClient
 from ._clock import Clock, SystemClock
 from ._errors import (
     ApiError,
     AuthenticationError,
     BadRequestError,
+    CheckpointMismatchError,
     ClientClosedError,
     ConfigurationError,
     ConnectionFailed,
@@ -42,9 +32,7 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._ids import (
-    MAX_BATCH_SIZE,
     PROSPECT_ID_RULE,
-    InvalidProspectId,
     invalid_reason,
     normalize_prospect_id,
 )
@@ -54,21 +42,16 @@ from ._models import (
     Event,
     EventData,
     EventType,
-    ResponseContext,
     RoleChangeData,
 )
 from ._ratelimit import RateLimitCost, RateLimitState
+from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, InvalidProspectId
 from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
-
-try:
-    __version__ = _version("explorium-events")
-except _PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0"
+from ._stream import BatchStream
+from ._version import __version__
 
 __all__ = [
-    "DEFAULT_BASE_URL",
-    "MAX_BATCH_SIZE",
     "PROSPECT_ID_RULE",
     "AnniversaryData",
     "ApiError",
@@ -104,7 +87,6 @@ __all__ = [
     "RateLimitError",
     "RateLimitState",
     "RequestTimeout",
-    "ResponseContext",
     "RetryPolicy",
     "RoleChangeData",
     "ServerError",

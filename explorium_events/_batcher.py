@@ -3,9 +3,9 @@
 The DataLoader pattern. Each ``load(prospect_id, query)`` joins the open batch of its
 query; a batch goes out when it holds ``batch_size`` IDs or when ``window`` seconds
 have passed since its first ID arrived, whichever comes first. Calls for an ID and
-query already waiting or in flight share that slot (single-flight). Batches are sent
-by the client's own ``_run_batch``: the same limiter, concurrency limit and retry
-policy as ``fetch``. Answers can be kept for ``cache_ttl`` seconds, ``cache_size``
+query already waiting or in flight share that slot (single-flight). Batches are run by
+the client's BatchRunner: the same limiter, concurrency limit and retry policy as
+``fetch``. Answers can be kept for ``cache_ttl`` seconds, ``cache_size``
 entries at most (least recently used leave first).
 
 Every waiter awaits a shielded future, so a caller that is cancelled leaves the
@@ -17,37 +17,21 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
 
-from ._checks import check_count, check_seconds
 from ._clock import Clock
+from ._engine import BatchRunner
 from ._errors import ClientClosedError, InvalidProspectIdError
 from ._ids import PROSPECT_ID_RULE, invalid_reason, normalize_prospect_id
 from ._models import Event
 from ._query import Query
-
-if TYPE_CHECKING:
-    from ._client import BatchResult, FetchStats
+from ._results import FetchStats
+from ._settings import DEFAULT_CACHE_SIZE
 
 logger = logging.getLogger("explorium_events")
 
-DEFAULT_BATCH_WINDOW = 0.005
-DEFAULT_CACHE_SIZE = 10_000
-
 Key = tuple[str, Query]
 Answer = tuple[Event, ...]
-RunBatch = Callable[[tuple[str, ...], Query, "FetchStats"], Awaitable["BatchResult"]]
-
-
-def check_batching_settings(batch_window: float, cache_ttl: float | None, cache_size: int) -> None:
-    """Raise ConfigurationError for a window, time-to-live or cache size that cannot work."""
-    # An infinite window would hold every events_for() call forever; NaN passes `< 0`.
-    check_seconds("batch_window", batch_window, zero_ok=True)
-    if cache_ttl is not None:
-        check_seconds("cache_ttl", cache_ttl, zero_ok=False, also="or None for no cache")
-    check_count("cache_size", cache_size)
 
 
 class AnswerCache:
@@ -93,30 +77,30 @@ class _OpenBatch:
 
 
 class Batcher:
-    """Gathers concurrent single-ID loads into batched requests. Binds to the loop lazily."""
+    """Gathers concurrent single-ID loads into batched requests. Binds to the loop lazily.
+
+    Its settings are checked by the client (``_settings.check_client_settings``).
+    """
 
     def __init__(
         self,
         *,
-        run_batch: RunBatch,
+        runner: BatchRunner,
         stats: FetchStats,
         batch_size: int,
         window: float,
-        clock: Clock,
-        tasks: set[asyncio.Task[Any]],
         cache_ttl: float | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
     ) -> None:
-        check_batching_settings(window, cache_ttl, cache_size)
-        self._run_batch = run_batch
+        # Its batches run there, and its timers and senders are tracked there: the
+        # runner's aclose() cancels and drains whatever is left.
+        self._runner = runner
         self._stats = stats
         self._batch_size = batch_size
         self._window = window
-        self._clock = clock
-        # The client's task set: its aclose() cancels and drains whatever is left in it.
-        self._tasks = tasks
+        self._clock = runner.clock
         self._cache = (
-            AnswerCache(ttl=cache_ttl, size=cache_size, clock=clock)
+            AnswerCache(ttl=cache_ttl, size=cache_size, clock=runner.clock)
             if cache_ttl is not None
             else None
         )
@@ -165,7 +149,7 @@ class Batcher:
             timer = asyncio.create_task(
                 self._send_after_window(query, batch), name="explorium-events-batch-window"
             )
-            batch.timer = self._track(timer)
+            batch.timer = self._runner.track(timer)
             timer.add_done_callback(lambda task: self._after_timer(task, query, batch))
 
     async def _send_after_window(self, query: Query, batch: _OpenBatch) -> None:
@@ -189,7 +173,7 @@ class Batcher:
         if timer is not None and timer is not asyncio.current_task():
             timer.cancel()
         ids = tuple(batch.ids)
-        sender = self._track(
+        sender = self._runner.track(
             asyncio.create_task(self._send(ids, query), name="explorium-events-batch")
         )
         self._sending.add(sender)
@@ -198,14 +182,9 @@ class Batcher:
         # enters its body, and its callers must not wait forever.
         sender.add_done_callback(lambda task: self._after_cancel(task, ids, query))
 
-    def _track(self, task: asyncio.Task[None]) -> asyncio.Task[None]:
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     async def _send(self, batch: tuple[str, ...], query: Query) -> None:
         try:
-            result = await self._run_batch(batch, query, self._stats)
+            result = await self._runner.run_batch(batch, query, self._stats)
         except Exception as error:  # e.g. AuthenticationError: raised as is to each caller
             self._fail(batch, query, error)
             return

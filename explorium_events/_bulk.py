@@ -55,11 +55,12 @@ from ._checkpoint import (
     PullSpec,
 )
 from ._checks import check_seconds
-from ._client import BatchResult, EventsClient, FetchStats, _failure
+from ._client import EventsClient
 from ._errors import OutputWriteError, ServerUnavailableError
-from ._ids import InvalidProspectId
 from ._models import EventType
 from ._query import Query, Timestamp, build_query
+from ._results import BatchResult, FetchStats, InvalidProspectId
+from ._results import batch_failure as _failure
 from ._sinks import EventSink, PullOutput
 
 logger = logging.getLogger("explorium_events")

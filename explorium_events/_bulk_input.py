@@ -23,11 +23,11 @@ from ._digests import DigestSet
 from ._errors import ConfigurationError, InvalidProspectIdError
 from ._ids import (
     PROSPECT_ID_RULE,
-    InvalidProspectId,
     chunked,
     invalid_reason,
     normalize_prospect_id,
 )
+from ._results import InvalidProspectId
 
 _SCAN_YIELD_EVERY = 20_000  # values between yields to the event loop while scanning
 _EXAMPLES = 5

@@ -37,12 +37,12 @@ import json
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, fields
 from types import TracebackType
 from typing import IO, Any, Self
 
-from ._errors import ConfigurationError
+from ._errors import CheckpointMismatchError, ConfigurationError
 
 SCHEMA_VERSION = 1
 STATE_PENDING = 0
@@ -68,19 +68,6 @@ CREATE TABLE IF NOT EXISTS batches (
     updated_at REAL NOT NULL
 );
 """
-
-
-class CheckpointMismatchError(ConfigurationError):
-    """The checkpoint belongs to a different pull; ``differences`` names what differs."""
-
-    def __init__(self, path: str, differences: Sequence[str]) -> None:
-        self.path = path
-        self.differences = tuple(differences)
-        super().__init__(
-            f"the checkpoint {path} belongs to a different pull ({'; '.join(differences)}). "
-            "Rerun the original pull to resume it, or pass a new checkpoint path to start "
-            "this one."
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

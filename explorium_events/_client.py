@@ -1,359 +1,50 @@
-"""EventsClient: the async facade. Batches IDs, fans requests out, retries, merges events."""
+"""EventsClient: the async facade users hold; settings in, then fetch, stream and events_for.
+
+It builds the pieces and hands the work to them: the settings (``_settings``), the rate
+limiter, the transport, the BatchRunner that runs each batch (``_engine``), the streams
+and their gathering into a FetchResult (``_stream``), and the events_for batcher
+(``_batcher``). Its own job in between: the query of each call, with a warning for a
+window past the API's retention.
+"""
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import logging
-import os
 import random
-import weakref
-from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import aiohttp
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-)
 
-from ._batcher import DEFAULT_BATCH_WINDOW, DEFAULT_CACHE_SIZE, Batcher
-from ._checks import check_count, check_seconds
+from ._batcher import Batcher
 from ._clock import Clock, SystemClock
-from ._errors import (
-    ApiError,
-    AuthenticationError,
-    ClientClosedError,
-    ConfigurationError,
-    ExploriumError,
-    FetchError,
-    InvalidProspectIdError,
-    RateLimitError,
-    ServerError,
-    ServerUnavailableError,
-    TransportError,
-)
-from ._ids import (
-    MAX_BATCH_SIZE,
-    InvalidProspectId,
-    ProspectIdStream,
-    check_batch_size,
-    chunked,
-    prepare_prospect_ids,
-)
-from ._merge import EventDeduper, newest_first
-from ._models import Event, EventsRequest, EventsResponse, EventType, encode_request
+from ._engine import BatchRunner
+from ._ids import MAX_BATCH_SIZE, prepare_prospect_ids
+from ._models import Event, EventType
 from ._query import Query, Timestamp, build_query, older_than_retention
-from ._ratelimit import RateLimitCost, RateLimitHeaders, RateLimitState, SlidingWindowLimiter
+from ._ratelimit import RateLimitCost, RateLimitState, SlidingWindowLimiter
+from ._results import FetchResult, FetchStats
 from ._retry import RetryPolicy
+from ._settings import (
+    DEFAULT_BASE_URL,
+    DEFAULT_BATCH_WINDOW,
+    DEFAULT_CACHE_SIZE,
+    DEFAULT_GIVE_UP_AFTER,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_RATE_LIMIT,
+    DEFAULT_RATE_WINDOW,
+    DEFAULT_REQUEST_TIMEOUT,
+    check_client_settings,
+    mask_key,
+    resolve_api_key,
+    settings_from_environment,
+)
+from ._stream import BatchStream, collect
 from ._transport import Transport, check_base_url
 
 logger = logging.getLogger("explorium_events")
-
-DEFAULT_BASE_URL = "https://api.explorium.ai"
-DEFAULT_MAX_CONCURRENCY = 8
-DEFAULT_RATE_LIMIT = 200
-DEFAULT_RATE_WINDOW = 60.0
-DEFAULT_REQUEST_TIMEOUT = 30.0
-DEFAULT_GIVE_UP_AFTER = 300.0
-API_KEY_VARIABLE = "EXPLORIUM_API_KEY"
-BASE_URL_VARIABLE = "EXPLORIUM_BASE_URL"
-
-
-def settings_from_environment() -> dict[str, str]:
-    """The settings read from the environment; the one place that reads it."""
-    found = {}
-    if key := os.environ.get(API_KEY_VARIABLE, "").strip():
-        found["api_key"] = key
-    if url := os.environ.get(BASE_URL_VARIABLE, "").strip():
-        found["base_url"] = url
-    return found
-
-
-_KEY_CHARACTER_NAMES = {"\n": "line break", "\r": "carriage return", "\0": "NUL", "\t": "tab"}
-
-
-def check_api_key(api_key: str, *, from_environment: bool) -> None:
-    """Raise ConfigurationError, without showing the key, when it cannot be sent as a header.
-
-    A key is sent as the ``api_key`` header: aiohttp would refuse a line break deep inside
-    a request (with a traceback), and a non-ASCII character has no agreed encoding there.
-    """
-    for position, character in enumerate(api_key, start=1):
-        if " " <= character <= "~":
-            continue
-        if character in _KEY_CHARACTER_NAMES:
-            what = "a " + _KEY_CHARACTER_NAMES[character]
-        elif character < " " or character == "\x7f":
-            what = "a control character"
-        else:
-            what = "a non-ASCII character"
-        source = f" (from {API_KEY_VARIABLE})" if from_environment else ""
-        raise ConfigurationError(
-            f"the API key{source} holds {what} (character {position} of {len(api_key)}): "
-            "it is sent as an HTTP header, so it must be printable ASCII; "
-            "look for a stray character copied with it"
-        )
-
-
-def _check_client_settings(
-    *,
-    max_concurrency: object,
-    batch_size: object,
-    rate_limit: object,
-    rate_window: object,
-    request_timeout: object,
-) -> None:
-    """ConfigurationError for a numeric setting of EventsClient that cannot work."""
-    check_count("max_concurrency", max_concurrency)
-    check_count("batch_size", batch_size)
-    if rate_limit is not None:
-        check_count("rate_limit", rate_limit, also="or None for no client-side limit")
-    check_seconds("rate_window", rate_window, zero_ok=False)
-    # An infinite timeout is the hang this setting exists to prevent.
-    check_seconds("request_timeout", request_timeout, zero_ok=False)
-
-
-def mask_key(api_key: str) -> str:
-    """A form of the key safe to show: its last four characters at most."""
-    return "****" + api_key[-4:] if len(api_key) >= 16 else "****"
-
-
-@dataclass(frozen=True, slots=True)
-class BatchFailure:
-    """A batch that still failed after its retries: what it was, and what went wrong."""
-
-    prospect_ids: tuple[str, ...]
-    status: int | None
-    message: str
-    correlation_id: str | None
-    attempts: int
-    error: ExploriumError = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    """The outcome of one batch: its events (newest first) or its failure."""
-
-    prospect_ids: tuple[str, ...]
-    events: tuple[Event, ...]
-    failure: BatchFailure | None
-    attempts: int
-    correlation_id: str | None
-
-    @property
-    def ok(self) -> bool:
-        """Whether the batch succeeded."""
-        return self.failure is None
-
-
-@dataclass(slots=True)
-class FetchStats:
-    """What a fetch or stream did, counted as it went."""
-
-    requests: int = 0
-    retries: int = 0
-    rate_limited: int = 0
-    batches: int = 0
-    failed_batches: int = 0
-    ids: int = 0
-    duplicate_ids: int = 0
-    invalid_ids: int = 0
-    events: int = 0
-    duplicates_dropped: int = 0
-    elapsed: float = 0.0
-
-
-@dataclass(frozen=True, slots=True)
-class FetchResult:
-    """Everything a fetch produced.
-
-    Every input ID is in exactly one of ``succeeded``, ``failed`` (by batch) and ``invalid``.
-    """
-
-    events: list[Event]
-    failed: list[BatchFailure]
-    invalid: list[InvalidProspectId]
-    succeeded: list[str]
-    stats: FetchStats
-
-    @property
-    def failed_ids(self) -> list[str]:
-        """The prospect IDs of every failed batch."""
-        return [prospect_id for failure in self.failed for prospect_id in failure.prospect_ids]
-
-
-def _failure(batch: tuple[str, ...], error: ExploriumError, attempts: int) -> BatchFailure:
-    status = getattr(error, "status", None)
-    return BatchFailure(
-        prospect_ids=batch,
-        status=status if isinstance(status, int) else None,
-        message=getattr(error, "message", str(error)),
-        correlation_id=getattr(error, "correlation_id", None),
-        attempts=attempts,
-        error=error,
-    )
-
-
-class _Done:
-    """A worker has no more batches."""
-
-
-class BatchStream:
-    """The results of a pull, one per batch, in the order they complete.
-
-    Iterate it with ``async for``; use it as an async context manager (or call
-    ``aclose()``) to stop early and cancel what is left deterministically. ``stats``
-    and ``invalid`` fill in as it runs.
-    """
-
-    def __init__(
-        self, client: EventsClient, ids: ProspectIdStream, query: Query, batch_size: int
-    ) -> None:
-        self._client = client
-        self._ids = ids
-        self._batches: Iterator[tuple[str, ...]] = chunked(ids, batch_size)
-        self._query = query
-        self._taken: dict[int, tuple[str, ...]] = {}
-        # A weak reference: the workers hold this stream, so a strong one would keep the
-        # generator alive after a bare `break`, and its finaliser (the clean-up) never runs.
-        self._iterator: weakref.ref[AsyncGenerator[BatchResult, None]] | None = None
-        self._queue: asyncio.Queue[Any] | None = None
-        self.stats = FetchStats()
-
-    @property
-    def invalid(self) -> list[InvalidProspectId]:
-        """Input values skipped as invalid so far."""
-        return self._ids.invalid
-
-    def unfinished(self) -> Iterator[tuple[str, ...]]:
-        """After a fatal error: the batches that were taken but not finished, then the rest.
-
-        Results that arrived but were not yet handed out count as not finished too.
-        """
-        queue = self._queue
-        while queue is not None and not queue.empty():
-            item = queue.get_nowait()
-            if isinstance(item, BatchResult):
-                yield item.prospect_ids
-        yield from self._taken.values()
-        self._taken.clear()
-        yield from self._batches
-
-    def __aiter__(self) -> AsyncIterator[BatchResult]:
-        if self._iterator is not None:
-            raise RuntimeError("a BatchStream can be iterated only once")
-        iterator = self._run()
-        self._iterator = weakref.ref(iterator)
-        return iterator
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        """Stop: cancel the requests in flight and wait for them. Idempotent."""
-        iterator = self._iterator() if self._iterator is not None else None
-        if iterator is not None:
-            await iterator.aclose()
-
-    def _abort(self, error: BaseException) -> None:
-        """End the stream with this error (the client is closing under it)."""
-        if self._queue is not None:
-            self._queue.put_nowait(error)
-
-    async def _work(self, number: int, queue: asyncio.Queue[Any], room: asyncio.Semaphore) -> None:
-        try:
-            while True:
-                # Backpressure: a batch is taken only when its result will have room.
-                await room.acquire()
-                batch = next(self._batches, None)
-                if batch is None:
-                    break
-                self._taken[number] = batch
-                result = await self._client._run_batch(batch, self._query, self.stats)
-                queue.put_nowait(result)
-                del self._taken[number]
-        except Exception as exc:  # fatal for the whole stream; the consumer re-raises it
-            queue.put_nowait(exc)
-        else:
-            queue.put_nowait(_Done())
-
-    async def _run(self) -> AsyncGenerator[BatchResult, None]:
-        client = self._client
-        client._check_open()
-        clock = client._clock
-        started = clock.monotonic()
-        worker_count = client.max_concurrency
-        # Unbounded, so that an abort always fits; `room` bounds the results waiting.
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        room = asyncio.Semaphore(worker_count)
-        self._queue = queue
-        workers = [
-            asyncio.create_task(
-                self._work(number, queue, room), name=f"explorium-events-worker-{number}"
-            )
-            for number in range(worker_count)
-        ]
-        client._tasks.update(workers)
-        client._streams.add(self)
-        deduper = EventDeduper()
-        stats = self.stats
-        try:
-            remaining = worker_count
-            while remaining:
-                item = await queue.get()
-                if isinstance(item, _Done):
-                    remaining -= 1
-                    continue
-                if isinstance(item, BaseException):
-                    raise item
-                room.release()
-                result: BatchResult = item
-                fresh = deduper.first_sightings(result.events)
-                stats.duplicates_dropped += len(result.events) - len(fresh)
-                if len(fresh) != len(result.events):
-                    result = BatchResult(
-                        prospect_ids=result.prospect_ids,
-                        events=tuple(fresh),
-                        failure=result.failure,
-                        attempts=result.attempts,
-                        correlation_id=result.correlation_id,
-                    )
-                stats.batches += 1
-                stats.failed_batches += not result.ok
-                stats.events += len(fresh)
-                stats.ids = self._ids.unique
-                stats.duplicate_ids = self._ids.duplicates
-                stats.invalid_ids = len(self._ids.invalid)
-                stats.elapsed = clock.monotonic() - started
-                yield result
-            if self._ids.error is not None:
-                # A one-shot input stopped at an invalid value: the IDs before it are done.
-                raise self._ids.error
-        finally:
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            client._tasks.difference_update(workers)
-            client._streams.discard(self)
-            self._queue = None
-            stats.ids = self._ids.unique
-            stats.duplicate_ids = self._ids.duplicates
-            stats.invalid_ids = len(self._ids.invalid)
-            stats.elapsed = clock.monotonic() - started
 
 
 class EventsClient:
@@ -400,50 +91,29 @@ class EventsClient:
         give_up_after: float | None = DEFAULT_GIVE_UP_AFTER,
     ) -> None:
         environment = settings_from_environment()
-        key = (api_key if api_key is not None else environment.get("api_key", "")).strip()
-        if not key:
-            raise ConfigurationError(
-                f"no API key: pass api_key=... or set the {API_KEY_VARIABLE} environment variable"
-            )
-        check_api_key(key, from_environment=api_key is None)
+        key = resolve_api_key(api_key, environment)
         url = check_base_url(base_url or environment.get("base_url") or DEFAULT_BASE_URL)
-        _check_client_settings(
+        check_client_settings(
             max_concurrency=max_concurrency,
             batch_size=batch_size,
             rate_limit=rate_limit,
             rate_window=rate_window,
+            rate_limit_cost=rate_limit_cost,
             request_timeout=request_timeout,
+            give_up_after=give_up_after,
+            batch_window=batch_window,
+            cache_ttl=cache_ttl,
+            cache_size=cache_size,
         )
-        if rate_limit_cost not in ("request", "id"):
-            raise ConfigurationError(
-                f"rate_limit_cost={rate_limit_cost!r}: must be 'request' or 'id'"
-            )
-        self._batch_size = check_batch_size(batch_size)
-        if rate_limit_cost == "id" and rate_limit is not None and rate_limit < batch_size:
-            raise ConfigurationError(
-                f"rate_limit={rate_limit} per ID is less than batch_size={batch_size}: "
-                "a single request would exceed the limit; lower batch_size"
-            )
-        if give_up_after is not None and not (
-            isinstance(give_up_after, int | float) and 0 < give_up_after < float("inf")
-        ):
-            raise ConfigurationError(
-                f"give_up_after={give_up_after!r}: must be a positive number of seconds, "
-                "or None never to give up"
-            )
+        self._batch_size = batch_size
         self._key_hint = mask_key(key)
-        self._max_concurrency = max_concurrency
+        self._base_url = str(url)
         self._clock: Clock = clock or SystemClock()
-        self._rng = rng or random.Random()
-        self._retry = retry or RetryPolicy(rng=self._rng)
+        rng = rng or random.Random()
         self._limiter = SlidingWindowLimiter(
-            limit=rate_limit,
-            window=rate_window,
-            cost=rate_limit_cost,
-            clock=self._clock,
-            rng=self._rng,
+            limit=rate_limit, window=rate_window, cost=rate_limit_cost, clock=self._clock, rng=rng
         )
-        self._transport = Transport(
+        transport = Transport(
             base_url=url,
             api_key=key,
             session=session,
@@ -451,43 +121,29 @@ class EventsClient:
             request_timeout=request_timeout,
             clock=self._clock,
         )
-        self._base_url = str(url)
-        # Created lazily, inside the running loop.
-        self._concurrency: asyncio.Semaphore | None = None
-        # The loop the client first ran in: its session, locks and tasks belong to it.
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._tasks: set[asyncio.Task[Any]] = set()
-        # Streams being consumed: aclose() ends them with ClientClosedError, so that no
-        # consumer waits forever on workers that were cancelled.
-        self._streams: weakref.WeakSet[BatchStream] = weakref.WeakSet()
-        self._in_flight = 0
-        self._peak_in_flight = 0
-        self._warned_windows: set[Query] = set()
-        self._closed = False
-        # Once the server rejects the key (401/403), nothing more is sent with it.
-        self._key_rejected: AuthenticationError | None = None
-        # Since when (on self._clock) the server has answered nothing usable, and what the
-        # last unusable outcome was: for give_up_after.
-        self._give_up_after = give_up_after
-        self._silent_since: float | None = None
-        self._last_usable_at: float | None = None
-        self._last_unusable: ExploriumError | None = None
-        # events_for(): its batches go through _run_batch, like fetch's.
-        self._batcher = Batcher(
-            run_batch=self._run_batch,
-            stats=FetchStats(),
-            batch_size=self._batch_size,
-            window=batch_window,
+        self._runner = BatchRunner(
+            transport=transport,
+            limiter=self._limiter,
+            retry=retry or RetryPolicy(rng=rng),
             clock=self._clock,
-            tasks=self._tasks,
+            max_concurrency=max_concurrency,
+            give_up_after=give_up_after,
+        )
+        # events_for(): its batches run through the same runner as fetch's.
+        self._batcher = Batcher(
+            runner=self._runner,
+            stats=FetchStats(),
+            batch_size=batch_size,
+            window=batch_window,
             cache_ttl=cache_ttl,
             cache_size=cache_size,
         )
+        self._warned_windows: set[Query] = set()
 
     @property
     def max_concurrency(self) -> int:
         """The most requests this client has in flight at once."""
-        return self._max_concurrency
+        return self._runner.max_concurrency
 
     @property
     def clock(self) -> Clock:
@@ -502,19 +158,19 @@ class EventsClient:
     @property
     def peak_in_flight(self) -> int:
         """The most requests that were in flight at once so far."""
-        return self._peak_in_flight
+        return self._runner.peak_in_flight
 
     @property
     def closed(self) -> bool:
         """Whether aclose() was called."""
-        return self._closed
+        return self._runner.closed
 
     def rate_limit_state(self) -> RateLimitState:
         """The rate limiter's state now: the limit in force, use, any pause."""
         return self._limiter.state()
 
     async def __aenter__(self) -> Self:
-        self._check_open()
+        self._runner.check_open()
         return self
 
     async def __aexit__(
@@ -534,51 +190,25 @@ class EventsClient:
         whatever else runs (fetch, stream) is cancelled and the HTTP session is closed
         (unless it was passed in).
         """
-        if self._closed:
+        runner = self._runner
+        if runner.closed:
             return
-        if self._loop is not None and self._loop.is_closed():
+        if runner.loop_is_closed:
             # Its session, connections and tasks died with that loop: nothing is left to
             # wait for, and awaiting them from this loop would fail inside aiohttp.
-            self._closed = True
+            await runner.aclose()
             return
-        self._check_loop()
+        runner.check_loop()
         try:
             await self._batcher.aclose()
         finally:
             # Even if that wait is cancelled: cancel the rest, close the session.
-            self._closed = True
-            for stream in list(self._streams):
-                stream._abort(ClientClosedError("the EventsClient was closed during this pull"))
-            tasks = list(self._tasks)
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._transport.aclose()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise ClientClosedError("this EventsClient is closed; create a new one")
-        self._check_loop()
-
-    def _check_loop(self) -> None:
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # not in a loop yet (stream() may be called outside one)
-            return
-        if self._loop is None:
-            self._loop = loop
-        elif self._loop is not loop:
-            # Its session, semaphore and limiter belong to the first loop: used from
-            # another, they hang or fail deep inside aiohttp.
-            raise ConfigurationError(
-                "this EventsClient was first used in another event loop (another "
-                "asyncio.run() or thread); create one client per event loop"
-            )
+            await runner.aclose()
 
     def __repr__(self) -> str:
         return (
-            f"<EventsClient base_url={self._base_url!r} in_flight={self._in_flight} "
-            f"max_concurrency={self._max_concurrency} closed={self._closed} key={self._key_hint}>"
+            f"<EventsClient base_url={self._base_url!r} in_flight={self._runner.in_flight} "
+            f"max_concurrency={self.max_concurrency} closed={self.closed} key={self._key_hint}>"
         )
 
     def _query(
@@ -625,10 +255,10 @@ class EventsClient:
         before it complete (and are yielded), then the stream raises
         InvalidProspectIdError. A rejected key (401/403) ends the stream with that error.
         """
-        self._check_open()
+        self._runner.check_open()
         query = self._query(event_types, timestamp_from, timestamp_to)
         ids = prepare_prospect_ids(prospect_ids, skip_invalid=skip_invalid)
-        return BatchStream(self, ids, query, self._batch_size)
+        return BatchStream(self._runner, ids, query, self._batch_size)
 
     async def fetch(
         self,
@@ -658,40 +288,7 @@ class EventsClient:
             timestamp_to=timestamp_to,
             skip_invalid=skip_invalid,
         )
-        events: list[Event] = []
-        failed: list[BatchFailure] = []
-        succeeded: list[str] = []
-        stopped: InvalidProspectIdError | None = None
-        async with stream:
-            try:
-                async for batch in stream:
-                    if batch.failure is None:
-                        events.extend(batch.events)
-                        succeeded.extend(batch.prospect_ids)
-                    else:
-                        failed.append(batch.failure)
-            except InvalidProspectIdError as invalid:
-                stopped = invalid
-            except (AuthenticationError, ServerUnavailableError) as fatal:
-                # Nothing more can succeed with this key (or from this server): every batch
-                # not yet done fails with the same error, so that no ID goes unaccounted for.
-                for batch_ids in stream.unfinished():
-                    failed.append(_failure(batch_ids, fatal, attempts=0))
-                    stream.stats.failed_batches += 1
-                    stream.stats.batches += 1
-        result = FetchResult(
-            events=newest_first(events),
-            failed=failed,
-            invalid=list(stream.invalid),
-            succeeded=succeeded,
-            stats=stream.stats,
-        )
-        if stopped is not None:
-            stopped.result = result
-            raise stopped
-        if failed and raise_on_error:
-            raise FetchError(result) from failed[0].error
-        return result
+        return await collect(stream, raise_on_error=raise_on_error)
 
     async def events_for(
         self,
@@ -722,185 +319,6 @@ class EventsClient:
         (e.g. ServerError, RateLimitError, TransportError, AuthenticationError) when
         the request of its batch failed for good; ClientClosedError once closed.
         """
-        self._check_open()
+        self._runner.check_open()
         query = self._query(event_types, timestamp_from, timestamp_to)
         return await self._batcher.load(prospect_id, query)
-
-    async def _run_batch(
-        self, batch: tuple[str, ...], query: Query, stats: FetchStats
-    ) -> BatchResult:
-        """One batch with its retries: a result, a failure record, or a fatal error raised."""
-        body = encode_request(
-            EventsRequest(
-                prospect_ids=list(batch),
-                event_types=list(query.event_types),
-                timestamp_from=query.timestamp_from,
-                timestamp_to=query.timestamp_to,
-            )
-        )
-        units = self._limiter.cost_of(len(batch))
-        policy = self._retry
-        attempts = 0
-
-        def wait(state: RetryCallState) -> float:
-            outcome = state.outcome
-            error = outcome.exception() if outcome is not None else None
-            # A 429 already paused the shared limiter until its Retry-After moment: the
-            # next acquire waits there, together with every other worker.
-            if isinstance(error, RateLimitError):
-                return 0.0
-            return policy.backoff(state.attempt_number)
-
-        def before_sleep(state: RetryCallState) -> None:
-            stats.retries += 1
-            outcome = state.outcome
-            error = outcome.exception() if outcome is not None else None
-            delay = state.next_action.sleep if state.next_action is not None else 0.0
-            # The error names the batch (its first IDs and size) and the correlation id.
-            logger.warning(
-                "%s; retry %d of %d in %.2fs",
-                error,
-                state.attempt_number,
-                policy.max_attempts - 1,
-                delay,
-            )
-
-        retrying = AsyncRetrying(
-            stop=stop_after_attempt(policy.max_attempts) | stop_before_delay(policy.max_elapsed),
-            wait=wait,
-            retry=retry_if_exception(policy.is_retryable),
-            sleep=self._clock.sleep,
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    response = await self._attempt(batch, body, units, attempts, stats)
-        except (AuthenticationError, ServerUnavailableError):
-            raise
-        except (ApiError, TransportError) as error:
-            logger.error(
-                "batch of %d IDs failed after %d attempts: %s", len(batch), attempts, error
-            )
-            return BatchResult(
-                prospect_ids=batch,
-                events=(),
-                failure=_failure(batch, error, attempts),
-                attempts=attempts,
-                correlation_id=error.correlation_id,
-            )
-        # Duplicates inside one response are dropped here; across batches, by the stream.
-        deduper = EventDeduper()
-        events = deduper.first_sightings(response.output_events)
-        stats.duplicates_dropped += deduper.duplicates
-        return BatchResult(
-            prospect_ids=batch,
-            events=tuple(newest_first(events)),
-            failure=None,
-            attempts=attempts,
-            correlation_id=response.response_context.correlation_id,
-        )
-
-    async def _attempt(
-        self, batch: tuple[str, ...], body: bytes, units: int, attempt: int, stats: FetchStats
-    ) -> EventsResponse:
-        """One request: a concurrency slot, then a rate-limit slot, then the POST."""
-        self._check_open()
-        if self._concurrency is None:
-            self._concurrency = asyncio.Semaphore(self._max_concurrency)
-        async with self._concurrency:
-            grant = await self._limiter.acquire(units, max_pause=self._retry.max_retry_after)
-            if self._key_rejected is not None:
-                self._limiter.cancel(units)
-                raise self._key_rejected
-            # No check of the silence before sending: after a long Retry-After pause the
-            # probe must go, and its answer decides; a failure past the deadline gives up.
-            sent_at = self._clock.monotonic()
-            stats.requests += 1
-            self._in_flight += 1
-            self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
-            headers = None
-            try:
-                answer = await self._transport.post(body, batch)
-                headers = answer.headers
-            except TransportError as error:
-                self._unusable(error, sent_at)
-                raise
-            finally:
-                self._in_flight -= 1
-                self._limiter.release(units, headers, grant)
-        outcome = answer.outcome
-        if isinstance(outcome, RateLimitError | ServerError):
-            # Checked after the 429's pause is set below, so that the pause stays shared.
-            unusable: ExploriumError | None = outcome
-        else:
-            unusable = None
-            self._usable()
-        if isinstance(outcome, ApiError):
-            logger.debug(
-                "POST %d IDs: HTTP %d, attempt %d, correlation_id %s",
-                len(batch),
-                outcome.status,
-                attempt,
-                outcome.correlation_id,
-            )
-            if isinstance(outcome, AuthenticationError):
-                self._key_rejected = outcome
-            if isinstance(outcome, RateLimitError):
-                stats.rate_limited += 1
-                self._limiter.pause(self._pause_after_429(outcome, headers, attempt))
-            if unusable is not None:
-                self._unusable(unusable, sent_at)
-            raise outcome
-        logger.debug(
-            "POST %d IDs: HTTP 200, attempt %d, correlation_id %s, %d events",
-            len(batch),
-            attempt,
-            outcome.response_context.correlation_id,
-            len(outcome.output_events),
-        )
-        return outcome
-
-    def _usable(self) -> None:
-        """An answer that settles a batch came back: the server is alive."""
-        self._silent_since = None
-        self._last_usable_at = self._clock.monotonic()
-
-    def _unusable(self, error: ExploriumError, sent_at: float) -> None:
-        """A request sent at ``sent_at`` got nothing usable; raises once that lasted too long."""
-        self._last_unusable = error
-        if self._silent_since is None:
-            # A usable answer that came back after this request left shows the server
-            # was alive then: the silence starts no earlier.
-            usable = self._last_usable_at
-            self._silent_since = sent_at if usable is None else max(sent_at, usable)
-        self._check_silence(self._clock.monotonic(), cause=error)
-
-    def _check_silence(self, now: float, cause: ExploriumError) -> None:
-        """Raise ServerUnavailableError when nothing usable came for give_up_after seconds."""
-        if self._give_up_after is None or self._silent_since is None:
-            return
-        silent_for = now - self._silent_since
-        if silent_for < self._give_up_after:
-            return
-        error = ServerUnavailableError(
-            silent_for=silent_for,
-            give_up_after=self._give_up_after,
-            last_error=self._last_unusable,
-        )
-        # The pull this ends is over; a later one (or another events_for batch) gets its
-        # own give_up_after before it is given up too.
-        self._silent_since = None
-        logger.error("%s", error)
-        raise error from cause
-
-    def _pause_after_429(
-        self, error: RateLimitError, headers: RateLimitHeaders | None, attempt: int
-    ) -> float:
-        if error.retry_after is not None:
-            return error.retry_after
-        if headers is not None and headers.reset is not None:
-            return max(0.0, headers.reset - self._clock.time())
-        return self._retry.backoff(attempt)

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from ._client import FetchResult
+from ._results import FetchResult
 
 _IDS_SHOWN = 3
 
@@ -59,6 +57,19 @@ class ExploriumError(Exception):
 
 class ConfigurationError(ExploriumError, ValueError):
     """A setting or argument is wrong; raised before any request is made."""
+
+
+class CheckpointMismatchError(ConfigurationError):
+    """The checkpoint belongs to a different pull; ``differences`` names what differs."""
+
+    def __init__(self, path: str, differences: Sequence[str]) -> None:
+        self.path = path
+        self.differences = tuple(differences)
+        super().__init__(
+            f"the checkpoint {path} belongs to a different pull ({'; '.join(differences)}). "
+            "Rerun the original pull to resume it, or pass a new checkpoint path to start "
+            "this one."
+        )
 
 
 class InvalidProspectIdError(ExploriumError, ValueError):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Iterable, Iterator, Sized
-from dataclasses import dataclass
 
 from ._digests import DigestSet
 from ._errors import ConfigurationError, InvalidProspectIdError
+from ._results import InvalidProspectId
 
 MAX_BATCH_SIZE = 40
 PROSPECT_ID_LENGTH = 40
@@ -18,15 +18,6 @@ PROSPECT_ID_RULE = (
 _HEX_DIGITS = frozenset("0123456789abcdef")
 _PROSPECT_ID = re.compile("[0-9a-f]{40}")
 _INVALID_SHOWN = 5
-
-
-@dataclass(frozen=True, slots=True)
-class InvalidProspectId:
-    """An input value that is not a prospect ID: the value as given, its 0-based position, why."""
-
-    value: str
-    position: int
-    reason: str
 
 
 def normalize_prospect_id(value: str) -> str:

@@ -1,4 +1,8 @@
-"""Which failures are retried, and how long to wait before the next attempt. Pure: no I/O."""
+"""Which failures are retried, and how long to wait before the next attempt. Pure: no I/O.
+
+How long to wait includes the pause after a 429 (``pause_after_429``), which the client
+applies to its whole rate limiter so that every worker waits together.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ._checks import check_count, check_seconds
 from ._errors import RateLimitError, ServerError, TransportError
+from ._ratelimit import RateLimitHeaders
 
 RETRYABLE_SERVER_STATUSES = frozenset({500, 502, 503, 504})
 
@@ -49,6 +54,26 @@ class RetryPolicy:
         if isinstance(error, ServerError):
             return error.status in RETRYABLE_SERVER_STATUSES
         return isinstance(error, TransportError)
+
+
+def pause_after_429(
+    error: RateLimitError,
+    headers: RateLimitHeaders | None,
+    *,
+    now: float,
+    attempt: int,
+    policy: RetryPolicy,
+) -> float:
+    """Seconds every worker waits after ``error``, a 429 answered to attempt ``attempt``.
+
+    The server's ``Retry-After`` when it sent one; else until the window's reset
+    (``X-RateLimit-Reset``, a Unix time, compared with ``now``); else ``policy``'s backoff.
+    """
+    if error.retry_after is not None:
+        return error.retry_after
+    if headers is not None and headers.reset is not None:
+        return max(0.0, headers.reset - now)
+    return policy.backoff(attempt)
 
 
 def backoff_delay(attempt: int, *, initial: float, cap: float, rng: random.Random) -> float:

@@ -13,7 +13,6 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 from urllib.parse import quote
 
@@ -39,17 +38,14 @@ from ._errors import (
 from ._models import EventsResponse, decode_response
 from ._ratelimit import RateLimitHeaders
 from ._retry import parse_retry_after
+from ._version import __version__
 
 logger = logging.getLogger("explorium_events")
 
 EVENTS_PATH = "/v1/prospects/events"
 _decode_error_body = msgspec.json.Decoder(Any)
 
-try:
-    _VERSION = version("explorium-events")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    _VERSION = "0"
-USER_AGENT = f"explorium-events/{_VERSION}"
+USER_AGENT = f"explorium-events/{__version__}"
 
 
 def is_loopback_host(host: str | None) -> bool:

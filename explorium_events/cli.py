@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TextIO
 
 from explorium_events import (
-    DEFAULT_BASE_URL,
-    MAX_BATCH_SIZE,
     AuthenticationError,
     BatchFailure,
     ConfigurationError,
@@ -40,6 +38,7 @@ from explorium_events import (
 )
 
 from ._cli_bulk import BulkRequest, bulk_usage_problem, run_bulk
+from ._ids import MAX_BATCH_SIZE
 from ._input import IdInput, InputError, read_ids
 from ._progress import (
     Progress,
@@ -50,6 +49,7 @@ from ._progress import (
     summary_lines,
 )
 from ._query import utc_range_problem
+from ._settings import DEFAULT_BASE_URL
 from ._sinks import FORMATS as SINKS
 from ._sinks import BuiltinSink as EventSink
 from ._sinks import format_for, open_sink

@@ -67,7 +67,7 @@ async def test_1000_concurrent_calls_make_25_requests(
     async with make_client(api, clock, rate_limit=None) as client:
         results = await asyncio.gather(*(client.events_for(pid) for pid in wanted))
         await asyncio.sleep(0)
-        assert not client._tasks
+        assert not client._runner.tasks
     assert len(api.requests) == 25
     assert all(len(seen.ids) == 40 for seen in api.requests)
     assert sorted(api.ids_requested) == sorted(wanted)
@@ -258,7 +258,7 @@ async def test_aclose_sends_waiting_calls_and_answers_them(api: ApiServer, ids: 
         results = await asyncio.gather(*tasks)
     assert [only_ids(events) for events in results] == [{pid} for pid in ids(3)]
     assert [sorted(seen.ids) for seen in api.requests] == [sorted(ids(3))]
-    assert clock.now == 0.0 and not client._tasks
+    assert clock.now == 0.0 and not client._runner.tasks
     with pytest.raises(ClientClosedError):
         await client.events_for(ids(1)[0])
 
@@ -280,7 +280,7 @@ async def test_cancelled_aclose_fails_waiters_with_client_closed(
         results = await asyncio.gather(*tasks, return_exceptions=True)
     api.release.set()
     assert all(isinstance(result, ClientClosedError) for result in results)
-    assert client.closed and not client._tasks
+    assert client.closed and not client._runner.tasks
 
 
 async def test_events_for_on_a_closed_client_raises(

@@ -60,7 +60,7 @@ def worker_tasks() -> list[asyncio.Task[Any]]:
 
 def connections_in_use(client: EventsClient) -> int:
     """Connections the client's pool has handed out and not yet taken back."""
-    session: aiohttp.ClientSession | None = client._transport._session
+    session: aiohttp.ClientSession | None = client._runner._transport._session
     if session is None or session.closed:
         return 0
     return len(session.connector._acquired)  # type: ignore[union-attr]
@@ -76,8 +76,8 @@ async def assert_nothing_left(client: EventsClient) -> None:
     """No worker task, nothing in flight, no connection held, and a clean close."""
     await settle()
     assert worker_tasks() == []
-    assert client._tasks == set()
-    assert client._in_flight == 0
+    assert not client._runner.tasks
+    assert client._runner.in_flight == 0
     assert client.rate_limit_state().in_flight == 0
     assert connections_in_use(client) == 0
     with unraisable_errors() as caught:
@@ -87,7 +87,7 @@ async def assert_nothing_left(client: EventsClient) -> None:
         await settle()
         gc.collect()
     assert caught == []
-    assert client._transport._session is None
+    assert client._runner._transport._session is None
 
 
 def make_client(api: ApiServer, **settings: Any) -> EventsClient:
@@ -223,7 +223,7 @@ async def test_closing_the_client_under_a_running_fetch_ends_it_cleanly(
             gc.collect()
         assert caught == []
         assert worker_tasks() == []
-        assert client._transport._session is None
+        assert client._runner._transport._session is None
     finally:
         handler.gate.set()
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -162,61 +161,6 @@ async def test_concurrency_never_exceeds_max(
         await client.fetch(ids(2000))
         assert client.peak_in_flight == 5
     assert api.peak_in_flight == 5
-
-
-async def test_stream_yields_each_batch_and_break_cancels_the_rest(
-    api: ApiServer, clock: FakeClock, ids: IdMaker
-) -> None:
-    """Breaking out of stream() stops new requests and leaves no worker task running."""
-    async with make_client(api, clock, max_concurrency=2) as client:
-        seen_batches = 0
-        async with client.stream(ids(400)) as batches:
-            async for batch in batches:
-                assert batch.ok and len(batch.prospect_ids) == 40
-                seen_batches += 1
-                if seen_batches == 2:
-                    break
-        # Requests already on the wire when the loop broke may still land; nothing after.
-        await asyncio.sleep(0.01)
-        sent = len(api.requests)
-        assert sent <= seen_batches + client.max_concurrency
-        await asyncio.sleep(0.01)
-        assert len(api.requests) == sent
-        assert not client._tasks
-        leftovers = [task for task in asyncio.all_tasks() if "explorium" in task.get_name()]
-        assert leftovers == []
-
-
-async def test_break_without_context_manager_also_cleans_up(
-    api: ApiServer, clock: FakeClock, ids: IdMaker
-) -> None:
-    """A bare `async for ... break` is cleaned up by the async generator's finaliser."""
-    async with make_client(api, clock, max_concurrency=2) as client:
-        async for _batch in client.stream(ids(400)):
-            break
-        gc.collect()
-        for _ in range(20):
-            await asyncio.sleep(0)
-        assert not client._tasks
-
-
-async def test_input_is_pulled_lazily(api: ApiServer, clock: FakeClock, ids: IdMaker) -> None:
-    """After the first batch of a huge input arrives, only a few batches were read from it."""
-    pulled = 0
-
-    def endless() -> Any:
-        nonlocal pulled
-        number = 0
-        while True:
-            pulled += 1
-            number += 1
-            yield f"{number:040x}"
-
-    async with make_client(api, clock, max_concurrency=4) as client:
-        async with client.stream(endless(), skip_invalid=True) as batches:
-            async for _batch in batches:
-                break
-    assert pulled <= 40 * 10
 
 
 async def test_retries_5xx_then_succeeds(api: ApiServer, clock: FakeClock, ids: IdMaker) -> None:
@@ -510,7 +454,7 @@ async def test_cancelled_fetch_leaves_nothing_running(
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert not client._tasks
+    assert not client._runner.tasks
     api.release.set()
     await client.aclose()
 
@@ -591,28 +535,6 @@ async def test_malformed_200_is_retried(api: ApiServer, clock: FakeClock, ids: I
     async with make_client(api, clock) as client:
         result = await client.fetch(ids(4))
     assert len(result.events) == 4 and result.stats.retries == 1
-
-
-async def test_closing_the_client_ends_a_stream_consumed_elsewhere(
-    api: ApiServer, clock: FakeClock, ids: IdMaker
-) -> None:
-    """aclose() while another task reads a stream ends that stream with ClientClosedError."""
-    api.release = asyncio.Event()
-    client = make_client(api, clock, max_concurrency=2)
-
-    async def consume() -> int:
-        count = 0
-        async for _batch in client.stream(ids(400)):
-            count += 1
-        return count
-
-    reader = asyncio.create_task(consume())
-    while not api.requests:
-        await asyncio.sleep(0.001)
-    await client.aclose()
-    with pytest.raises(ClientClosedError):
-        await asyncio.wait_for(reader, 5)
-    api.release.set()
 
 
 async def test_window_older_than_retention_warns_once_per_client(

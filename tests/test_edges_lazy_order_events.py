@@ -73,7 +73,7 @@ async def test_a_200000_id_generator_streams_in_flat_memory() -> None:
 
     total = 200_000
     client = EventsClient(api_key=TEST_KEY, base_url="http://127.0.0.1:9", rate_limit=None)
-    client._transport.post = post  # type: ignore[method-assign]
+    client._runner._transport.post = post  # type: ignore[method-assign]
     done = 0
     async with client:
         tracemalloc.start()

@@ -20,7 +20,8 @@ from explorium_events import (
     ServerError,
     UnprocessableEntityError,
 )
-from explorium_events._retry import backoff_delay, parse_retry_after
+from explorium_events._ratelimit import RateLimitHeaders
+from explorium_events._retry import backoff_delay, parse_retry_after, pause_after_429
 
 NOW = 1_800_000_000.0
 
@@ -116,3 +117,24 @@ def test_policy_rejects_nonsense() -> None:
         RetryPolicy(max_attempts=0)
     with pytest.raises(ConfigurationError):
         RetryPolicy(cap=-1)
+
+
+@pytest.mark.parametrize(
+    ("retry_after", "reset", "expected"),
+    [
+        (12.0, NOW + 40, 12.0),  # the server's Retry-After wins
+        (None, NOW + 40, 40.0),  # else until the window resets
+        (None, NOW - 5, 0.0),  # a reset already past: no wait
+        (None, None, None),  # else the policy's backoff for this attempt
+    ],
+)
+def test_pause_after_429_prefers_retry_after_then_reset_then_backoff(
+    retry_after: float | None, reset: float | None, expected: float | None
+) -> None:
+    """The pause after a 429 is the server's Retry-After, else until the reset, else backoff."""
+    policy = RetryPolicy(initial=1.0, cap=30.0, rng=random.Random(0))
+    backoff = RetryPolicy(initial=1.0, cap=30.0, rng=random.Random(0)).backoff(2)
+    error = RateLimitError("slow down", status=429, retry_after=retry_after)
+    headers = RateLimitHeaders(limit=200, remaining=0, reset=reset)
+    pause = pause_after_429(error, headers, now=NOW, attempt=2, policy=policy)
+    assert pause == (backoff if expected is None else expected)

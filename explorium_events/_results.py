@@ -1,0 +1,102 @@
+"""The result types of a pull: what a batch, a fetch and a stream hand back. Pure data.
+
+They sit below the client and the error tree (``FetchError`` and
+``InvalidProspectIdError`` carry a ``FetchResult``), so they import nothing but the
+models.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._models import Event
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidProspectId:
+    """An input value that is not a prospect ID: the value as given, its 0-based position, why."""
+
+    value: str
+    position: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFailure:
+    """A batch that still failed after its retries: what it was, and what went wrong.
+
+    ``error`` is the ExploriumError that ended the batch (typed as Exception only so that
+    this module stays below the error tree, which imports it).
+    """
+
+    prospect_ids: tuple[str, ...]
+    status: int | None
+    message: str
+    correlation_id: str | None
+    attempts: int
+    error: Exception = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The outcome of one batch: its events (newest first) or its failure."""
+
+    prospect_ids: tuple[str, ...]
+    events: tuple[Event, ...]
+    failure: BatchFailure | None
+    attempts: int
+    correlation_id: str | None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the batch succeeded."""
+        return self.failure is None
+
+
+@dataclass(slots=True)
+class FetchStats:
+    """What a fetch or stream did, counted as it went."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    batches: int = 0
+    failed_batches: int = 0
+    ids: int = 0
+    duplicate_ids: int = 0
+    invalid_ids: int = 0
+    events: int = 0
+    duplicates_dropped: int = 0
+    elapsed: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class FetchResult:
+    """Everything a fetch produced.
+
+    Every input ID is in exactly one of ``succeeded``, ``failed`` (by batch) and ``invalid``.
+    """
+
+    events: list[Event]
+    failed: list[BatchFailure]
+    invalid: list[InvalidProspectId]
+    succeeded: list[str]
+    stats: FetchStats
+
+    @property
+    def failed_ids(self) -> list[str]:
+        """The prospect IDs of every failed batch."""
+        return [prospect_id for failure in self.failed for prospect_id in failure.prospect_ids]
+
+
+def batch_failure(batch: tuple[str, ...], error: Exception, attempts: int) -> BatchFailure:
+    """The failure record of ``batch``, ended by ``error`` after ``attempts`` attempts."""
+    status = getattr(error, "status", None)
+    return BatchFailure(
+        prospect_ids=batch,
+        status=status if isinstance(status, int) else None,
+        message=getattr(error, "message", str(error)),
+        correlation_id=getattr(error, "correlation_id", None),
+        attempts=attempts,
+        error=error,
+    )

@@ -1,0 +1,231 @@
+"""BatchStream: the results of a pull, one per batch, as each completes.
+
+Workers (``max_concurrency`` of them) take batches from the lazily read input and run
+each through the client's BatchRunner; the consumer gets the results in the order they
+complete, with duplicates across batches dropped and the stats kept up to date.
+``collect`` consumes a stream whole into the FetchResult that ``fetch`` returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from types import TracebackType
+from typing import Any, Self
+
+from ._engine import BatchRunner
+from ._errors import (
+    AuthenticationError,
+    FetchError,
+    InvalidProspectIdError,
+    ServerUnavailableError,
+)
+from ._ids import ProspectIdStream, chunked
+from ._merge import EventDeduper, newest_first
+from ._models import Event
+from ._query import Query
+from ._results import (
+    BatchFailure,
+    BatchResult,
+    FetchResult,
+    FetchStats,
+    InvalidProspectId,
+    batch_failure,
+)
+
+
+class _Done:
+    """A worker has no more batches."""
+
+
+class BatchStream:
+    """The results of a pull, one per batch, in the order they complete.
+
+    Iterate it with ``async for``; use it as an async context manager (or call
+    ``aclose()``) to stop early and cancel what is left deterministically. ``stats``
+    and ``invalid`` fill in as it runs.
+    """
+
+    def __init__(
+        self, runner: BatchRunner, ids: ProspectIdStream, query: Query, batch_size: int
+    ) -> None:
+        self._runner = runner
+        self._ids = ids
+        self._batches: Iterator[tuple[str, ...]] = chunked(ids, batch_size)
+        self._query = query
+        self._taken: dict[int, tuple[str, ...]] = {}
+        # A weak reference: the workers hold this stream, so a strong one would keep the
+        # generator alive after a bare `break`, and its finaliser (the clean-up) never runs.
+        self._iterator: weakref.ref[AsyncGenerator[BatchResult, None]] | None = None
+        self._queue: asyncio.Queue[Any] | None = None
+        self.stats = FetchStats()
+
+    @property
+    def invalid(self) -> list[InvalidProspectId]:
+        """Input values skipped as invalid so far."""
+        return self._ids.invalid
+
+    def unfinished(self) -> Iterator[tuple[str, ...]]:
+        """After a fatal error: the batches that were taken but not finished, then the rest.
+
+        Results that arrived but were not yet handed out count as not finished too.
+        """
+        queue = self._queue
+        while queue is not None and not queue.empty():
+            item = queue.get_nowait()
+            if isinstance(item, BatchResult):
+                yield item.prospect_ids
+        yield from self._taken.values()
+        self._taken.clear()
+        yield from self._batches
+
+    def __aiter__(self) -> AsyncIterator[BatchResult]:
+        if self._iterator is not None:
+            raise RuntimeError("a BatchStream can be iterated only once")
+        iterator = self._run()
+        self._iterator = weakref.ref(iterator)
+        return iterator
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop: cancel the requests in flight and wait for them. Idempotent."""
+        iterator = self._iterator() if self._iterator is not None else None
+        if iterator is not None:
+            await iterator.aclose()
+
+    async def _work(self, number: int, queue: asyncio.Queue[Any], room: asyncio.Semaphore) -> None:
+        try:
+            while True:
+                # Backpressure: a batch is taken only when its result will have room.
+                await room.acquire()
+                batch = next(self._batches, None)
+                if batch is None:
+                    break
+                self._taken[number] = batch
+                result = await self._runner.run_batch(batch, self._query, self.stats)
+                queue.put_nowait(result)
+                del self._taken[number]
+        except Exception as exc:  # fatal for the whole stream; the consumer re-raises it
+            queue.put_nowait(exc)
+        else:
+            queue.put_nowait(_Done())
+
+    async def _run(self) -> AsyncGenerator[BatchResult, None]:
+        runner = self._runner
+        runner.check_open()
+        clock = runner.clock
+        started = clock.monotonic()
+        worker_count = runner.max_concurrency
+        # Unbounded, so that an abort always fits; `room` bounds the results waiting.
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        room = asyncio.Semaphore(worker_count)
+        self._queue = queue
+        workers = [
+            runner.track(
+                asyncio.create_task(
+                    self._work(number, queue, room), name=f"explorium-events-worker-{number}"
+                )
+            )
+            for number in range(worker_count)
+        ]
+        # A closing client puts ClientClosedError in the queue: the consumer re-raises it.
+        runner.add_stream(queue)
+        deduper = EventDeduper()
+        stats = self.stats
+        try:
+            remaining = worker_count
+            while remaining:
+                item = await queue.get()
+                if isinstance(item, _Done):
+                    remaining -= 1
+                    continue
+                if isinstance(item, BaseException):
+                    raise item
+                room.release()
+                result: BatchResult = item
+                fresh = deduper.first_sightings(result.events)
+                stats.duplicates_dropped += len(result.events) - len(fresh)
+                if len(fresh) != len(result.events):
+                    result = BatchResult(
+                        prospect_ids=result.prospect_ids,
+                        events=tuple(fresh),
+                        failure=result.failure,
+                        attempts=result.attempts,
+                        correlation_id=result.correlation_id,
+                    )
+                stats.batches += 1
+                stats.failed_batches += not result.ok
+                stats.events += len(fresh)
+                stats.ids = self._ids.unique
+                stats.duplicate_ids = self._ids.duplicates
+                stats.invalid_ids = len(self._ids.invalid)
+                stats.elapsed = clock.monotonic() - started
+                yield result
+            if self._ids.error is not None:
+                # A one-shot input stopped at an invalid value: the IDs before it are done.
+                raise self._ids.error
+        finally:
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            runner.discard_stream(queue)
+            self._queue = None
+            stats.ids = self._ids.unique
+            stats.duplicate_ids = self._ids.duplicates
+            stats.invalid_ids = len(self._ids.invalid)
+            stats.elapsed = clock.monotonic() - started
+
+
+async def collect(stream: BatchStream, *, raise_on_error: bool) -> FetchResult:
+    """Consume ``stream`` whole into a FetchResult: what ``EventsClient.fetch`` returns.
+
+    Every ID ends in exactly one of succeeded, failed and invalid: after a rejected key or
+    ServerUnavailableError, the batches not yet done fail with that error. Raises
+    InvalidProspectIdError (an iterator's invalid value) and FetchError (failed batches,
+    unless ``raise_on_error`` is false), each carrying the result.
+    """
+    events: list[Event] = []
+    failed: list[BatchFailure] = []
+    succeeded: list[str] = []
+    stopped: InvalidProspectIdError | None = None
+    async with stream:
+        try:
+            async for batch in stream:
+                if batch.failure is None:
+                    events.extend(batch.events)
+                    succeeded.extend(batch.prospect_ids)
+                else:
+                    failed.append(batch.failure)
+        except InvalidProspectIdError as invalid:
+            stopped = invalid
+        except (AuthenticationError, ServerUnavailableError) as fatal:
+            # Nothing more can succeed with this key (or from this server): every batch
+            # not yet done fails with the same error, so that no ID goes unaccounted for.
+            for batch_ids in stream.unfinished():
+                failed.append(batch_failure(batch_ids, fatal, attempts=0))
+                stream.stats.failed_batches += 1
+                stream.stats.batches += 1
+    result = FetchResult(
+        events=newest_first(events),
+        failed=failed,
+        invalid=list(stream.invalid),
+        succeeded=succeeded,
+        stats=stream.stats,
+    )
+    if stopped is not None:
+        stopped.result = result
+        raise stopped
+    if failed and raise_on_error:
+        raise FetchError(result) from failed[0].error
+    return result
