@@ -6,7 +6,7 @@ async with EventsClient(api_key="...") as client:
     result = await client.fetch(prospect_ids)
 """
 
-from ._bulk import PullSummary, pull
+from ._bulk import pull
 from ._checkpoint import Checkpoint, FailedBatchRecord
 from ._client import EventsClient
 from ._clock import Clock, SystemClock
@@ -45,7 +45,14 @@ from ._models import (
     RoleChangeData,
 )
 from ._ratelimit import RateLimitCost, RateLimitState
-from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, InvalidProspectId
+from ._results import (
+    BatchFailure,
+    BatchResult,
+    FetchResult,
+    FetchStats,
+    InvalidProspectId,
+    PullSummary,
+)
 from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
 from ._stream import BatchStream
