@@ -26,15 +26,12 @@ import pytest
 from aiohttp import web
 
 from explorium_events import RateLimitState
-from explorium_events._input import MAX_LINE_BYTES, read_ids
-from explorium_events._progress import (
-    Progress,
-    ProgressLogHandler,
-    Snapshot,
-    pace,
-    render_line,
-)
-from explorium_events.cli import _rate_limit, demo_prospect_ids, main
+from explorium_events.cli import main
+from explorium_events.cli._demo import demo_prospect_ids
+from explorium_events.cli._flags import rate_limit_type as _rate_limit
+from explorium_events.cli._input import MAX_LINE_BYTES, read_ids
+from explorium_events.cli._progress import Progress, ProgressLogHandler, Snapshot, render_line
+from explorium_events.cli._summary import pace
 from explorium_events.emulator import Emulator, EmulatorConfig, expected_events
 from tests.conftest import TEST_KEY, ApiServer, Seen, events_body, prospect_id
 
@@ -1018,7 +1015,7 @@ def test_read_ids_reads_a_semicolon_csv_and_skips_empty_rows(tmp_path: Path) -> 
 
 def test_read_ids_reports_a_short_csv_row_by_line(tmp_path: Path) -> None:
     """A row without a prospect_id field fails with its line number."""
-    from explorium_events._input import InputError
+    from explorium_events.cli._input import InputError
 
     path = tmp_path / "ids.csv"
     path.write_text(f"name,prospect_id\na,{prospect_id(1)}\nlonely\n")
