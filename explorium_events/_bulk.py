@@ -182,6 +182,7 @@ class _Run:
         of the input, so that the summary reported next counts all of it.
         """
         if self._checkpoint is not None or self._on_unfinished is None:
+            self._report()  # the counts as the error left them (the requests it took)
             return
         writing = [self._writing] if self._writing else []
         self._writing = ()

@@ -737,6 +737,40 @@ async def test_fetch_as_a_real_process_pipes_ids_in_and_events_out(emulator: Emu
     _check_no_key(out.decode(), err.decode())
 
 
+async def test_fetch_into_a_pipe_closed_early_exits_1_quietly_listing_the_rest(
+    emulator: Emulator, ids_file: Callable[[int], str], tmp_path: Path
+) -> None:
+    """`fetch | head -1`: no traceback, exit 1, and every ID not written is in --failed-out."""
+    failed = tmp_path / "failed.txt"
+    reader, writer = os.pipe()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "explorium_events",
+        "fetch",
+        "--ids",
+        ids_file(2_000),
+        "--failed-out",
+        str(failed),
+        "--concurrency",
+        "1",
+        *to(emulator),
+        stdout=writer,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    os.close(writer)
+    with os.fdopen(reader, "rb") as events:
+        first = await asyncio.to_thread(events.readline)
+    # The reader is gone: the next write the process makes finds a broken pipe.
+    async with asyncio.timeout(PROCESS_TIMEOUT):
+        _, err = await process.communicate()
+    assert json.loads(first)["event_id"]
+    assert process.returncode == 1, err.decode()
+    assert b"Traceback" not in err
+    unwritten = failed.read_text().split()
+    assert 0 < len(unwritten) < 2_000 and len(set(unwritten)) == len(unwritten)
+
+
 # -- serve -----------------------------------------------------------------------------------
 
 

@@ -310,6 +310,8 @@ class PullRun:
             wanted.append(signal.SIGTERM)
         installed = []
         for number in wanted:
+            if signal.getsignal(number) is signal.SIG_IGN:
+                continue  # ignored by whoever started us (nohup, a background job): keep it so
             try:
                 loop.add_signal_handler(number, on_signal)
             except (NotImplementedError, RuntimeError, ValueError):  # Windows, or not main thread
@@ -348,6 +350,7 @@ class PullRun:
             rate_window=limiter.window if limiter else 60.0,
             rate_cost=limiter.cost if limiter else "request",
             invalid=request.invalid,
+            unread=max(request.total - summary.unique_ids - summary.duplicates, 0),
             invalid_examples=request.invalid_examples,
             batches_ok=self._batches_ok,
             batches_failed=self._batches_failed,

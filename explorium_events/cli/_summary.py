@@ -62,6 +62,7 @@ class RunReport:
     rate_window: float
     rate_cost: str
     invalid: int = 0
+    unread: int = 0  # valid values the command counted that the pull never read
     invalid_examples: Sequence[str] = ()
     batches_ok: int = 0
     batches_failed: int = 0
@@ -91,14 +92,17 @@ def summary_lines(report: RunReport) -> list[str]:
         head = f"Finished in {elapsed:.1f}s with failed batches"
     else:
         head = f"Done in {elapsed:.1f}s"
-    values = run.unique_ids + run.duplicates
-    lines = [f"{head}: {run.done + run.duplicates:,} of {values:,} prospect IDs done."]
+    values = run.unique_ids + run.duplicates + report.unread
+    not_tried = run.not_tried + report.unread
+    # A repeat is done when its first is; that is certain only once every ID is done.
+    repeats_done = run.duplicates if run.complete else 0
+    lines = [f"{head}: {run.done + repeats_done:,} of {values:,} prospect IDs done."]
 
     invalid = run.invalid + report.invalid
     skipped = f" ({invalid:,} invalid skipped)" if invalid else ""
     lines.append(
         f"  input       {report.source}: {plural(values, 'ID')} = {run.done:,} done"
-        f" + {run.failed:,} failed + {run.not_tried:,} not yet tried"
+        f" + {run.failed:,} failed + {not_tried:,} not yet tried"
         f" + {run.duplicates:,} repeated{skipped}"
     )
     lines.extend(f"              skipped {example}" for example in report.invalid_examples)
@@ -169,8 +173,9 @@ def _trouble_lines(report: RunReport) -> list[str]:
                 lines.append(line)
         if run.failed_batches > FAILURES_SHOWN:
             lines.append(f"              ... and {run.failed_batches - FAILURES_SHOWN} more")
-    if run.not_tried and not run.interrupted:
-        lines.append(f"  NOT DONE    {plural(run.not_tried, 'ID')} never fetched")
+    not_tried = run.not_tried + report.unread
+    if not_tried and not run.interrupted:
+        lines.append(f"  NOT DONE    {plural(not_tried, 'ID')} never fetched")
     return lines
 
 
@@ -190,13 +195,13 @@ def _next_steps(report: RunReport) -> list[str]:
             )
             if report.failed_out is not None:
                 lines.append(f"              (their IDs are also in {report.failed_out})")
-        if run.not_tried:
+        if run.not_tried or report.unread:
             lines.append(
                 f"  resume      run the same command again (same --ids, --out and --checkpoint "
                 f"{run.checkpoint}): it skips the finished batches"
             )
         return lines
-    undone = run.failed + (0 if run.interrupted else run.not_tried)
+    undone = run.failed + (0 if run.interrupted else run.not_tried + report.unread)
     if undone and report.failed_out:
         lines.append(
             f"  retry them  {plural(undone, 'ID')} written to {report.failed_out}; "
