@@ -7,7 +7,6 @@ async with EventsClient(api_key="...") as client:
 """
 
 from ._bulk import pull
-from ._checkpoint import Checkpoint, FailedBatchRecord
 from ._client import EventsClient
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -30,11 +29,6 @@ from ._errors import (
     ServerUnavailableError,
     TransportError,
     UnprocessableEntityError,
-)
-from ._ids import (
-    PROSPECT_ID_RULE,
-    invalid_reason,
-    normalize_prospect_id,
 )
 from ._models import (
     AnniversaryData,
@@ -59,7 +53,6 @@ from ._stream import BatchStream
 from ._version import __version__
 
 __all__ = [
-    "PROSPECT_ID_RULE",
     "AnniversaryData",
     "ApiError",
     "AuthenticationError",
@@ -67,7 +60,6 @@ __all__ = [
     "BatchFailure",
     "BatchResult",
     "BatchStream",
-    "Checkpoint",
     "CheckpointMismatchError",
     "ClientClosedError",
     "Clock",
@@ -80,7 +72,6 @@ __all__ = [
     "EventType",
     "EventsClient",
     "ExploriumError",
-    "FailedBatchRecord",
     "FetchError",
     "FetchResult",
     "FetchStats",
@@ -103,7 +94,5 @@ __all__ = [
     "TransportError",
     "UnprocessableEntityError",
     "__version__",
-    "invalid_reason",
-    "normalize_prospect_id",
     "pull",
 ]
