@@ -139,6 +139,8 @@ class PullRun:
             )
         except OSError as exc:
             raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+        except ConfigurationError as exc:  # SQLite to standard output, say
+            raise UsageError(str(exc)) from None
 
     def _open_failed_out(self, path: str | None) -> TextIO | None:
         if path is None:
