@@ -6,8 +6,7 @@ async with EventsClient(api_key="...") as client:
     result = await client.fetch(prospect_ids)
 """
 
-from ._bulk import PullSummary, pull
-from ._checkpoint import Checkpoint, FailedBatchRecord
+from ._bulk import pull
 from ._client import EventsClient
 from ._clock import Clock, SystemClock
 from ._errors import (
@@ -31,11 +30,6 @@ from ._errors import (
     TransportError,
     UnprocessableEntityError,
 )
-from ._ids import (
-    PROSPECT_ID_RULE,
-    invalid_reason,
-    normalize_prospect_id,
-)
 from ._models import (
     AnniversaryData,
     CompanyChangeData,
@@ -45,14 +39,20 @@ from ._models import (
     RoleChangeData,
 )
 from ._ratelimit import RateLimitCost, RateLimitState
-from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, InvalidProspectId
+from ._results import (
+    BatchFailure,
+    BatchResult,
+    FetchResult,
+    FetchStats,
+    InvalidProspectId,
+    PullSummary,
+)
 from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
 from ._stream import BatchStream
 from ._version import __version__
 
 __all__ = [
-    "PROSPECT_ID_RULE",
     "AnniversaryData",
     "ApiError",
     "AuthenticationError",
@@ -60,7 +60,6 @@ __all__ = [
     "BatchFailure",
     "BatchResult",
     "BatchStream",
-    "Checkpoint",
     "CheckpointMismatchError",
     "ClientClosedError",
     "Clock",
@@ -73,7 +72,6 @@ __all__ = [
     "EventType",
     "EventsClient",
     "ExploriumError",
-    "FailedBatchRecord",
     "FetchError",
     "FetchResult",
     "FetchStats",
@@ -96,7 +94,5 @@ __all__ = [
     "TransportError",
     "UnprocessableEntityError",
     "__version__",
-    "invalid_reason",
-    "normalize_prospect_id",
     "pull",
 ]

@@ -32,7 +32,6 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterable, Iterator
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from ._bulk_input import (
@@ -59,7 +58,7 @@ from ._client import EventsClient
 from ._errors import OutputWriteError, ServerUnavailableError
 from ._models import EventType
 from ._query import Query, Timestamp, build_query
-from ._results import BatchResult, FetchStats, InvalidProspectId
+from ._results import BatchResult, FetchStats, PullSummary
 from ._results import batch_failure as _failure
 from ._sinks import EventSink, PullOutput
 
@@ -69,43 +68,6 @@ _T = TypeVar("_T")
 SEGMENT_BATCHES = 1024  # batches per client.stream(): bounds the client's own seen-sets
 COMMIT_INTERVAL = 1.0  # seconds between durable flushes + checkpoint commits
 COMMIT_BATCHES = 256  # ... or this many finished batches, whichever comes first
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PullSummary:
-    """Where a pull stands: every input value is in exactly one state.
-
-    ``done + failed + not_tried + invalid + duplicates == input_values``. ``done`` and
-    ``failed`` count over every run of the pull; ``events_written``, ``requests`` and
-    the like count this run only. Without a checkpoint ``checkpoint`` is ``""`` and the
-    input's counts grow as it is read.
-    """
-
-    input_values: int
-    unique_ids: int
-    done: int
-    failed: int
-    not_tried: int
-    invalid: int
-    duplicates: int
-    failed_batches: int
-    events_total: int
-    events_written: int
-    batches_run: int
-    requests: int
-    retries: int
-    rate_limited: int
-    duplicates_dropped: int
-    elapsed: float
-    interrupted: bool
-    checkpoint: str
-    output: str
-    invalid_examples: tuple[InvalidProspectId, ...] = ()
-
-    @property
-    def complete(self) -> bool:
-        """Whether every valid ID is done: nothing failed, nothing left."""
-        return self.failed == 0 and self.not_tried == 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -126,6 +88,8 @@ class _Run:
         retry_failed: bool,
         progress: Callable[[PullSummary], None] | None,
         commit_interval: float,
+        on_batch: Callable[[FinishedBatch], None] | None = None,
+        on_unfinished: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         self._client = client
         self._query = query
@@ -135,6 +99,8 @@ class _Run:
         self._retry_failed = retry_failed
         self._progress = progress
         self._commit_interval = commit_interval
+        self._on_batch = on_batch
+        self._on_unfinished = on_unfinished
         # Without a checkpoint every batch is new: no states, nothing done before.
         self._states = checkpoint.states() if checkpoint is not None else bytearray()
         self._done = self._failed = self._failed_batches = self._events_total = 0
@@ -149,6 +115,8 @@ class _Run:
         self._stats = FetchStats()
         self._live: FetchStats | None = None
         self._pending: list[FinishedBatch] = []
+        self._writing: tuple[str, ...] = ()  # the batch being written, until it is
+        self._taken_back: list[tuple[str, ...]] = []  # done batches a failed flush undid
         self._taken: dict[str, int] = {}
         self._clock = client.clock
         self._started = self._clock.monotonic()
@@ -180,6 +148,9 @@ class _Run:
                         except ServerUnavailableError as error:
                             self._fail_the_rest(error, stream.unfinished(), todo)
                             raise
+                        except Exception:
+                            self._hand_back(stream.unfinished(), todo)
+                            raise
                 finally:
                     self._live = None
                     _add(self._stats, stream.stats)
@@ -192,8 +163,37 @@ class _Run:
                 self._commit()
             except OutputWriteError as exc:
                 logger.warning("the checkpoint was not updated after the failure: %s", exc)
+                self._hand_back(iter(()), iter(()))  # the batches that flush took back
             raise
-        self._commit()
+        try:
+            self._commit()
+        except OutputWriteError:
+            self._hand_back(iter(()), todo)
+            raise
+
+    def _hand_back(
+        self,
+        unfinished: Iterator[tuple[str, ...]],
+        todo: Iterator[tuple[int, tuple[str, ...]]],
+    ) -> None:
+        """Without a checkpoint, after an error: every batch not done goes to ``on_unfinished``.
+
+        A checkpointed run leaves them pending instead, for the rerun. This reads the rest
+        of the input, so that the summary reported next counts all of it.
+        """
+        if self._checkpoint is not None or self._on_unfinished is None:
+            self._report()  # the counts as the error left them (the requests it took)
+            return
+        writing = [self._writing] if self._writing else []
+        self._writing = ()
+        for batch in (*self._taken_back, *writing):
+            self._on_unfinished(batch)
+        self._taken_back = []
+        for batch in unfinished:
+            self._on_unfinished(batch)
+        for _position, batch in todo:
+            self._on_unfinished(batch)
+        self._report()
 
     def _fail_the_rest(
         self,
@@ -214,7 +214,9 @@ class _Run:
         previous = self._states[position] if position < len(self._states) else STATE_PENDING
         failure = result.failure
         if failure is None:
+            self._writing = result.prospect_ids
             self._output.write(result.events)
+            self._writing = ()
             count = len(result.events)
             record = FinishedBatch(
                 position=position,
@@ -256,14 +258,46 @@ class _Run:
             return
         # Only a flush that succeeded says the pending batches are durable; if it raises,
         # nothing is recorded and those batches run again on resume.
-        length = self._output.flush()
+        try:
+            length = self._output.flush()
+        except OutputWriteError:
+            if self._checkpoint is None:
+                self._take_back_undurable()
+            raise
         if self._checkpoint is not None:
             try:
                 self._checkpoint.record(self._pending, output_length=length)
             except sqlite3.Error as exc:  # the checkpoint's own disk is full, say
                 raise OutputWriteError(self._checkpoint.path, exc) from exc
-        self._pending = []
+        records, self._pending = self._pending, []
         self._last_commit = self._clock.monotonic()
+        self._tell(records)
+
+    def _take_back_undurable(self) -> None:
+        """Without a checkpoint, a flush failed: the done batches since the last one are not.
+
+        Their events are cut from the output where it can be (a file), they leave the
+        counts, and they wait in ``_taken_back`` for ``on_unfinished``; the failed ones
+        stay failed.
+        """
+        self._output.discard_undurable()
+        failed = []
+        for record in self._pending:
+            if record.failed:
+                failed.append(record)
+                continue
+            self._done -= len(record.prospect_ids)
+            self._events_total -= record.events
+            self._events_written -= record.events
+            self._batches_run -= 1
+            self._taken_back.append(record.prospect_ids)
+        self._pending = []
+        self._tell(failed)
+
+    def _tell(self, records: list[FinishedBatch]) -> None:
+        if self._on_batch is not None:
+            for record in records:
+                self._on_batch(record)
 
     def _set_state(self, position: int, state: int) -> None:
         if position < len(self._states):  # else no checkpoint: nothing to resume from
@@ -339,6 +373,8 @@ async def pull(
     stop: asyncio.Event | None = None,
     commit_interval: float = COMMIT_INTERVAL,
     csv_raw_cells: bool = False,
+    on_batch: Callable[[FinishedBatch], None] | None = None,
+    on_unfinished: Callable[[tuple[str, ...]], None] | None = None,
 ) -> PullSummary:
     """Pull the events of a large list of prospects into ``out``, resumably, exactly once.
 
@@ -363,6 +399,13 @@ async def pull(
 
     A CSV output neutralises text cells that would start a spreadsheet formula (a
     leading ``'``) unless ``csv_raw_cells=True``.
+
+    ``on_batch`` is called with each batch once it is final: its events durable in the
+    output (at the commit that follows it), or failed after its retries. Without a
+    checkpoint, ``on_unfinished`` is called, before an error other than the server's
+    silence is raised (a refused key, an output that cannot be written), with each batch
+    of IDs not done: the one being written, any whose flush failed, those in flight and
+    the rest of the input; so every ID is reported done, failed or unfinished.
 
     Raises OutputWriteError naming the output when it cannot be written (disk full,
     file too large): the checkpoint then holds only batches whose events are whole and
@@ -391,6 +434,8 @@ async def pull(
             retry_failed=retry_failed,
             progress=progress,
             commit_interval=commit_interval,
+            on_batch=on_batch,
+            on_unfinished=on_unfinished,
         )
 
     if checkpoint is None:

@@ -56,10 +56,15 @@ def utc_range_problem(moment: dt.datetime) -> str | None:
     return None
 
 
-def parse_timestamp(value: Timestamp | None, *, name: str) -> dt.datetime | dt.date | None:
-    """A date or an aware datetime (naive times are read as UTC), or a clear error."""
+def parse_timestamp(value: Timestamp | None, *, name: str | None) -> dt.datetime | dt.date | None:
+    """A date or an aware datetime (naive times are read as UTC), or a clear error.
+
+    The error names the value as ``name=value`` (``timestamp_from='...'``), or as the
+    value alone when ``name`` is None (the command line, where argparse names the flag).
+    """
     if value is None:
         return None
+    label = "" if name is None else f"{name}="
     if isinstance(value, str):
         text = value.strip()
         try:
@@ -68,14 +73,14 @@ def parse_timestamp(value: Timestamp | None, *, name: str) -> dt.datetime | dt.d
             value = dt.datetime.fromisoformat(text)
         except ValueError:
             raise ConfigurationError(
-                f"{name}={value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime "
+                f"{label}{value!r} is not a date (YYYY-MM-DD) or an ISO 8601 datetime "
                 "(e.g. 2026-09-01T00:00:00Z)"
             ) from None
     if isinstance(value, dt.datetime):
         moment = value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
         problem = utc_range_problem(moment)
         if problem is not None:
-            raise ConfigurationError(f"{name}={value.isoformat()!r} {problem}")
+            raise ConfigurationError(f"{label}{value.isoformat()!r} {problem}")
         return moment
     if isinstance(value, dt.date):
         return value
@@ -90,7 +95,8 @@ def _as_wire(value: dt.datetime | dt.date | None) -> str | None:
     return value.isoformat()
 
 
-def _start(value: dt.datetime | dt.date) -> dt.datetime:
+def start_of(value: dt.datetime | dt.date) -> dt.datetime:
+    """When a date or datetime begins, as an aware datetime (a date: its midnight in UTC)."""
     if isinstance(value, dt.datetime):
         return value
     return dt.datetime(value.year, value.month, value.day, tzinfo=dt.UTC)
@@ -104,7 +110,7 @@ def build_query(
     """The normalised query, or a ConfigurationError naming the bad value."""
     start = parse_timestamp(timestamp_from, name="timestamp_from")
     end = parse_timestamp(timestamp_to, name="timestamp_to")
-    if start is not None and end is not None and _start(start) > _start(end):
+    if start is not None and end is not None and start_of(start) > start_of(end):
         raise ConfigurationError(
             f"timestamp_from ({_as_wire(start)}) is after timestamp_to ({_as_wire(end)})"
         )
@@ -124,4 +130,4 @@ def older_than_retention(query: Query, *, now: dt.datetime) -> bool:
     # A date as the end means that whole day. The day is taken off the other side, so that
     # the last date of the calendar (9999-12-31) does not overflow.
     whole_day = dt.timedelta(days=1) if not isinstance(end, dt.datetime) else dt.timedelta(0)
-    return _start(end) < now - RETENTION - whole_day
+    return start_of(end) < now - RETENTION - whole_day

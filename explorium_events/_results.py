@@ -1,4 +1,4 @@
-"""The result types of a pull: what a batch, a fetch and a stream hand back. Pure data.
+"""The result types of a pull: what a batch, a fetch, a stream and pull() hand back. Pure data.
 
 They sit below the client and the error tree (``FetchError`` and
 ``InvalidProspectIdError`` carry a ``FetchResult``), so they import nothing but the
@@ -100,3 +100,40 @@ def batch_failure(batch: tuple[str, ...], error: Exception, attempts: int) -> Ba
         attempts=attempts,
         error=error,
     )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PullSummary:
+    """Where a pull stands: every input value is in exactly one state.
+
+    ``done + failed + not_tried + invalid + duplicates == input_values``. ``done`` and
+    ``failed`` count over every run of the pull; ``events_written``, ``requests`` and
+    the like count this run only. Without a checkpoint ``checkpoint`` is ``""`` and the
+    input's counts grow as it is read.
+    """
+
+    input_values: int
+    unique_ids: int
+    done: int
+    failed: int
+    not_tried: int
+    invalid: int
+    duplicates: int
+    failed_batches: int
+    events_total: int
+    events_written: int
+    batches_run: int
+    requests: int
+    retries: int
+    rate_limited: int
+    duplicates_dropped: int
+    elapsed: float
+    interrupted: bool
+    checkpoint: str
+    output: str
+    invalid_examples: tuple[InvalidProspectId, ...] = ()
+
+    @property
+    def complete(self) -> bool:
+        """Whether every valid ID is done: nothing failed, nothing left."""
+        return self.failed == 0 and self.not_tried == 0

@@ -357,8 +357,7 @@ class CliCase:
 
 
 def _checkpoint_of_another_pull(tmp_path: Any) -> None:
-    from explorium_events import Checkpoint
-    from explorium_events._checkpoint import PullSpec
+    from explorium_events._checkpoint import Checkpoint, PullSpec
 
     spec = PullSpec(
         input_fingerprint="0" * 64,

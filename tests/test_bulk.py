@@ -20,7 +20,6 @@ from aiohttp import web
 
 import explorium_events._bulk as bulk
 from explorium_events import (
-    Checkpoint,
     CheckpointMismatchError,
     ConfigurationError,
     Event,
@@ -30,6 +29,7 @@ from explorium_events import (
     RetryPolicy,
     pull,
 )
+from explorium_events._checkpoint import Checkpoint
 from explorium_events._digests import DigestSet
 from explorium_events.cli import main
 from explorium_events.emulator import Emulator, EmulatorConfig, expected_events

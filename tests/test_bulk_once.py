@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import json
 import os
 import sys
 import threading
@@ -14,6 +15,7 @@ import pytest
 from aiohttp import web
 
 from explorium_events import (
+    AuthenticationError,
     EventsClient,
     InvalidProspectIdError,
     OutputWriteError,
@@ -22,6 +24,7 @@ from explorium_events import (
     ServerUnavailableError,
     pull,
 )
+from explorium_events._checkpoint import FinishedBatch
 from explorium_events.emulator import Emulator, EmulatorConfig
 from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, prospect_id
 from tests.test_edges_writes import NOW, clean_pull, disk_full_after, events_in
@@ -223,3 +226,118 @@ async def test_a_pulls_elapsed_time_is_read_from_the_clients_clock(
             client, ids, tmp_path / "e.jsonl", tmp_path / "c.ckpt", progress=progress
         )
     assert summary.elapsed == 10.0 * (summary.batches_run + 1)
+
+
+async def test_on_batch_reports_each_batch_once_it_is_done_or_failed(
+    api: ApiServer, tmp_path: Path
+) -> None:
+    """on_batch hears of every batch once: the done ones with their events, the failed ones."""
+    ids = [prospect_id(number) for number in range(200)]
+
+    def flaky(server: ApiServer, seen: Seen) -> web.StreamResponse:
+        if ids[50] in seen.ids:
+            return web.json_response({"details": "boom"}, status=503)
+        return web.json_response({"output_events": [], "total_results": 0})
+
+    api.handler = flaky
+    heard: list[FinishedBatch] = []
+    async with EventsClient(
+        api_key=TEST_KEY, base_url=api.url, retry=RetryPolicy(max_attempts=1)
+    ) as client:
+        summary = await pull(client, ids, tmp_path / "e.jsonl", None, on_batch=heard.append)
+    assert sorted(pid for record in heard for pid in record.prospect_ids) == sorted(ids)
+    assert [record.prospect_ids for record in heard if record.failed] == [tuple(ids[40:80])]
+    assert summary.failed == 40 and summary.done == 160
+
+
+async def test_a_refused_key_hands_back_every_id_not_done_without_a_checkpoint(
+    api: ApiServer, tmp_path: Path
+) -> None:
+    """A 401 mid-pull: each ID is reported done or unfinished, once; the last progress adds up."""
+    ids = [prospect_id(number) for number in range(400)]
+
+    def revoked(server: ApiServer, seen: Seen) -> web.StreamResponse:
+        if len(server.requests) > 3:
+            return web.json_response({"details": "invalid key"}, status=401)
+        return web.json_response({"output_events": [], "total_results": 0})
+
+    api.handler = revoked
+    done: list[str] = []
+    unfinished: list[str] = []
+    last: list[PullSummary] = []
+    async with EventsClient(api_key=TEST_KEY, base_url=api.url, max_concurrency=1) as client:
+        with pytest.raises(AuthenticationError):
+            await pull(
+                client,
+                iter(ids),
+                tmp_path / "e.jsonl",
+                None,
+                progress=last.append,
+                on_batch=lambda record: done.extend(record.prospect_ids),
+                on_unfinished=unfinished.extend,
+            )
+    assert len(done) == 120 and sorted(done + unfinished) == sorted(ids)
+    assert last[-1].done == 120 and last[-1].not_tried == 280 and adds_up(last[-1])
+
+
+async def test_a_write_failure_hands_back_the_batch_being_written_and_the_rest(
+    emulator: Emulator, tmp_path: Path
+) -> None:
+    """A full disk without a checkpoint: every ID is done (in the file) or handed back."""
+    ids = [prospect_id(number) for number in range(COUNT)]
+    out = tmp_path / "e.jsonl"
+    await clean_pull(emulator.url, ids, tmp_path / "clean.jsonl")
+    budget = (tmp_path / "clean.jsonl").stat().st_size // 2
+    done: list[str] = []
+    unfinished: list[str] = []
+    with disk_full_after(budget):
+        async with client_for(emulator.url, max_concurrency=2) as client:
+            with pytest.raises(OutputWriteError):
+                await pull(
+                    client,
+                    ids,
+                    out,
+                    None,
+                    commit_interval=0.0,
+                    on_batch=lambda record: done.extend(record.prospect_ids),
+                    on_unfinished=unfinished.extend,
+                )
+    assert 0 < len(unfinished) < COUNT and sorted(done + unfinished) == sorted(ids)
+    in_file = {line["prospect_id"] for line in map(json.loads, out.read_text().splitlines())}
+    assert in_file <= set(done)
+
+
+async def test_a_failed_flush_without_a_checkpoint_takes_its_batches_back(
+    emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """fsync fails: the batches it covered are cut from the file and handed back, not done."""
+    ids = [prospect_id(number) for number in range(200)]
+    out = tmp_path / "e.jsonl"
+    real_fsync, calls = os.fsync, [0]
+
+    def failing_fsync(fd: int) -> None:
+        calls[0] += 1
+        if calls[0] == 3:
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr("explorium_events._sinks._files.os.fsync", failing_fsync)
+    done: list[str] = []
+    unfinished: list[str] = []
+    last: list[PullSummary] = []
+    async with client_for(emulator.url, max_concurrency=1) as client:
+        with pytest.raises(OutputWriteError):
+            await pull(
+                client,
+                ids,
+                out,
+                None,
+                commit_interval=0.0,
+                progress=last.append,
+                on_batch=lambda record: done.extend(record.prospect_ids),
+                on_unfinished=unfinished.extend,
+            )
+    assert done == ids[:80] and sorted(unfinished) == sorted(ids[80:])
+    in_file = {line["prospect_id"] for line in map(json.loads, out.read_text().splitlines())}
+    assert in_file <= set(ids[:80])
+    assert last[-1].done == 80 and last[-1].not_tried == 120 and adds_up(last[-1])

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from explorium_events import Checkpoint, CheckpointMismatchError, ConfigurationError
+from explorium_events import CheckpointMismatchError, ConfigurationError
 from explorium_events._checkpoint import (
     STATE_DONE,
     STATE_FAILED,
     STATE_PENDING,
+    Checkpoint,
     FinishedBatch,
     PullSpec,
 )

@@ -26,15 +26,12 @@ import pytest
 from aiohttp import web
 
 from explorium_events import RateLimitState
-from explorium_events._input import MAX_LINE_BYTES, read_ids
-from explorium_events._progress import (
-    Progress,
-    ProgressLogHandler,
-    Snapshot,
-    pace,
-    render_line,
-)
-from explorium_events.cli import _rate_limit, demo_prospect_ids, main
+from explorium_events.cli import main
+from explorium_events.cli._demo import demo_prospect_ids
+from explorium_events.cli._flags import rate_limit_type as _rate_limit
+from explorium_events.cli._input import MAX_LINE_BYTES, read_ids
+from explorium_events.cli._progress import Progress, ProgressLogHandler, Snapshot, render_line
+from explorium_events.cli._summary import pace
 from explorium_events.emulator import Emulator, EmulatorConfig, expected_events
 from tests.conftest import TEST_KEY, ApiServer, Seen, events_body, prospect_id
 
@@ -740,6 +737,40 @@ async def test_fetch_as_a_real_process_pipes_ids_in_and_events_out(emulator: Emu
     _check_no_key(out.decode(), err.decode())
 
 
+async def test_fetch_into_a_pipe_closed_early_exits_1_quietly_listing_the_rest(
+    emulator: Emulator, ids_file: Callable[[int], str], tmp_path: Path
+) -> None:
+    """`fetch | head -1`: no traceback, exit 1, and every ID not written is in --failed-out."""
+    failed = tmp_path / "failed.txt"
+    reader, writer = os.pipe()
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "explorium_events",
+        "fetch",
+        "--ids",
+        ids_file(2_000),
+        "--failed-out",
+        str(failed),
+        "--concurrency",
+        "1",
+        *to(emulator),
+        stdout=writer,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    os.close(writer)
+    with os.fdopen(reader, "rb") as events:
+        first = await asyncio.to_thread(events.readline)
+    # The reader is gone: the next write the process makes finds a broken pipe.
+    async with asyncio.timeout(PROCESS_TIMEOUT):
+        _, err = await process.communicate()
+    assert json.loads(first)["event_id"]
+    assert process.returncode == 1, err.decode()
+    assert b"Traceback" not in err
+    unwritten = failed.read_text().split()
+    assert 0 < len(unwritten) < 2_000 and len(set(unwritten)) == len(unwritten)
+
+
 # -- serve -----------------------------------------------------------------------------------
 
 
@@ -1018,7 +1049,7 @@ def test_read_ids_reads_a_semicolon_csv_and_skips_empty_rows(tmp_path: Path) -> 
 
 def test_read_ids_reports_a_short_csv_row_by_line(tmp_path: Path) -> None:
     """A row without a prospect_id field fails with its line number."""
-    from explorium_events._input import InputError
+    from explorium_events.cli._input import InputError
 
     path = tmp_path / "ids.csv"
     path.write_text(f"name,prospect_id\na,{prospect_id(1)}\nlonely\n")

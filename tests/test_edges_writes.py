@@ -583,7 +583,7 @@ async def test_a_checkpoint_that_cannot_be_written_stops_the_pull_naming_it(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The checkpoint's disk is full: OutputWriteError names it; the rerun completes exactly."""
-    from explorium_events import Checkpoint
+    from explorium_events._checkpoint import Checkpoint
 
     ids = [prospect_id(number) for number in range(COUNT)]
     out, checkpoint = tmp_path / "e.jsonl", tmp_path / "pull.ckpt"

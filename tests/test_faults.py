@@ -24,8 +24,8 @@ from explorium_events import (
     MalformedResponse,
     RetryPolicy,
     TransportError,
-    normalize_prospect_id,
 )
+from explorium_events._ids import normalize_prospect_id
 from explorium_events.emulator import Emulator, EmulatorConfig, EmulatorStats, expected_events
 from tests.conftest import TEST_KEY, prospect_id
 

@@ -205,6 +205,12 @@ class PullOutput:
             raise OutputWriteError(self.name, exc) from exc
         return None
 
+    def discard_undurable(self) -> None:
+        """Cut the output back to its last durable flush, when its sink can (a file)."""
+        discard = getattr(self._sink, "discard_undurable", None)
+        if discard is not None:
+            discard()
+
     def close(self) -> None:
         """Close a registered format's file; the caller's own sink is left open."""
         if self._format is not None and self._sink is not None:

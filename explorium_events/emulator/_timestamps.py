@@ -11,6 +11,11 @@ instant of the next minute.
 
 A date as ``timestamp_from`` means the start of that day (UTC); as
 ``timestamp_to`` it means the whole of that day, up to its last microsecond.
+
+This is the server's parser, kept apart from the client's (``explorium_events._query``,
+which the library and the command line share) on purpose: it mirrors what the real API
+accepts (RFC 3339 forms such as a space or ``t`` separator, ``+HHMM``, a leap second)
+so that the emulator answers a request as the API would, whatever the client sent.
 """
 
 from __future__ import annotations

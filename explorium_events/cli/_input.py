@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, BinaryIO, Literal
 
-from explorium_events import PROSPECT_ID_RULE, invalid_reason, normalize_prospect_id
+from .._ids import PROSPECT_ID_RULE, invalid_reason, normalize_prospect_id
 
 MAX_LINE_BYTES = 65_536
 COLUMN = "prospect_id"

@@ -1,6 +1,6 @@
-"""The command line's live progress line and its end-of-run summary; both go to standard error.
+"""The command line's live progress line, redrawn in place on standard error.
 
-The progress line is redrawn in place with a carriage return, at most ``MAX_REDRAWS``
+The line is redrawn in place with a carriage return, at most ``MAX_REDRAWS``
 times a second, and only when asked (the CLI asks when stderr is a terminal). Log
 records go through ``ProgressLogHandler``, which wipes the line first, so that a
 warning never lands in the middle of a half-drawn bar.
@@ -8,19 +8,21 @@ warning never lands in the middle of a half-drawn bar.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import shutil
+import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TextIO
 
-from explorium_events import BatchFailure, FetchStats, RateLimitState
+from .._ratelimit import RateLimitState
+from ._common import is_terminal
 
 MAX_REDRAWS = 10  # per second
 _BAR_WIDTH = 20
-_FAILURES_SHOWN = 5
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,150 +187,23 @@ class ProgressLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def pace(
-    units: int, limit: int | None, window: float, elapsed: float
-) -> tuple[float, float] | None:
-    """How close a run came to the rate limit: (the fastest the limit allows, that / elapsed).
-
-    Under a sliding window of ``limit`` units per ``window`` seconds, ``units`` can go
-    out in ``ceil(units / limit)`` bursts, one window apart, so no run can take less
-    than ``(ceil(units / limit) - 1) * window`` seconds. None when the limit never
-    had to hold anything back (``units <= limit``, or no limit).
-    """
-    if not limit or units <= limit or elapsed <= 0:
-        return None
-    fastest = (math.ceil(units / limit) - 1) * window
-    return fastest, fastest / elapsed
+def progress_enabled(flag: bool | None) -> bool:
+    """--progress / --no-progress, else whether standard error is a terminal."""
+    return flag if flag is not None else is_terminal(sys.stderr)
 
 
-@dataclass(slots=True)
-class RunReport:
-    """Everything the summary tells about one pull."""
-
-    source: str
-    ids_read: int
-    ids_done: int
-    stats: FetchStats
-    output: str
-    output_format: str
-    elapsed: float
-    rate_limit: int | None
-    rate_window: float
-    rate_cost: str
-    units_sent: int = 0
-    invalid: int = 0
-    invalid_examples: Sequence[str] = ()
-    failures: list[BatchFailure] = field(default_factory=list)
-    failed_out: str | None = None
-    unfinished_ids: int = 0
-    key_rejected: str | None = None
-    gave_up: str | None = None
-    write_failed: str | None = None
-    interrupted: bool = False
-
-    @property
-    def failed_ids(self) -> int:
-        """Prospect IDs in failed batches (not those left undone by a rejected key)."""
-        return sum(len(failure.prospect_ids) for failure in self.failures)
-
-
-def _plural(count: int, word: str, plural: str | None = None) -> str:
-    return f"{count:,} {word if count == 1 else plural or word + 's'}"
-
-
-def summary_lines(report: RunReport) -> list[str]:
-    """The end-of-run summary, one screen at most."""
-    stats = report.stats
-    lines: list[str] = []
-    if report.interrupted:
-        head = f"Interrupted after {report.elapsed:.1f}s"
-    elif report.key_rejected:
-        head = f"Stopped after {report.elapsed:.1f}s: the API refused the key"
-    elif report.gave_up:
-        head = f"Stopped after {report.elapsed:.1f}s: the server answered nothing usable"
-    elif report.write_failed:
-        head = f"Stopped after {report.elapsed:.1f}s: the output could not be written"
-    elif report.failures:
-        head = f"Finished in {report.elapsed:.1f}s with failed batches"
-    else:
-        head = f"Done in {report.elapsed:.1f}s"
-    lines.append(f"{head}: {report.ids_done:,} of {report.ids_read:,} prospect IDs done.")
-
-    extras = []
-    if stats.duplicate_ids:
-        extras.append(f"{stats.duplicate_ids:,} repeated")
-    if report.invalid:
-        extras.append(f"{report.invalid:,} invalid skipped")
-    note = f" ({', '.join(extras)})" if extras else ""
-    lines.append(f"  input       {report.source}: {_plural(report.ids_read, 'ID')}{note}")
-    lines.extend(f"              skipped {example}" for example in report.invalid_examples)
-    ok_batches = stats.batches - stats.failed_batches
-    lines.append(
-        f"  batches     {stats.batches:,} done: {ok_batches:,} ok, {stats.failed_batches:,} failed"
-    )
-    lines.append(
-        f"  requests    {stats.requests:,} ({_plural(stats.retries, 'retry', 'retries')}, "
-        f"{stats.rate_limited:,} answered 429)"
-    )
-    lines.append(
-        f"  events      {stats.events:,} written to {report.output} ({report.output_format}); "
-        f"{stats.duplicates_dropped:,} duplicates dropped"
-    )
-    if report.elapsed > 0:
-        lines.append(
-            f"  throughput  {report.ids_done / report.elapsed:,.0f} IDs/s, "
-            f"{stats.requests / report.elapsed:,.1f} requests/s"
-        )
-    lines.extend(_rate_limit_lines(report))
-    lines.extend(_failure_lines(report))
-    return lines
-
-
-def _rate_limit_lines(report: RunReport) -> list[str]:
-    if report.rate_limit is None:
-        return ["  rate limit  none on the client side (the server's headers still applied)"]
-    unit = "requests" if report.rate_cost == "request" else "IDs"
-    limit = f"{report.rate_limit:,} {unit} per {report.rate_window:g}s"
-    close = pace(report.units_sent, report.rate_limit, report.rate_window, report.elapsed)
-    if close is None:
-        sent = _plural(report.units_sent, unit.removesuffix("s"))
-        return [f"  rate limit  {limit}: never reached ({sent} sent)"]
-    fastest, ratio = close
-    return [
-        f"  rate limit  {limit}: ran at {ratio:.0%} of its pace ({report.units_sent:,} {unit} "
-        f"need >= {fastest:.1f}s; took {report.elapsed:.1f}s)"
+@contextlib.contextmanager
+def logs_around(progress: Progress) -> Iterator[None]:
+    """While the block runs, the package's log lines wipe ``progress`` before they print."""
+    handlers = [
+        handler
+        for handler in logging.getLogger("explorium_events").handlers
+        if isinstance(handler, ProgressLogHandler)
     ]
-
-
-def _failure_lines(report: RunReport) -> list[str]:
-    lines: list[str] = []
-    if report.key_rejected:
-        first, *rest = report.key_rejected.splitlines()
-        lines.append(f"  KEY REFUSED {first}")
-        lines.extend(f"              {line}" for line in rest)
-    if report.gave_up:
-        lines.append(f"  GAVE UP     {report.gave_up}")
-    if report.failures:
-        lines.append(
-            f"  FAILED      {_plural(len(report.failures), 'batch', 'batches')}"
-            f" ({report.failed_ids:,} IDs) after their retries:"
-        )
-        for failure in report.failures[:_FAILURES_SHOWN]:
-            line = f"              {failure.error}"[:300]
-            # Batches given up on together share one error: once is enough.
-            if line != lines[-1]:
-                lines.append(line)
-        if len(report.failures) > _FAILURES_SHOWN:
-            lines.append(f"              ... and {len(report.failures) - _FAILURES_SHOWN} more")
-    if report.unfinished_ids:
-        lines.append(f"  NOT DONE    {_plural(report.unfinished_ids, 'ID')} never fetched")
-    undone = report.failed_ids + report.unfinished_ids
-    if undone:
-        if report.failed_out:
-            lines.append(
-                f"  retry them  {_plural(undone, 'ID')} written to {report.failed_out}; "
-                f"run again with --ids {report.failed_out}"
-            )
-        else:
-            lines.append("  retry them  pass --failed-out FILE to get their IDs in a file")
-    return lines
+    for handler in handlers:
+        handler.progress = progress
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.progress = None

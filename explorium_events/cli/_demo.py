@@ -1,0 +1,253 @@
+"""``explorium-events demo``: a pull of made-up prospects from an in-process emulator, checked.
+
+The pull is the same one ``fetch`` runs (``_run``); the demo adds the emulator around
+it, and at the end checks every event written against what the emulator holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import hashlib
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .._client import EventsClient
+from .._errors import ConfigurationError
+from .._models import Event
+from .._sinks import format_for
+from . import _flags
+from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say
+from ._progress import Progress, progress_enabled
+from ._run import PullRequest, PullRun
+from ._summary import pace
+
+if TYPE_CHECKING:
+    from ..emulator import EmulatorConfig, EmulatorStats
+
+DEMO_RATE_LIMIT = (40, 5.0)
+DEMO_LATENCY_MS = 50.0
+DEMO_ERROR_RATE = 0.02
+DEMO_DUPLICATE_RATE = 0.02
+
+_DEMO_LIMIT = f"{DEMO_RATE_LIMIT[0]} requests per {DEMO_RATE_LIMIT[1]:g} s"
+_DEMO_ERRORS = f"{DEMO_ERROR_RATE:.0%}"
+_DEMO_DUPLICATES = f"{DEMO_DUPLICATE_RATE:.0%}"
+_DEMO_DESCRIPTION = f"""\
+Start the emulator in this process on a free loopback port, make up --prospects
+prospect IDs, pull their events with the progress bar, write them to --out, and
+report what happened: batches, requests, retries, 429s, events, duplicates dropped,
+time, throughput, and how close the pull ran to the rate limit. Every event is then
+checked against what the emulator holds for those prospects.
+
+So that the rate limiter is seen at work in seconds rather than minutes, the demo's
+emulator allows {_DEMO_LIMIT} (the real API: 200 per 60 s), adds latency,
+answers {_DEMO_ERRORS} of requests with a 5xx and sends {_DEMO_DUPLICATES} of events twice; the
+client runs at the same limit. With the defaults it takes about 20 seconds.
+"""
+
+_DEMO_EPILOG = f"""\
+examples:
+  {PROG} demo
+  {PROG} demo --prospects 1000 --out demo.csv
+  # the real API's limit and no faults: 5,000 IDs are 125 requests, under 200 a minute
+  {PROG} demo --rate-limit 200/60 --error-rate 0
+
+exit status: 0 when every event arrived exactly once; 1 otherwise; 130 interrupted.
+"""
+
+
+def add_parser(subparsers: _flags.Subparsers) -> None:
+    """Add ``demo`` and its flags."""
+    demo = _flags.add_command(
+        subparsers,
+        "demo",
+        help="pull 5,000 made-up prospects from an in-process emulator: try this first",
+        description=_DEMO_DESCRIPTION,
+        epilog=_DEMO_EPILOG,
+    )
+    demo.add_argument(
+        "--prospects",
+        metavar="N",
+        type=_flags.int_between(1, 1_000_000),
+        default=5_000,
+        help="how many prospect IDs to make up (default: %(default)s)",
+    )
+    _flags.add_output(demo, "events.jsonl")
+    _flags.add_rate_limit(
+        demo,
+        default=DEMO_RATE_LIMIT,
+        help="requests per sliding window, for the emulator and the client alike "
+        f"(default: {DEMO_RATE_LIMIT[0]}/{DEMO_RATE_LIMIT[1]:g})",
+    )
+    _flags.add_latency_ms(
+        demo,
+        default=DEMO_LATENCY_MS,
+        help="the emulator's latency; jitter: half of it either way (default: %(default)g)",
+    )
+    _flags.add_error_rate(
+        demo,
+        default=DEMO_ERROR_RATE,
+        help="share of requests the emulator answers with a 5xx (default: %(default)g)",
+    )
+    _flags.add_duplicate_rate(
+        demo,
+        default=DEMO_DUPLICATE_RATE,
+        help="share of events the emulator sends twice (default: %(default)g)",
+    )
+    _flags.add_concurrency(demo)
+    _flags.add_seed(demo, help="the made-up IDs and the faults (default: %(default)s)")
+    _flags.add_give_up_after(demo)
+    _flags.add_progress(demo)
+    _flags.add_verbose(demo)
+
+
+def demo_prospect_ids(count: int, seed: int = 0) -> list[str]:
+    """``count`` made-up, valid, distinct prospect IDs; the same ones for the same seed."""
+    return [
+        hashlib.sha1(f"explorium-events-demo-{seed}-{number}".encode()).hexdigest()
+        for number in range(count)
+    ]
+
+
+@dataclass
+class _Check:
+    """What the demo learns besides the pull: every event written, and what the server did."""
+
+    seen: dict[str, int] = field(default_factory=dict)
+    expected: set[str] = field(default_factory=set)
+    server: EmulatorStats | None = None
+
+    def count(self, events: Sequence[Event]) -> None:
+        for event in events:
+            self.seen[event.event_id] = self.seen.get(event.event_id, 0) + 1
+
+
+def run(args: argparse.Namespace) -> int:
+    """Pull the made-up prospects, report and check; the exit status."""
+    from ..emulator import EmulatorConfig
+
+    rate_limit, rate_window = args.rate_limit
+    today = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    config = EmulatorConfig(
+        rate_limit=rate_limit,
+        rate_window=rate_window,
+        latency_ms=args.latency_ms,
+        latency_jitter_ms=args.latency_ms / 2,
+        error_rate=args.error_rate,
+        duplicate_rate=args.duplicate_rate,
+        seed=args.seed,
+        now=today,  # fixed, so that the check at the end agrees even across midnight
+    )
+    out = None if args.out in (None, "-") else args.out
+    try:
+        fmt = format_for(out, args.format)
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
+    check = _Check()
+    request = PullRequest(
+        command="demo",
+        ids=demo_prospect_ids(args.prospects, args.seed),
+        total=args.prospects,
+        source="made-up IDs",
+        out=out,
+        fmt=fmt,
+        append=args.append,
+        csv_raw_cells=args.csv_raw_cells,
+        report_to=sys.stdout,  # the demo's report is its output
+        watch=check.count,
+    )
+    progress = Progress(sys.stderr, enabled=progress_enabled(args.progress))
+    with PullRun(request, progress) as pull_run:
+        try:
+            asyncio.run(_pull_from_an_emulator(args, config, pull_run, check))
+        except KeyboardInterrupt:
+            pull_run.interrupted = True
+        status = pull_run.finish()
+    if status == EXIT_INTERRUPTED or pull_run.write_failed or pull_run.final is None:
+        return status
+    got = set(check.seen)
+    twice = sum(1 for times in check.seen.values() if times > 1)
+    ok = got == check.expected and twice == 0 and not pull_run.final.failed
+    say(*_closing_lines(check, ok, twice, pull_run.final.requests, rate_limit), stream=sys.stdout)
+    return EXIT_OK if ok else EXIT_FAILED
+
+
+async def _pull_from_an_emulator(
+    args: argparse.Namespace, config: EmulatorConfig, pull_run: PullRun, check: _Check
+) -> None:
+    from ..emulator import Emulator, expected_events
+
+    ids = list(pull_run.request.ids)
+    async with Emulator(config) as emulator:
+        client = EventsClient(
+            api_key="demo-key-not-a-secret",
+            base_url=emulator.url,
+            max_concurrency=args.concurrency,
+            rate_limit=config.rate_limit,
+            rate_window=config.rate_window,
+            give_up_after=args.give_up_after,
+        )
+        limit = (
+            "no rate limit"
+            if config.rate_limit is None
+            else (f"rate limit {config.rate_limit} requests per {config.rate_window:g}s")
+        )
+        say(
+            f"{PROG} demo: an emulated Events API at {emulator.url}",
+            f"  {limit} (the real API: 200 per 60s), {config.latency_ms:g}ms latency "
+            f"(+-{config.latency_jitter_ms:g}ms),",
+            f"  {config.error_rate:.0%} of requests answered with a 5xx, "
+            f"{config.duplicate_rate:.0%} of events sent twice.",
+            f"Pulling the events of {len(ids):,} made-up prospects ({client.batch_size} per "
+            f"request, {client.max_concurrency} at a time) into "
+            f"{pull_run.request.out or 'standard output'} ...",
+            "",
+            stream=sys.stdout,
+        )
+        await pull_run.go(client)
+        check.server = emulator.stats
+        check.expected = {event["event_id"] for event in expected_events(ids, config=config)}
+
+
+def _closing_lines(
+    check: _Check, ok: bool, twice: int, requests: int, rate_limit: int | None
+) -> list[str]:
+    server = check.server
+    assert server is not None
+    got, expected = set(check.seen), check.expected
+    by_status = ", ".join(
+        f"{number} x {status}" for status, number in sorted(server.requests_by_status.items())
+    )
+    lines = [
+        f"  server      {server.requests:,} requests answered: {by_status}",
+        f"              at most {server.peak_in_flight} in flight; "
+        f"{server.duplicated_events:,} events sent twice on purpose",
+    ]
+    if ok:
+        lines.append(
+            f"  checked     all {len(expected):,} events the emulator holds for these "
+            "prospects arrived, once each"
+        )
+    else:
+        lines.append(
+            f"  CHECK FAILED  expected {len(expected):,} events; got {len(got & expected):,} of "
+            f"them, {len(got - expected):,} unexpected, {twice:,} written twice"
+        )
+    real = pace(requests, 200, 60.0, 1.0)
+    if rate_limit is not None and real is not None:
+        lines.append(
+            f"  real API    at 200 requests per 60s, {requests:,} requests would "
+            f"need {real[0]:.0f}s at least"
+        )
+    lines.extend(
+        [
+            "",
+            f"Next: `{PROG} serve` runs this emulator on port 8787 for your own code;",
+            f"      `{PROG} fetch --help` tells how to pull real events.",
+        ]
+    )
+    return lines

@@ -1,0 +1,320 @@
+"""Every flag more than one command takes, declared once, with the argument types that check them.
+
+A command's module builds its parser from these (``add_rate_limit(parser)``) plus its
+own flags. Each argument type names the bad value and the rule, so argparse's error
+line (``argument --since: ...``) is all a person needs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import math
+import shutil
+from collections.abc import Callable
+from typing import TypeAlias
+
+from .._errors import ConfigurationError
+from .._ids import MAX_BATCH_SIZE
+from .._models import EventType
+from .._query import parse_timestamp
+from .._retry import RetryPolicy
+from .._settings import (
+    API_KEY_VARIABLE,
+    BASE_URL_VARIABLE,
+    DEFAULT_BASE_URL,
+    DEFAULT_GIVE_UP_AFTER,
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_RATE_LIMIT,
+    DEFAULT_RATE_WINDOW,
+)
+from .._sinks import FORMATS
+
+# What add_parser(subparsers) receives; a string, since argparse's class is not generic at runtime.
+Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
+
+EVENT_TYPE_ALIASES = {
+    "role": EventType.PROSPECT_CHANGED_ROLE.value,
+    "company": EventType.PROSPECT_CHANGED_COMPANY.value,
+    "anniversary": EventType.PROSPECT_JOB_START_ANNIVERSARY.value,
+}
+API_RATE_LIMIT = (DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW)
+
+
+# -- argument types: each names the bad value ------------------------------------------------
+
+
+def rate_limit_type(text: str) -> tuple[int | None, float]:
+    """``N/SECONDS`` (``200/60``), ``N`` (per 60 s), or ``off``."""
+    value = text.strip().lower()
+    if value in ("off", "none", "0"):
+        return None, 60.0
+    count_text, _, window_text = value.partition("/")
+    try:
+        count = int(count_text)
+        window = float(window_text.removesuffix("s")) if window_text else 60.0
+    except ValueError:
+        count, window = 0, 0.0
+    if count < 1 or not (math.isfinite(window) and window > 0):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not N/SECONDS, such as 200/60 (200 per minute), or 'off'"
+        )
+    return count, window
+
+
+def timestamp_type(text: str) -> dt.date | dt.datetime:
+    """A date or an ISO 8601 datetime (UTC unless it says otherwise), as the library reads it."""
+    try:
+        moment = parse_timestamp(text, name=None)
+    except ConfigurationError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    assert moment is not None
+    return moment
+
+
+def event_types_type(text: str) -> list[str]:
+    """Comma-separated event types, full names or their short aliases, each once."""
+    chosen: list[str] = []
+    for part in text.split(","):
+        name = part.strip().lower()
+        if not name:
+            continue
+        name = EVENT_TYPE_ALIASES.get(name, name)
+        if name not in {kind.value for kind in EventType}:
+            known = ", ".join(kind.value for kind in EventType)
+            raise argparse.ArgumentTypeError(
+                f"unknown event type {part.strip()!r}; known: {known} "
+                f"(or short: {', '.join(EVENT_TYPE_ALIASES)})"
+            )
+        if name not in chosen:
+            chosen.append(name)
+    if not chosen:
+        raise argparse.ArgumentTypeError("name at least one event type")
+    return chosen
+
+
+def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
+    """A whole number from ``low`` (to ``high``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low or (high is not None and value > high):
+            bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number {bound}")
+        return value
+
+    return parse
+
+
+def number_at_least(low: float) -> Callable[[str], float]:
+    """A finite number no less than ``low``."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        if not (math.isfinite(value) and value >= low):
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number >= {low:g}")
+        return value
+
+    return parse
+
+
+def give_up_after_type(text: str) -> float | None:
+    """Seconds (a positive number), or ``off``."""
+    if text.strip().lower() in ("off", "none", "never"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds, or 'off'")
+    return value
+
+
+def probability_type(text: str) -> float:
+    """A number from 0 to 1."""
+    value = number_at_least(0.0)(text)
+    if value > 1.0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a probability from 0 to 1")
+    return value
+
+
+# -- a command's parser ----------------------------------------------------------------------
+
+
+class Formatter(argparse.RawDescriptionHelpFormatter):
+    """Keeps the examples' line breaks; a little wider than argparse's default."""
+
+    def __init__(self, prog: str) -> None:
+        width = shutil.get_terminal_size((100, 24)).columns - 2
+        super().__init__(prog, max_help_position=32, width=min(width, 100))
+
+
+def add_command(
+    subparsers: Subparsers, name: str, *, help: str, description: str, epilog: str
+) -> argparse.ArgumentParser:
+    """A command's parser, formatted like every other; ``-v`` is added last by ``add_verbose``."""
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        name,
+        help=help,
+        description=description,
+        epilog=epilog,
+        formatter_class=Formatter,
+        allow_abbrev=False,
+    )
+    return parser
+
+
+# -- the shared flags ------------------------------------------------------------------------
+
+
+def add_api_key(
+    parser: argparse.ArgumentParser,
+    help: str = f"the API key (default: ${API_KEY_VARIABLE}); prefer the variable",
+) -> None:
+    parser.add_argument("--api-key", metavar="KEY", help=help)
+
+
+def add_base_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--base-url",
+        metavar="URL",
+        help=f"the API's address (default: ${BASE_URL_VARIABLE}, else {DEFAULT_BASE_URL})",
+    )
+
+
+def add_concurrency(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--concurrency",
+        metavar="N",
+        type=int_between(1, 64),
+        default=DEFAULT_MAX_CONCURRENCY,
+        help="requests in flight at once (default: %(default)s)",
+    )
+
+
+def add_batch_size(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--batch-size",
+        metavar="N",
+        type=int_between(1, MAX_BATCH_SIZE),
+        default=MAX_BATCH_SIZE,
+        help="prospect IDs per request (default: %(default)s)",
+    )
+
+
+def add_rate_limit(
+    parser: argparse.ArgumentParser,
+    *,
+    default: tuple[int | None, float] = API_RATE_LIMIT,
+    help: str = "at most N units in any SECONDS-second window, or 'off' (default: 200/60, "
+    "the API's documented limit)",
+) -> None:
+    parser.add_argument(
+        "--rate-limit", metavar="N/SECONDS", type=rate_limit_type, default=default, help=help
+    )
+
+
+def add_rate_limit_cost(
+    parser: argparse.ArgumentParser,
+    help: str = "what one unit of --rate-limit is: a request, or a prospect ID; the API does "
+    "not document which it counts (default: %(default)s)",
+) -> None:
+    parser.add_argument(
+        "--rate-limit-cost", choices=("request", "id"), default="request", help=help
+    )
+
+
+def add_max_attempts(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--max-attempts",
+        metavar="N",
+        type=int_between(1, 20),
+        default=RetryPolicy().max_attempts,
+        help="attempts per batch before it counts as failed; 1: no retries (default: %(default)s)",
+    )
+
+
+def add_give_up_after(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--give-up-after",
+        metavar="SECONDS",
+        type=give_up_after_type,
+        default=DEFAULT_GIVE_UP_AFTER,
+        help="stop when the server has answered nothing usable (only timeouts, dropped "
+        "connections, unreadable bodies, 5xx or 429) for SECONDS; every ID not yet fetched "
+        "then counts as failed (in --failed-out, and in --checkpoint for --retry-failed); "
+        "'off': never (default: %(default)g)",
+    )
+
+
+def add_output(parser: argparse.ArgumentParser, default: str | None) -> None:
+    """--out, --format, --append and --csv-raw-cells."""
+    where = default or "standard output"
+    parser.add_argument(
+        "--out",
+        metavar="FILE",
+        default=default,
+        help=f"write events to FILE ('-': standard output) (default: {where})",
+    )
+    parser.add_argument(
+        "--format",
+        choices=sorted(FORMATS),
+        default=None,
+        help="output format (default: from the --out extension: .csv, .jsonl, .db or "
+        ".sqlite; else jsonl)",
+    )
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add to --out instead of replacing it (a CSV header is written only once)",
+    )
+    parser.add_argument(
+        "--csv-raw-cells",
+        action="store_true",
+        help="CSV: write text cells as the API sent them. By default a text cell starting "
+        "with =, +, -, @, a tab or a carriage return gets a leading ' so that a spreadsheet "
+        "shows it instead of running it as a formula (OWASP 'CSV injection'); numbers "
+        "such as -3 are never changed",
+    )
+
+
+def add_latency_ms(parser: argparse.ArgumentParser, *, default: float, help: str) -> None:
+    parser.add_argument(
+        "--latency-ms", metavar="MS", type=number_at_least(0), default=default, help=help
+    )
+
+
+def add_error_rate(parser: argparse.ArgumentParser, *, default: float, help: str) -> None:
+    parser.add_argument(
+        "--error-rate", metavar="P", type=probability_type, default=default, help=help
+    )
+
+
+def add_duplicate_rate(parser: argparse.ArgumentParser, *, default: float, help: str) -> None:
+    parser.add_argument(
+        "--duplicate-rate", metavar="P", type=probability_type, default=default, help=help
+    )
+
+
+def add_seed(parser: argparse.ArgumentParser, help: str) -> None:
+    parser.add_argument("--seed", type=int, default=0, help=help)
+
+
+def add_progress(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show the progress line on standard error (default: only when it is a terminal)",
+    )
+
+
+def add_verbose(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on standard error")

@@ -1,0 +1,212 @@
+"""The one end-of-run summary of a pull, for fetch (with or without --checkpoint) and demo alike.
+
+Every valid input value is in exactly one state: done, failed, not yet tried, or a
+repeat of an earlier one; the input line says so. Then what this run did, how close
+it ran to the rate limit, what went wrong, and the one next step that fixes it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from .._errors import AuthenticationError, PermissionDeniedError
+from .._results import PullSummary
+from .._settings import API_KEY_VARIABLE
+from ._common import plural
+
+FAILURES_SHOWN = 5
+
+
+def key_refused(error: AuthenticationError) -> str:
+    """What to say when the API refused the key (401 or 403): two lines, never the key."""
+    text = f"HTTP {error.status}: {error.message or 'no message'}"
+    if error.correlation_id:
+        text += f" (correlation_id {error.correlation_id})"
+    if isinstance(error, PermissionDeniedError):
+        hint = "The key may not do this: check the account's credits and permissions."
+    else:
+        hint = f"Check --api-key or {API_KEY_VARIABLE}."
+    return f"{text}\n{hint} Nothing was retried."
+
+
+def pace(
+    units: int, limit: int | None, window: float, elapsed: float
+) -> tuple[float, float] | None:
+    """How close a run came to the rate limit: (the fastest the limit allows, that / elapsed).
+
+    Under a sliding window of ``limit`` units per ``window`` seconds, ``units`` can go
+    out in ``ceil(units / limit)`` bursts, one window apart, so no run can take less
+    than ``(ceil(units / limit) - 1) * window`` seconds. None when the limit never
+    had to hold anything back (``units <= limit``, or no limit).
+    """
+    if not limit or units <= limit or elapsed <= 0:
+        return None
+    fastest = (math.ceil(units / limit) - 1) * window
+    return fastest, fastest / elapsed
+
+
+@dataclass(slots=True, kw_only=True)
+class RunReport:
+    """Everything the summary tells: pull()'s own summary and what the command line adds.
+
+    ``batches_ok``, ``batches_failed``, ``ids_run`` and ``units_sent`` count this run;
+    ``failures`` holds the errors of failed batches (every run's, with a checkpoint).
+    """
+
+    summary: PullSummary
+    source: str
+    output_format: str
+    rate_limit: int | None
+    rate_window: float
+    rate_cost: str
+    invalid: int = 0
+    unread: int = 0  # valid values the command counted that the pull never read
+    invalid_examples: Sequence[str] = ()
+    batches_ok: int = 0
+    batches_failed: int = 0
+    ids_run: int = 0
+    units_sent: int = 0
+    failures: list[str] = field(default_factory=list)
+    failed_out: str | None = None
+    key_refused: str | None = None
+    gave_up: str | None = None
+    write_failed: str | None = None
+    stopped_after: float | None = None  # seconds from the stop signal to the stop
+
+
+def summary_lines(report: RunReport) -> list[str]:
+    """The end-of-run summary, one screen at most."""
+    run = report.summary
+    elapsed = run.elapsed
+    if run.interrupted:
+        head = f"Interrupted after {elapsed:.1f}s"
+    elif report.key_refused:
+        head = f"Stopped after {elapsed:.1f}s: the API refused the key"
+    elif report.gave_up:
+        head = f"Stopped after {elapsed:.1f}s: the server answered nothing usable"
+    elif report.write_failed:
+        head = f"Stopped after {elapsed:.1f}s: the output could not be written"
+    elif run.failed:
+        head = f"Finished in {elapsed:.1f}s with failed batches"
+    else:
+        head = f"Done in {elapsed:.1f}s"
+    values = run.unique_ids + run.duplicates + report.unread
+    not_tried = run.not_tried + report.unread
+    # A repeat is done when its first is; that is certain only once every ID is done.
+    repeats_done = run.duplicates if run.complete else 0
+    lines = [f"{head}: {run.done + repeats_done:,} of {values:,} prospect IDs done."]
+
+    invalid = run.invalid + report.invalid
+    skipped = f" ({invalid:,} invalid skipped)" if invalid else ""
+    lines.append(
+        f"  input       {report.source}: {plural(values, 'ID')} = {run.done:,} done"
+        f" + {run.failed:,} failed + {not_tried:,} not yet tried"
+        f" + {run.duplicates:,} repeated{skipped}"
+    )
+    lines.extend(f"              skipped {example}" for example in report.invalid_examples)
+    batches = report.batches_ok + report.batches_failed
+    lines.append(
+        f"  batches     {batches:,} done: {report.batches_ok:,} ok, "
+        f"{report.batches_failed:,} failed"
+    )
+    lines.append(
+        f"  requests    {run.requests:,} ({plural(run.retries, 'retry', 'retries')}, "
+        f"{run.rate_limited:,} answered 429)"
+    )
+    lines.append(
+        f"  events      {run.events_written:,} written to {run.output} ({report.output_format}); "
+        f"{run.duplicates_dropped:,} duplicates dropped"
+    )
+    if run.checkpoint:
+        lines.append(
+            f"  checkpoint  {run.checkpoint}; the output holds {run.events_total:,} events "
+            "from every run"
+        )
+    if elapsed > 0 and report.ids_run:
+        lines.append(
+            f"  throughput  {report.ids_run / elapsed:,.0f} IDs/s, "
+            f"{run.requests / elapsed:,.1f} requests/s"
+        )
+    lines.extend(_rate_limit_lines(report))
+    lines.extend(_trouble_lines(report))
+    lines.extend(_next_steps(report))
+    return lines
+
+
+def _rate_limit_lines(report: RunReport) -> list[str]:
+    if report.rate_limit is None:
+        return ["  rate limit  none on the client side (the server's headers still applied)"]
+    unit = "requests" if report.rate_cost == "request" else "IDs"
+    limit = f"{report.rate_limit:,} {unit} per {report.rate_window:g}s"
+    elapsed = report.summary.elapsed
+    close = pace(report.units_sent, report.rate_limit, report.rate_window, elapsed)
+    if close is None:
+        sent = plural(report.units_sent, unit.removesuffix("s"))
+        return [f"  rate limit  {limit}: never reached ({sent} sent)"]
+    fastest, ratio = close
+    return [
+        f"  rate limit  {limit}: ran at {ratio:.0%} of its pace ({report.units_sent:,} {unit} "
+        f"need >= {fastest:.1f}s; took {elapsed:.1f}s)"
+    ]
+
+
+def _trouble_lines(report: RunReport) -> list[str]:
+    run = report.summary
+    lines: list[str] = []
+    if report.key_refused:
+        first, *rest = report.key_refused.splitlines()
+        lines.append(f"  KEY REFUSED {first}")
+        lines.extend(f"              {line}" for line in rest)
+    if report.gave_up:
+        lines.append(f"  GAVE UP     {report.gave_up}")
+    if run.failed:
+        lines.append(
+            f"  FAILED      {plural(run.failed_batches, 'batch', 'batches')}"
+            f" ({run.failed:,} IDs) after their retries:"
+        )
+        for error in report.failures[:FAILURES_SHOWN]:
+            line = f"              {error}"[:300]
+            # Batches given up on together share one error: once is enough.
+            if line != lines[-1]:
+                lines.append(line)
+        if run.failed_batches > FAILURES_SHOWN:
+            lines.append(f"              ... and {run.failed_batches - FAILURES_SHOWN} more")
+    not_tried = run.not_tried + report.unread
+    if not_tried and not run.interrupted:
+        lines.append(f"  NOT DONE    {plural(not_tried, 'ID')} never fetched")
+    return lines
+
+
+def _next_steps(report: RunReport) -> list[str]:
+    run = report.summary
+    lines: list[str] = []
+    if run.interrupted:
+        after = f"{report.stopped_after:.2f}s after the signal; " if report.stopped_after else ""
+        consistent = "; the checkpoint is consistent" if run.checkpoint else ""
+        lines.append(
+            f"  stopped     {after}{run.output} holds every batch finished before it{consistent}"
+        )
+    if run.checkpoint:
+        if run.failed:
+            lines.append(
+                "  retry them  run the same command with --retry-failed: it retries exactly those"
+            )
+            if report.failed_out is not None:
+                lines.append(f"              (their IDs are also in {report.failed_out})")
+        if run.not_tried or report.unread:
+            lines.append(
+                f"  resume      run the same command again (same --ids, --out and --checkpoint "
+                f"{run.checkpoint}): it skips the finished batches"
+            )
+        return lines
+    undone = run.failed + (0 if run.interrupted else run.not_tried + report.unread)
+    if undone and report.failed_out:
+        lines.append(
+            f"  retry them  {plural(undone, 'ID')} written to {report.failed_out}; "
+            f"run again with --ids {report.failed_out}"
+        )
+    elif undone:
+        lines.append("  retry them  pass --failed-out FILE to get their IDs in a file")
+    return lines
