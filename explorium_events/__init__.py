@@ -1,15 +1,37 @@
-"""Fetch Explorium prospect events for any number of prospects, at the rate limit.
+"""Fetch Explorium prospect and business events for any number of IDs, at the rate limit.
 
 from explorium_events import EventsClient
 
 async with EventsClient(api_key="...") as client:
     result = await client.fetch(prospect_ids)
+    accounts = await client.businesses.fetch(business_ids)
 """
 
 from ._bulk import PullSummary, pull
+from ._business_models import (
+    AwardData,
+    BusinessEvent,
+    BusinessEventData,
+    BusinessEventType,
+    ClosingOfficeData,
+    CostCuttingData,
+    DepartmentChangeData,
+    EmployeeJoinedData,
+    FundingRoundData,
+    HiringData,
+    InvestmentData,
+    IpoAnnouncementData,
+    LawsuitData,
+    MergerData,
+    NewOfficeData,
+    OutageData,
+    PartnershipData,
+    ProductData,
+)
 from ._checkpoint import Checkpoint, FailedBatchRecord
 from ._client import EventsClient
 from ._clock import Clock, SystemClock
+from ._entity_client import EntityEvents
 from ._errors import (
     ApiError,
     AuthenticationError,
@@ -20,6 +42,8 @@ from ._errors import (
     ConnectionFailed,
     ExploriumError,
     FetchError,
+    InvalidBusinessIdError,
+    InvalidIdError,
     InvalidProspectIdError,
     MalformedResponse,
     OutputWriteError,
@@ -32,6 +56,7 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._ids import (
+    BUSINESS_ID_RULE,
     PROSPECT_ID_RULE,
     invalid_reason,
     normalize_prospect_id,
@@ -52,21 +77,31 @@ from ._stream import BatchStream
 from ._version import __version__
 
 __all__ = [
+    "BUSINESS_ID_RULE",
     "PROSPECT_ID_RULE",
     "AnniversaryData",
     "ApiError",
     "AuthenticationError",
+    "AwardData",
     "BadRequestError",
     "BatchFailure",
     "BatchResult",
     "BatchStream",
+    "BusinessEvent",
+    "BusinessEventData",
+    "BusinessEventType",
     "Checkpoint",
     "CheckpointMismatchError",
     "ClientClosedError",
     "Clock",
+    "ClosingOfficeData",
     "CompanyChangeData",
     "ConfigurationError",
     "ConnectionFailed",
+    "CostCuttingData",
+    "DepartmentChangeData",
+    "EmployeeJoinedData",
+    "EntityEvents",
     "Event",
     "EventData",
     "EventSink",
@@ -77,11 +112,23 @@ __all__ = [
     "FetchError",
     "FetchResult",
     "FetchStats",
+    "FundingRoundData",
+    "HiringData",
+    "InvalidBusinessIdError",
+    "InvalidIdError",
     "InvalidProspectId",
     "InvalidProspectIdError",
+    "InvestmentData",
+    "IpoAnnouncementData",
+    "LawsuitData",
     "MalformedResponse",
+    "MergerData",
+    "NewOfficeData",
+    "OutageData",
     "OutputWriteError",
+    "PartnershipData",
     "PermissionDeniedError",
+    "ProductData",
     "PullSummary",
     "RateLimitCost",
     "RateLimitError",
