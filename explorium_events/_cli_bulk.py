@@ -65,6 +65,7 @@ class BulkRequest:
     since: dt.date | dt.datetime | None
     until: dt.date | dt.datetime | None
     csv_raw_cells: bool = False
+    entity: str = "prospect"
 
 
 def run_bulk(client: EventsClient, request: BulkRequest, progress: Progress) -> BulkOutcome:
@@ -166,6 +167,7 @@ async def _run(
                     progress=on_progress,
                     stop=stop,
                     csv_raw_cells=request.csv_raw_cells,
+                    entity=request.entity,
                 )
         outcome.summary = summary
         outcome.stopped_at = time.monotonic()
@@ -257,7 +259,7 @@ def summary_lines(summary: PullSummary, request: BulkRequest) -> list[str]:
     values = summary.input_values + request.invalid
     invalid = summary.invalid + request.invalid
     lines = [
-        f"{head}: {summary.done:,} of {summary.unique_ids:,} prospect IDs done.",
+        f"{head}: {summary.done:,} of {summary.unique_ids:,} {request.entity} IDs done.",
         f"  input       {request.source}: {_plural(values, 'value')} = {summary.done:,} done"
         f" + {summary.failed:,} failed + {summary.not_tried:,} not yet tried"
         f" + {invalid:,} invalid + {summary.duplicates:,} repeated",

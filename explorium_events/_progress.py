@@ -225,6 +225,7 @@ class RunReport:
     gave_up: str | None = None
     write_failed: str | None = None
     interrupted: bool = False
+    entity: str = "prospect"  # whose IDs: prospect or business
 
     @property
     def failed_ids(self) -> int:
@@ -252,7 +253,7 @@ def summary_lines(report: RunReport) -> list[str]:
         head = f"Finished in {report.elapsed:.1f}s with failed batches"
     else:
         head = f"Done in {report.elapsed:.1f}s"
-    lines.append(f"{head}: {report.ids_done:,} of {report.ids_read:,} prospect IDs done.")
+    lines.append(f"{head}: {report.ids_done:,} of {report.ids_read:,} {report.entity} IDs done.")
 
     extras = []
     if stats.duplicate_ids:

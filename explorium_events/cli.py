@@ -25,10 +25,10 @@ from typing import TYPE_CHECKING, TextIO
 from explorium_events import (
     AuthenticationError,
     BatchFailure,
+    BusinessEvent,
     ConfigurationError,
     Event,
     EventsClient,
-    EventType,
     FetchStats,
     OutputWriteError,
     PermissionDeniedError,
@@ -38,6 +38,7 @@ from explorium_events import (
 )
 
 from ._cli_bulk import BulkRequest, bulk_usage_problem, run_bulk
+from ._cli_entity import EVENT_TYPES_HELP, add_entity_flag, event_types_problem, parse_event_types
 from ._ids import MAX_BATCH_SIZE
 from ._input import IdInput, InputError, read_ids
 from ._progress import (
@@ -64,12 +65,6 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 API_KEY_VARIABLE = "EXPLORIUM_API_KEY"
 BASE_URL_VARIABLE = "EXPLORIUM_BASE_URL"
-
-EVENT_TYPE_ALIASES = {
-    "role": EventType.PROSPECT_CHANGED_ROLE.value,
-    "company": EventType.PROSPECT_CHANGED_COMPANY.value,
-    "anniversary": EventType.PROSPECT_JOB_START_ANNIVERSARY.value,
-}
 
 DEMO_RATE_LIMIT = (40, 5.0)
 DEMO_LATENCY_MS = 50.0
@@ -120,26 +115,6 @@ def _timestamp(text: str) -> dt.date | dt.datetime:
     if problem is not None:
         raise argparse.ArgumentTypeError(f"{text!r} {problem}")
     return moment
-
-
-def _event_types(text: str) -> list[str]:
-    chosen: list[str] = []
-    for part in text.split(","):
-        name = part.strip().lower()
-        if not name:
-            continue
-        name = EVENT_TYPE_ALIASES.get(name, name)
-        if name not in {kind.value for kind in EventType}:
-            known = ", ".join(kind.value for kind in EventType)
-            raise argparse.ArgumentTypeError(
-                f"unknown event type {part.strip()!r}; known: {known} "
-                f"(or short: {', '.join(EVENT_TYPE_ALIASES)})"
-            )
-        if name not in chosen:
-            chosen.append(name)
-    if not chosen:
-        raise argparse.ArgumentTypeError("name at least one event type")
-    return chosen
 
 
 def _int_between(low: int, high: int | None = None) -> Callable[[str], int]:
@@ -430,12 +405,11 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_argument(
         "--event-types",
         metavar="TYPES",
-        type=_event_types,
+        type=parse_event_types,
         default=None,
-        help="comma-separated event types: prospect_changed_role (role), "
-        "prospect_changed_company (company), prospect_job_start_anniversary (anniversary) "
-        "(default: all three)",
+        help=EVENT_TYPES_HELP,
     )
+    add_entity_flag(fetch)
     fetch.add_argument(
         "--since",
         metavar="WHEN",
@@ -763,10 +737,11 @@ async def _pull(
     event_types: list[str] | None = None,
     since: dt.date | dt.datetime | None = None,
     until: dt.date | dt.datetime | None = None,
-    on_events: Callable[[tuple[Event, ...]], None] | None = None,
+    on_events: Callable[[Iterable[Event | BusinessEvent]], None] | None = None,
+    entity: str = "prospect",
 ) -> None:
     """Stream the batches into the sink and the failures into ``failed_out``; fill ``state``."""
-    stream = client.stream(
+    stream = client.entity(entity).stream(
         ids,
         event_types=event_types,
         timestamp_from=since,
@@ -893,6 +868,7 @@ def _report(
     sink_format: str,
     failed_out: str | None,
     interrupted: bool = False,
+    entity: str = "prospect",
 ) -> RunReport:
     return RunReport(
         source=source,
@@ -915,6 +891,7 @@ def _report(
         gave_up=state.gave_up,
         write_failed=state.write_failed,
         interrupted=interrupted,
+        entity=entity,
     )
 
 
@@ -925,11 +902,12 @@ def _open_outputs(
     append: bool,
     failed_out: str | None,
     csv_raw_cells: bool = False,
+    entity: str = "prospect",
 ) -> tuple[EventSink, TextIO | None]:
     """Open the event sink and the failed-IDs file, or raise UsageError naming the file."""
     path = None if out in (None, "-") else out
     try:
-        sink = open_sink(path, fmt, append=append, csv_raw_cells=csv_raw_cells)
+        sink = open_sink(path, fmt, append=append, csv_raw_cells=csv_raw_cells, entity=entity)
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
     failed = None
@@ -957,6 +935,8 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         and _start(args.since) > _start(args.until)
     ):
         raise UsageError(f"--since {args.since} is after --until {args.until}")
+    if (problem := event_types_problem(args.entity, args.event_types)) is not None:
+        raise UsageError(problem)
     out = None if args.out in (None, "-") else args.out
     fmt = format_for(out, args.format)
     if args.failed_out is not None and args.failed_out == out:
@@ -999,7 +979,7 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
             f"`{PROG} fetch < ids.txt`"
         )
     try:
-        ids = read_ids(args.ids, stdin=sys.stdin)
+        ids = read_ids(args.ids, stdin=sys.stdin, entity=args.entity)
     except InputError as exc:
         raise UsageError(str(exc)) from None
     if ids.invalid_count and not args.skip_invalid:
@@ -1034,6 +1014,7 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         sink_format=fmt,
         failed_out=args.failed_out,
         interrupted=interrupted,
+        entity=args.entity,
     )
     _say(*summary_lines(report))
     if interrupted:
@@ -1069,6 +1050,7 @@ def _fetch_bulk(
         since=args.since,
         until=args.until,
         csv_raw_cells=args.csv_raw_cells,
+        entity=args.entity,
     )
     log.progress = progress
     try:
@@ -1109,6 +1091,7 @@ async def _fetch_async(
             append=args.append,
             failed_out=args.failed_out,
             csv_raw_cells=args.csv_raw_cells,
+            entity=args.entity,
         )
         try:
             state.started = time.monotonic()
@@ -1122,6 +1105,7 @@ async def _fetch_async(
                 event_types=args.event_types,
                 since=args.since,
                 until=args.until,
+                entity=args.entity,
             )
         finally:
             sink.close()
@@ -1277,7 +1261,7 @@ async def _demo_async(
     ids = demo_prospect_ids(args.prospects, args.seed)
     seen: dict[str, int] = {}
 
-    def count(events: tuple[Event, ...]) -> None:
+    def count(events: Iterable[Event | BusinessEvent]) -> None:
         for event in events:
             seen[event.event_id] = seen.get(event.event_id, 0) + 1
 
