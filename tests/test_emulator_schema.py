@@ -304,9 +304,7 @@ def test_schema_invalid_business_requests_are_refused_and_pass_every_check(
     assert response.status_code in (401, 422), response.text
 
 
-def test_reference_business_example_request_passes_every_check(
-    base_url: str, session: Any
-) -> None:
+def test_reference_business_example_request_passes_every_check(base_url: str, session: Any) -> None:
     """A request shaped like the business reference page's example conforms, with events."""
     case = BUSINESS_STRICT.Case(
         body={
