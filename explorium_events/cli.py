@@ -250,7 +250,8 @@ exit status:
 """
 
 _SERVE_DESCRIPTION = """\
-Run the emulator of the Events API (POST /v1/prospects/events) until Ctrl-C or
+Run the emulator of the Events API (POST /v1/prospects/events and
+/v1/businesses/events, one rate-limit window per key for both) until Ctrl-C or
 SIGTERM. It validates requests like the real API (422 with FastAPI-style details),
 checks the api_key header (401), rate-limits per key over a sliding window (429 with
 Retry-After, X-RateLimit-* headers), and serves deterministic synthetic events: the
@@ -1149,7 +1150,7 @@ def _serve(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         )
         key = "one key only (--api-key)" if args.api_key else "any non-empty key"
         _say(
-            f"{PROG}: emulator serving {url}  (POST /v1/prospects/events)",
+            f"{PROG}: emulator serving {url}  (POST /v1/prospects/events, /v1/businesses/events)",
             f"  rate limit {limit}; accepts {key}; stats at {url}/_emulator/stats",
             f"  try: {PROG} fetch --base-url {url} --api-key "
             f"{'KEY' if args.api_key else 'anything'} --ids ids.txt",
@@ -1185,6 +1186,17 @@ def demo_prospect_ids(count: int, seed: int = 0) -> list[str]:
     """``count`` made-up, valid, distinct prospect IDs; the same ones for the same seed."""
     return [
         hashlib.sha1(f"explorium-events-demo-{seed}-{number}".encode()).hexdigest()
+        for number in range(count)
+    ]
+
+
+DEMO_BUSINESSES = 200  # a few requests beside the prospects', within the same windows
+
+
+def demo_business_ids(count: int, seed: int = 0) -> list[str]:
+    """``count`` made-up, valid, distinct business IDs; the same ones for the same seed."""
+    return [
+        hashlib.md5(f"explorium-events-demo-business-{seed}-{number}".encode()).hexdigest()
         for number in range(count)
     ]
 
@@ -1256,9 +1268,10 @@ async def _demo_async(
     state: _Pull,
     outcome: _DemoOutcome,
 ) -> None:
-    from explorium_events.emulator import Emulator, expected_events
+    from explorium_events.emulator import Emulator, expected_business_events, expected_events
 
     ids = demo_prospect_ids(args.prospects, args.seed)
+    businesses = demo_business_ids(DEMO_BUSINESSES, args.seed)
     seen: dict[str, int] = {}
 
     def count(events: Iterable[Event | BusinessEvent]) -> None:
@@ -1286,7 +1299,9 @@ async def _demo_async(
             f"  {config.error_rate:.0%} of requests answered with a 5xx, "
             f"{config.duplicate_rate:.0%} of events sent twice.",
             f"Pulling the events of {len(ids):,} made-up prospects ({client.batch_size} per "
-            f"request, {client.max_concurrency} at a time) into {out or 'standard output'} ...",
+            f"request, {client.max_concurrency} at a time) into {out or 'standard output'},",
+            f"and at the same time those of {len(businesses)} made-up businesses (business "
+            "events: funding, offices, hiring...) with the same key and rate limit ...",
             "",
             stream=sys.stdout,
         )
@@ -1296,23 +1311,34 @@ async def _demo_async(
         try:
             async with client:
                 state.started = time.monotonic()
-                await _pull(
-                    client,
-                    ids,
-                    state,
-                    sink=sink,
-                    failed_out=None,
-                    progress=progress,
-                    on_events=count,
+                # One client, one rate-limit budget for both kinds of events.
+                _, accounts = await asyncio.gather(
+                    _pull(
+                        client,
+                        ids,
+                        state,
+                        sink=sink,
+                        failed_out=None,
+                        progress=progress,
+                        on_events=count,
+                    ),
+                    client.businesses.fetch(businesses, raise_on_error=False),
                 )
         finally:
             sink.close()
         server = emulator.stats
         expected = {event["event_id"] for event in expected_events(ids, config=config)}
+        expected_accounts = {
+            event["event_id"] for event in expected_business_events(businesses, config=config)
+        }
 
     got = set(seen)
     twice = sum(1 for times in seen.values() if times > 1)
-    outcome.ok = got == expected and twice == 0 and not state.failures
+    account_ids = [event.event_id for event in accounts.events]
+    accounts_ok = set(account_ids) == expected_accounts and len(account_ids) == len(
+        set(account_ids)
+    )
+    outcome.ok = got == expected and twice == 0 and not state.failures and accounts_ok
     by_status = ", ".join(
         f"{number} x {status}" for status, number in sorted(server.requests_by_status.items())
     )
@@ -1331,6 +1357,15 @@ async def _demo_async(
             f"  CHECK FAILED  expected {len(expected):,} events; got {len(got & expected):,} of "
             f"them, {len(got - expected):,} unexpected, {twice:,} written twice"
         )
+    kinds = len({event.event_name for event in accounts.events})
+    outcome.lines.append(
+        f"  businesses  {len(account_ids):,} business events of {kinds} types for "
+        f"{len(businesses)} made-up businesses, {accounts.stats.requests} requests"
+    )
+    outcome.lines.append(
+        "              in the same rate-limit budget: "
+        + ("all arrived, once each" if accounts_ok else "CHECK FAILED")
+    )
     real = pace(state.stats.requests, 200, 60.0, 1.0)
     if state.rate_limit is not None and real is not None:
         outcome.lines.append(
@@ -1341,6 +1376,7 @@ async def _demo_async(
         [
             "",
             f"Next: `{PROG} serve` runs this emulator on port 8787 for your own code;",
+            f"      `{PROG} fetch --entity business --ids accounts.csv` pulls business events;",
             f"      `{PROG} fetch --help` tells how to pull real events.",
         ]
     )
