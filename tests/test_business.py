@@ -645,3 +645,34 @@ async def test_a_mixed_concurrent_pull_matches_both_expectations(emulator: Emula
         event["event_id"] for event in expected_events(pids, config=CONFIG)
     }
     assert {e.event_id for e in businesses.events} == expected_ids(bids)
+
+
+# -- hostile answers -------------------------------------------------------------------------
+
+
+async def test_prospect_shaped_events_from_the_business_endpoint_fail_the_batch_not_the_pull(
+    api: ApiServer,
+) -> None:
+    """A 200 whose events lack business_id (a misrouted answer) is a MalformedResponse failure."""
+    from explorium_events import MalformedResponse
+    from tests.conftest import events_body
+
+    api.handler = lambda server, seen: web.json_response(events_body([prospect_id(1)]))
+    policy = RetryPolicy(max_attempts=2)
+    async with client_for(api.url, clock=FakeClock(), retry=policy) as client:
+        result = await client.businesses.fetch(business_ids(3), raise_on_error=False)
+    assert len(api.requests) == 2 and not result.events
+    assert isinstance(result.failed[0].error, MalformedResponse)
+    assert sorted(result.failed_ids) == sorted(business_ids(3))
+
+
+async def test_a_business_event_with_null_data_is_delivered_with_data_none(
+    api: ApiServer,
+) -> None:
+    """data: null costs nothing but the data: the event arrives, its raw JSON intact."""
+    bid = business_id(1)
+    raw = {**business_event(bid), "data": None, "added_later": [1, 2]}
+    api.handler = lambda server, seen: web.json_response(body_of([raw]))
+    async with client_for(api.url) as client:
+        (event,) = (await client.businesses.fetch([bid])).events
+    assert event.data is None and event.to_dict() == raw
