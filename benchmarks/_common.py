@@ -53,6 +53,14 @@ def prospect_ids(count: int, *, start: int = 0) -> list[str]:
     ]
 
 
+def business_ids(count: int, *, start: int = 0) -> list[str]:
+    """``count`` distinct, valid, deterministic business IDs (32 hex characters)."""
+    return [
+        hashlib.md5(f"bench-business-{number}".encode()).hexdigest()
+        for number in range(start, start + count)
+    ]
+
+
 def chunks(ids: Sequence[str], size: int = BATCH) -> list[list[str]]:
     """The IDs in consecutive batches of ``size``."""
     return [list(ids[i : i + size]) for i in range(0, len(ids), size)]
@@ -150,7 +158,7 @@ class EmulatorProcess:
 
     def __init__(self, *, warm: int = 0, **config: Any) -> None:
         self.config = config
-        self.warm = warm  # prospect_ids(warm) are generated before serving
+        self.warm = warm  # prospect_ids(warm) and business_ids(warm) are generated first
         self._process: asyncio.subprocess.Process | None = None
         self._session: aiohttp.ClientSession | None = None
         self.url = ""
@@ -225,13 +233,15 @@ def status_count(stats: Mapping[str, Any], status: int) -> int:
 def _serve(config_json: str, warm: int) -> None:
     import functools
 
-    from explorium_events.emulator import EmulatorConfig, _data, serve_forever
+    from explorium_events.emulator import EmulatorConfig, _business, _data, serve_forever
 
     config = EmulatorConfig(**json.loads(config_json))
-    # Pure function of its arguments: memoizing it changes no answer, only their CPU cost.
+    # Pure functions of their arguments: memoizing them changes no answer, only its CPU cost.
     _data.events_for_prospect = functools.cache(_data.events_for_prospect)
+    _business.events_for_business = functools.cache(_business.events_for_business)  # type: ignore[assignment]
     if warm:
         _data.expected_events(prospect_ids(warm), config=config)
+        _business.expected_business_events(business_ids(warm), config=config)
 
     def ready(url: str) -> None:
         print(url, flush=True)

@@ -39,6 +39,7 @@ BENCHMARKS = (
     ("decoding", "4. Decoding"),
     ("memory", "5. Memory"),
     ("batching", "6. Automatic batching (events_for)"),
+    ("mixed", "7. One key, prospects and businesses together"),
 )
 
 

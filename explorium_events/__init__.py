@@ -1,14 +1,36 @@
-"""Fetch Explorium prospect events for any number of prospects, at the rate limit.
+"""Fetch Explorium prospect and business events for any number of IDs, at the rate limit.
 
 from explorium_events import EventsClient
 
 async with EventsClient(api_key="...") as client:
     result = await client.fetch(prospect_ids)
+    accounts = await client.businesses.fetch(business_ids)
 """
 
 from ._bulk import pull
+from ._business_models import (
+    AwardData,
+    BusinessEvent,
+    BusinessEventData,
+    BusinessEventType,
+    ClosingOfficeData,
+    CostCuttingData,
+    DepartmentChangeData,
+    EmployeeJoinedData,
+    FundingRoundData,
+    HiringData,
+    InvestmentData,
+    IpoAnnouncementData,
+    LawsuitData,
+    MergerData,
+    NewOfficeData,
+    OutageData,
+    PartnershipData,
+    ProductData,
+)
 from ._client import EventsClient
 from ._clock import Clock, SystemClock
+from ._entity_client import EntityEvents
 from ._errors import (
     ApiError,
     AuthenticationError,
@@ -19,6 +41,8 @@ from ._errors import (
     ConnectionFailed,
     ExploriumError,
     FetchError,
+    InvalidBusinessIdError,
+    InvalidIdError,
     InvalidProspectIdError,
     MalformedResponse,
     OutputWriteError,
@@ -56,16 +80,25 @@ __all__ = [
     "AnniversaryData",
     "ApiError",
     "AuthenticationError",
+    "AwardData",
     "BadRequestError",
     "BatchFailure",
     "BatchResult",
     "BatchStream",
+    "BusinessEvent",
+    "BusinessEventData",
+    "BusinessEventType",
     "CheckpointMismatchError",
     "ClientClosedError",
     "Clock",
+    "ClosingOfficeData",
     "CompanyChangeData",
     "ConfigurationError",
     "ConnectionFailed",
+    "CostCuttingData",
+    "DepartmentChangeData",
+    "EmployeeJoinedData",
+    "EntityEvents",
     "Event",
     "EventData",
     "EventSink",
@@ -75,11 +108,23 @@ __all__ = [
     "FetchError",
     "FetchResult",
     "FetchStats",
+    "FundingRoundData",
+    "HiringData",
+    "InvalidBusinessIdError",
+    "InvalidIdError",
     "InvalidProspectId",
     "InvalidProspectIdError",
+    "InvestmentData",
+    "IpoAnnouncementData",
+    "LawsuitData",
     "MalformedResponse",
+    "MergerData",
+    "NewOfficeData",
+    "OutageData",
     "OutputWriteError",
+    "PartnershipData",
     "PermissionDeniedError",
+    "ProductData",
     "PullSummary",
     "RateLimitCost",
     "RateLimitError",

@@ -18,20 +18,21 @@ import asyncio
 import collections
 import logging
 from dataclasses import dataclass, field
+from typing import Any, Generic
 
 from ._clock import Clock
 from ._engine import BatchRunner
-from ._errors import ClientClosedError, InvalidProspectIdError
-from ._ids import PROSPECT_ID_RULE, invalid_reason, normalize_prospect_id
-from ._models import Event
+from ._entity import PROSPECT, Entity
+from ._errors import ClientClosedError
+from ._ids import invalid_reason, normalize_prospect_id
 from ._query import Query
-from ._results import FetchStats
+from ._results import AnyEvent, E, FetchStats
 from ._settings import DEFAULT_CACHE_SIZE
 
 logger = logging.getLogger("explorium_events")
 
 Key = tuple[str, Query]
-Answer = tuple[Event, ...]
+Answer = tuple[AnyEvent, ...]
 
 
 class AnswerCache:
@@ -76,10 +77,12 @@ class _OpenBatch:
     timer: asyncio.Task[None] | None = None
 
 
-class Batcher:
-    """Gathers concurrent single-ID loads into batched requests. Binds to the loop lazily.
+class Batcher(Generic[E]):
+    """Gathers concurrent single-ID loads of one entity into batched requests.
 
-    Its settings are checked by the client (``_settings.check_client_settings``).
+    A client has one per entity, all on its one BatchRunner: a batch never mixes
+    prospects with businesses, and both spend the same rate-limit budget. Binds to the
+    loop lazily. Its settings are checked by the client (``_settings.check_client_settings``).
     """
 
     def __init__(
@@ -91,7 +94,9 @@ class Batcher:
         window: float,
         cache_ttl: float | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
+        entity: Entity[E] = PROSPECT,  # type: ignore[assignment]
     ) -> None:
+        self._entity: Entity[E] = entity
         # Its batches run there, and its timers and senders are tracked there: the
         # runner's aclose() cancels and drains whatever is left.
         self._runner = runner
@@ -120,23 +125,29 @@ class Batcher:
         """Batches sent and not yet answered."""
         return len(self._sending)
 
-    async def load(self, prospect_id: str, query: Query) -> list[Event]:
-        """This prospect's events for ``query``, newest first, from a shared batch."""
+    async def load(self, prospect_id: str, query: Query) -> list[E]:
+        """This ID's events for ``query``, newest first, from a shared batch."""
         if self._closed:
             raise ClientClosedError("this EventsClient is closed; create a new one")
+        entity = self._entity
         normalized = normalize_prospect_id(prospect_id) if isinstance(prospect_id, str) else None
-        if normalized is None or invalid_reason(normalized) is not None:
-            raise InvalidProspectIdError([str(prospect_id)], count=1, rule=PROSPECT_ID_RULE)
+        if normalized is None or invalid_reason(normalized, entity=entity) is not None:
+            raise entity.invalid_error([str(prospect_id)], count=1, rule=entity.id_rule)
         key = (normalized, query)
         if self._cache is not None and (cached := self._cache.get(key)) is not None:
-            return list(cached)
+            return self._typed(cached)
         slot = self._slots.get(key)
         if slot is None:
             slot = asyncio.get_running_loop().create_future()
             self._slots[key] = slot
             self._enqueue(normalized, query)
         # Shielded: a cancelled caller must not cancel the slot the others await.
-        return list(await asyncio.shield(slot))
+        return self._typed(await asyncio.shield(slot))
+
+    def _typed(self, answer: Answer) -> list[E]:
+        # Every event in this batcher's answers is of its entity's kind.
+        events: list[Any] = list(answer)
+        return events
 
     def _enqueue(self, prospect_id: str, query: Query) -> None:
         batch = self._open.get(query)
@@ -184,7 +195,7 @@ class Batcher:
 
     async def _send(self, batch: tuple[str, ...], query: Query) -> None:
         try:
-            result = await self._runner.run_batch(batch, query, self._stats)
+            result = await self._runner.run_batch(batch, query, self._stats, self._entity)
         except Exception as error:  # e.g. AuthenticationError: raised as is to each caller
             self._fail(batch, query, error)
             return
@@ -193,9 +204,9 @@ class Batcher:
             self._stats.failed_batches += 1
             self._fail(batch, query, result.failure.error)
             return
-        found: dict[str, list[Event]] = {prospect_id: [] for prospect_id in batch}
+        found: dict[str, list[AnyEvent]] = {prospect_id: [] for prospect_id in batch}
         for event in result.events:  # already newest first; grouping keeps the order
-            events = found.get(normalize_prospect_id(event.prospect_id))
+            events = found.get(normalize_prospect_id(self._entity.id_of(event)))
             if events is not None:
                 events.append(event)
         self._stats.events += len(result.events)

@@ -1,7 +1,9 @@
-"""Bulk pulls: millions of prospect IDs into a file or a database, resumable, exactly once.
+"""Bulk pulls: millions of prospect or business IDs into a file or a database, resumable.
 
     async with EventsClient() as client:
         summary = await pull(client, "ids.txt", "events.jsonl", "events.checkpoint")
+        summary = await pull(client, "accounts.txt", "accounts.db", "accounts.ckpt",
+                             entity="business")
 
 This module runs a pull; its input is ``_bulk_input``'s, its output the sinks
 registry's (``_sinks``). How it holds together:
@@ -32,6 +34,7 @@ import logging
 import os
 import sqlite3
 from collections.abc import Callable, Coroutine, Iterable, Iterator
+from enum import StrEnum
 from typing import Any, TypeVar
 
 from ._bulk_input import (
@@ -55,8 +58,9 @@ from ._checkpoint import (
 )
 from ._checks import check_seconds
 from ._client import EventsClient
+from ._entity import entity_named
+from ._entity_client import EntityEvents
 from ._errors import OutputWriteError, ServerUnavailableError
-from ._models import EventType
 from ._query import Query, Timestamp, build_query
 from ._results import BatchResult, FetchStats, PullSummary
 from ._results import batch_failure as _failure
@@ -81,6 +85,7 @@ class _Run:
         self,
         *,
         client: EventsClient,
+        view: EntityEvents[Any],
         query: Query,
         checkpoint: Checkpoint | None,
         output: PullOutput,
@@ -92,6 +97,7 @@ class _Run:
         on_unfinished: Callable[[tuple[str, ...]], None] | None = None,
     ) -> None:
         self._client = client
+        self._view = view
         self._query = query
         self._checkpoint = checkpoint
         self._output = output
@@ -132,7 +138,7 @@ class _Run:
             self._report()
             while True:
                 segment = Segment(todo, SEGMENT_BATCHES, self._taken)
-                stream = self._client.stream(
+                stream = self._view.stream(
                     segment.ids(),
                     event_types=query.event_types,
                     timestamp_from=query.timestamp_from,
@@ -208,7 +214,7 @@ class _Run:
             self._taken[batch[0]] = position
             self._finish(_failed_result(batch, error))
 
-    def _finish(self, result: BatchResult) -> None:
+    def _finish(self, result: BatchResult[Any]) -> None:
         position = self._taken.pop(result.prospect_ids[0])
         size = len(result.prospect_ids)
         previous = self._states[position] if position < len(self._states) else STATE_PENDING
@@ -340,7 +346,7 @@ class _Run:
         )
 
 
-def _failed_result(batch: tuple[str, ...], error: ServerUnavailableError) -> BatchResult:
+def _failed_result(batch: tuple[str, ...], error: ServerUnavailableError) -> BatchResult[Any]:
     return BatchResult(
         prospect_ids=batch,
         events=(),
@@ -364,7 +370,7 @@ async def pull(
     checkpoint: str | os.PathLike[str] | None,
     *,
     format: str | None = None,
-    event_types: Iterable[EventType | str] | None = None,
+    event_types: Iterable[StrEnum | str] | None = None,
     timestamp_from: Timestamp | None = None,
     timestamp_to: Timestamp | None = None,
     skip_invalid: bool = False,
@@ -375,8 +381,14 @@ async def pull(
     csv_raw_cells: bool = False,
     on_batch: Callable[[FinishedBatch], None] | None = None,
     on_unfinished: Callable[[tuple[str, ...]], None] | None = None,
+    entity: str = "prospect",
 ) -> PullSummary:
     """Pull the events of a large list of prospects into ``out``, resumably, exactly once.
+
+    ``entity="business"`` pulls business events of business IDs instead (32 hexadecimal
+    characters; business event types; a CSV with a ``business_id`` column, an SQLite
+    ``business_events`` table). The checkpoint records the entity: a checkpoint of a
+    prospect pull refuses a business pull, and the other way round.
 
     ``prospect_ids`` is a text file with one ID per line, or a collection that can be
     read more than once (a list; a set is pulled in sorted order, so that another
@@ -418,15 +430,18 @@ async def pull(
     ``give_up_after``: every batch not yet done is then recorded as failed, for
     ``retry_failed=True`` once the server is back.
     """
-    query = build_query(event_types, timestamp_from, timestamp_to)
+    kind = entity_named(entity)
+    view = client.entity(kind.name)
+    query = build_query(event_types, timestamp_from, timestamp_to, entity=kind)
     check_seconds("commit_interval", commit_interval, zero_ok=True)
     once = checkpoint is None
-    source = Source(in_stable_order(prospect_ids), once=once)
-    output = PullOutput(out, format, csv_raw_cells=csv_raw_cells)
+    source = Source(in_stable_order(prospect_ids), once=once, entity=kind)
+    output = PullOutput(out, format, csv_raw_cells=csv_raw_cells, entity=kind.name)
 
     def run_for(ledger: Checkpoint | None, found: Scan) -> _Run:
         return _Run(
             client=client,
+            view=view,
             query=query,
             checkpoint=ledger,
             output=output,
@@ -439,7 +454,7 @@ async def pull(
         )
 
     if checkpoint is None:
-        found = Scan()
+        found = Scan(entity=kind)
         output.open()
         try:
             run = run_for(None, found)
@@ -453,7 +468,9 @@ async def pull(
 
     scanned, _ = await _until_stopped(scan_input(source), stop)
     if scanned is None:  # stopped before anything was sent: nothing to record
-        return run_for(None, Scan()).summary(interrupted=True, checkpoint=os.fspath(checkpoint))
+        return run_for(None, Scan(entity=kind)).summary(
+            interrupted=True, checkpoint=os.fspath(checkpoint)
+        )
     if scanned.invalid and not skip_invalid:
         raise scanned.invalid_error()
     spec = PullSpec(
@@ -465,6 +482,7 @@ async def pull(
         batch_size=client.batch_size,
         output=output.name,
         output_format=output.format,
+        entity=kind.name,
     )
     with Checkpoint.open(checkpoint, spec) as ledger:
         ledger.set_input_totals(

@@ -1,4 +1,4 @@
-"""A pull's input: reads prospect IDs from a file or an iterable, counted, deduplicated, batched.
+"""A pull's input: reads prospect or business IDs from a file or an iterable, counted, deduplicated.
 
 With a checkpoint the input is read twice: ``scan_input`` fingerprints the
 deduplicated stream of valid IDs and counts the input, then ``unique_ids`` reads it
@@ -17,12 +17,13 @@ import stat
 from collections.abc import Iterable, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
+from typing import Any
 
 from ._checkpoint import STATE_DONE, STATE_FAILED, STATE_PENDING
 from ._digests import DigestSet
-from ._errors import ConfigurationError, InvalidProspectIdError
+from ._entity import PROSPECT, Entity
+from ._errors import ConfigurationError, InvalidIdError
 from ._ids import (
-    PROSPECT_ID_RULE,
     chunked,
     invalid_reason,
     normalize_prospect_id,
@@ -33,11 +34,11 @@ _SCAN_YIELD_EVERY = 20_000  # values between yields to the event loop while scan
 _EXAMPLES = 5
 
 
-def _valid(value: object) -> str | None:
+def _valid(value: object, entity: Entity[Any]) -> str | None:
     if not isinstance(value, str):
         return None
     normalized = normalize_prospect_id(value)
-    return normalized if invalid_reason(normalized) is None else None
+    return normalized if invalid_reason(normalized, entity=entity) is None else None
 
 
 def in_stable_order(
@@ -59,17 +60,25 @@ def in_stable_order(
 
 
 class Source:
-    """The input: a file with one ID per line, or an iterable (read twice, unless ``once``)."""
+    """The input: a file with one ID per line, or an iterable (read twice, unless ``once``).
+
+    ``entity`` says whose IDs it holds (prospects by default), and so which rule applies.
+    """
 
     def __init__(
-        self, prospect_ids: str | os.PathLike[str] | Iterable[str], *, once: bool = False
+        self,
+        prospect_ids: str | os.PathLike[str] | Iterable[str],
+        *,
+        once: bool = False,
+        entity: Entity[Any] = PROSPECT,
     ) -> None:
+        self.entity = entity
         self._path: str | None = None
         self._iterable: Iterable[str] | None = None
         if isinstance(prospect_ids, str | os.PathLike):
             self._path = os.fspath(prospect_ids)
             if not _readable_input(self._path, once=once):
-                raise ConfigurationError(f"{self._path}: no such file of prospect IDs")
+                raise ConfigurationError(f"{self._path}: no such file of {entity.name} IDs")
             self.name = self._path
         elif isinstance(prospect_ids, bytes) or (not once and isinstance(prospect_ids, Iterator)):
             raise ConfigurationError(
@@ -122,32 +131,36 @@ class Scan:
     # Indexes (among the input's values) of repeats: the pull skips them without a set.
     repeats: array.array[int] = field(default_factory=lambda: array.array("q"))
     # Read once without skip_invalid: the invalid value that ended the reading.
-    error: InvalidProspectIdError | None = None
+    error: InvalidIdError | None = None
+    entity: Entity[Any] = PROSPECT
 
     def note_invalid(self, where: int, value: object) -> None:
         self.invalid += 1
         if len(self.examples) < _EXAMPLES:
-            reason = invalid_reason(value.strip().lower() if isinstance(value, str) else value)
+            reason = invalid_reason(
+                value.strip().lower() if isinstance(value, str) else value, entity=self.entity
+            )
             self.examples.append(InvalidProspectId(str(value), where, reason or "invalid"))
 
-    def invalid_error(self) -> InvalidProspectIdError:
-        return InvalidProspectIdError(
+    def invalid_error(self) -> InvalidIdError:
+        return self.entity.invalid_error(
             [f"{example.value} (at {example.position})" for example in self.examples],
             count=self.invalid,
-            rule=PROSPECT_ID_RULE,
+            rule=self.entity.id_rule,
         )
 
 
 async def scan_input(source: Source) -> Scan:
     """Fingerprint and count the input; yields to the loop now and then, so it can be stopped."""
-    found = Scan()
-    seen = DigestSet()
+    entity = source.entity
+    found = Scan(entity=entity)
+    seen = DigestSet(entity.id_bytes)
     fingerprint = hashlib.sha256()
     index = -1
     for index, (where, value) in enumerate(source.values()):
         if index % _SCAN_YIELD_EVERY == 0:
             await asyncio.sleep(0)
-        normalized = _valid(value)
+        normalized = _valid(value, entity)
         if normalized is None:
             found.note_invalid(where, value)
             continue
@@ -172,7 +185,7 @@ def unique_ids(source: Source, found: Scan) -> Iterator[str]:
         if index == skip:
             skip = next(repeats, -1)
             continue
-        normalized = _valid(value)
+        normalized = _valid(value, source.entity)
         if normalized is None:
             continue
         fingerprint.update(bytes.fromhex(normalized))
@@ -190,10 +203,11 @@ def read_once(source: Source, found: Scan, *, skip_invalid: bool) -> Iterator[st
     Without ``skip_invalid`` the first invalid value ends the reading and is kept in
     ``found.error``: the batches before it complete, then the pull raises it.
     """
-    seen = DigestSet()
+    seen = DigestSet(source.entity.id_bytes)
+    found.entity = source.entity
     for where, value in source.values():
         found.values += 1
-        normalized = _valid(value)
+        normalized = _valid(value, source.entity)
         if normalized is None:
             found.note_invalid(where, value)
             if not skip_invalid:

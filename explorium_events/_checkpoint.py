@@ -1,7 +1,8 @@
 """The checkpoint of a bulk pull: a small SQLite file that says what is done.
 
-A pull is identified by what it asks for (``PullSpec``): a fingerprint of its input,
-the event types, the time window, the batch size and the output. A checkpoint created
+A pull is identified by what it asks for (``PullSpec``): the entity (prospects or
+businesses), a fingerprint of its input, the event types, the time window, the batch
+size and the output. A checkpoint created
 for one pull refuses to be resumed by another (``CheckpointMismatchError``). The API
 key is never part of it.
 
@@ -82,6 +83,9 @@ class PullSpec:
     batch_size: int
     output: str  # absolute path of the output, or a custom sink's name
     output_format: str
+    # Which events: "prospect" or "business". A checkpoint made before businesses came
+    # has no such key, and was a prospect pull.
+    entity: str = "prospect"
 
     def to_json(self) -> str:
         """The spec as stored in the checkpoint."""
@@ -105,6 +109,7 @@ class PullSpec:
             "batch_size": "the batch size",
             "output": "the output",
             "output_format": "the output format",
+            "entity": "the entity",
         }
         found = []
         for spec_field in fields(self):

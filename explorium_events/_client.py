@@ -1,15 +1,16 @@
 """EventsClient: the async facade users hold; settings in, then fetch, stream and events_for.
 
 It builds the pieces and hands the work to them: the settings (``_settings``), the rate
-limiter, the transport, the BatchRunner that runs each batch (``_engine``), the streams
-and their gathering into a FetchResult (``_stream``), and the events_for batcher
-(``_batcher``). Its own job in between: the query of each call, with a warning for a
-window past the API's retention.
+limiter, the transport, the BatchRunner that runs each batch (``_engine``), and one
+EntityEvents per entity (``_entity_client``: ``client.prospects``, ``client.businesses``),
+which make the queries, streams and events_for batches. Every piece exists once per
+client, so prospects and businesses spend one rate-limit budget. The client's own
+``fetch``, ``stream`` and ``events_for`` are ``client.prospects``'s.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+import functools
 import logging
 import random
 from collections.abc import Iterable
@@ -18,14 +19,16 @@ from typing import Self
 
 import aiohttp
 
-from ._batcher import Batcher
+from ._business_models import BusinessEvent
 from ._clock import Clock, SystemClock
 from ._engine import BatchRunner
-from ._ids import MAX_BATCH_SIZE, prepare_prospect_ids
+from ._entity import BUSINESS, PROSPECT, entity_named
+from ._entity_client import EntityEvents
+from ._ids import MAX_BATCH_SIZE
 from ._models import Event, EventType
-from ._query import Query, Timestamp, build_query, older_than_retention
+from ._query import Timestamp
 from ._ratelimit import RateLimitCost, RateLimitState, SlidingWindowLimiter
-from ._results import FetchResult, FetchStats
+from ._results import FetchResult
 from ._retry import RetryPolicy
 from ._settings import (
     DEFAULT_BASE_URL,
@@ -41,19 +44,26 @@ from ._settings import (
     resolve_api_key,
     settings_from_environment,
 )
-from ._stream import BatchStream, collect
+from ._stream import BatchStream
 from ._transport import Transport, check_base_url
 
 logger = logging.getLogger("explorium_events")
 
 
 class EventsClient:
-    """Fetches prospect events for any number of prospect IDs, at the rate limit.
+    """Fetches prospect and business events for any number of IDs, at the rate limit.
 
     Use it as an async context manager, or call ``aclose()`` when done::
 
         async with EventsClient(api_key="...") as client:
-            result = await client.fetch(prospect_ids)
+            result = await client.fetch(prospect_ids)            # = client.prospects.fetch
+            accounts = await client.businesses.fetch(business_ids)
+
+    ``client.prospects`` and ``client.businesses`` (EntityEvents) each have ``fetch``,
+    ``stream`` and ``events_for``; both share this client's rate limiter, concurrency
+    limit and retry policy: one budget for the key. Two clients made with the same key
+    do not know of each other: give each its share of the limit (``rate_limit=``), or
+    use one client for both kinds of events.
 
     All settings are keyword-only. ``api_key`` and ``base_url`` default to the
     ``EXPLORIUM_API_KEY`` and ``EXPLORIUM_BASE_URL`` environment variables.
@@ -129,16 +139,22 @@ class EventsClient:
             max_concurrency=max_concurrency,
             give_up_after=give_up_after,
         )
-        # events_for(): its batches run through the same runner as fetch's.
-        self._batcher = Batcher(
+        views = functools.partial(
+            EntityEvents,
             runner=self._runner,
-            stats=FetchStats(),
             batch_size=batch_size,
-            window=batch_window,
+            batch_window=batch_window,
             cache_ttl=cache_ttl,
             cache_size=cache_size,
         )
-        self._warned_windows: set[Query] = set()
+        self.prospects: EntityEvents[Event] = views(PROSPECT)
+        """Prospect events: ``fetch``, ``stream``, ``events_for`` (the client's own)."""
+        self.businesses: EntityEvents[BusinessEvent] = views(BUSINESS)
+        """Business events: ``fetch``, ``stream``, ``events_for`` with business IDs."""
+
+    def entity(self, name: str) -> EntityEvents[Event] | EntityEvents[BusinessEvent]:
+        """``client.prospects`` or ``client.businesses``, by name ("prospect", "business")."""
+        return self.businesses if entity_named(name) is BUSINESS else self.prospects
 
     @property
     def max_concurrency(self) -> int:
@@ -200,7 +216,8 @@ class EventsClient:
             return
         runner.check_loop()
         try:
-            await self._batcher.aclose()
+            await self.prospects.aclose()
+            await self.businesses.aclose()
         finally:
             # Even if that wait is cancelled: cancel the rest, close the session.
             await runner.aclose()
@@ -211,28 +228,6 @@ class EventsClient:
             f"max_concurrency={self.max_concurrency} closed={self.closed} key={self._key_hint}>"
         )
 
-    def _query(
-        self,
-        event_types: Iterable[EventType | str] | None,
-        timestamp_from: Timestamp | None,
-        timestamp_to: Timestamp | None,
-    ) -> Query:
-        query = build_query(event_types, timestamp_from, timestamp_to)
-        if query in self._warned_windows:
-            return query
-        now = dt.datetime.fromtimestamp(self._clock.time(), dt.UTC)
-        if older_than_retention(query, now=now):
-            # Once per window and client: 10,000 events_for calls need one warning.
-            if len(self._warned_windows) >= 1024:
-                self._warned_windows.clear()
-            self._warned_windows.add(query)
-            logger.warning(
-                "the window ends %s, more than 3 months ago: the API keeps only the last "
-                "3 months of events, so this will find nothing",
-                query.timestamp_to,
-            )
-        return query
-
     def stream(
         self,
         prospect_ids: Iterable[str],
@@ -241,7 +236,7 @@ class EventsClient:
         timestamp_from: Timestamp | None = None,
         timestamp_to: Timestamp | None = None,
         skip_invalid: bool = False,
-    ) -> BatchStream:
+    ) -> BatchStream[Event]:
         """Results one batch at a time, as each completes: events or a failure record.
 
         The input is pulled lazily, at most ``max_concurrency`` batches ahead of the
@@ -255,10 +250,13 @@ class EventsClient:
         before it complete (and are yielded), then the stream raises
         InvalidProspectIdError. A rejected key (401/403) ends the stream with that error.
         """
-        self._runner.check_open()
-        query = self._query(event_types, timestamp_from, timestamp_to)
-        ids = prepare_prospect_ids(prospect_ids, skip_invalid=skip_invalid)
-        return BatchStream(self._runner, ids, query, self._batch_size)
+        return self.prospects.stream(
+            prospect_ids,
+            event_types=event_types,
+            timestamp_from=timestamp_from,
+            timestamp_to=timestamp_to,
+            skip_invalid=skip_invalid,
+        )
 
     async def fetch(
         self,
@@ -269,7 +267,7 @@ class EventsClient:
         timestamp_to: Timestamp | None = None,
         skip_invalid: bool = False,
         raise_on_error: bool = True,
-    ) -> FetchResult:
+    ) -> FetchResult[Event]:
         """All events of these prospects, unique by event_id, newest first.
 
         Raises FetchError (whose ``.result`` holds everything that did arrive) when a
@@ -281,14 +279,14 @@ class EventsClient:
         InvalidProspectIdError whose ``.result`` holds what every ID before it fetched
         (the value itself is in ``result.invalid``; nothing after it was read).
         """
-        stream = self.stream(
+        return await self.prospects.fetch(
             prospect_ids,
             event_types=event_types,
             timestamp_from=timestamp_from,
             timestamp_to=timestamp_to,
             skip_invalid=skip_invalid,
+            raise_on_error=raise_on_error,
         )
-        return await collect(stream, raise_on_error=raise_on_error)
 
     async def events_for(
         self,
@@ -319,6 +317,9 @@ class EventsClient:
         (e.g. ServerError, RateLimitError, TransportError, AuthenticationError) when
         the request of its batch failed for good; ClientClosedError once closed.
         """
-        self._runner.check_open()
-        query = self._query(event_types, timestamp_from, timestamp_to)
-        return await self._batcher.load(prospect_id, query)
+        return await self.prospects.events_for(
+            prospect_id,
+            event_types=event_types,
+            timestamp_from=timestamp_from,
+            timestamp_to=timestamp_to,
+        )

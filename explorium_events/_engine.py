@@ -29,6 +29,7 @@ from tenacity import (
 )
 
 from ._clock import Clock
+from ._entity import PROSPECT, Entity
 from ._errors import (
     ApiError,
     AuthenticationError,
@@ -41,10 +42,10 @@ from ._errors import (
     TransportError,
 )
 from ._merge import EventDeduper, newest_first
-from ._models import EventsRequest, EventsResponse, encode_request
+from ._models import EventsResponse
 from ._query import Query
 from ._ratelimit import SlidingWindowLimiter
-from ._results import BatchResult, FetchStats, batch_failure
+from ._results import BatchResult, E, FetchStats, batch_failure
 from ._retry import RetryPolicy, pause_after_429
 from ._transport import Transport
 
@@ -185,19 +186,19 @@ class BatchRunner:
         await self._transport.aclose()
 
     async def run_batch(
-        self, batch: tuple[str, ...], query: Query, stats: FetchStats
-    ) -> BatchResult:
-        """One batch with its retries: a result, a failure record, or a fatal error raised.
+        self,
+        batch: tuple[str, ...],
+        query: Query,
+        stats: FetchStats,
+        entity: Entity[E] = PROSPECT,  # type: ignore[assignment]
+    ) -> BatchResult[E]:
+        """One batch of ``entity``'s IDs with its retries: a result, a failure record, or a
+        fatal error raised. Every entity's batches share this runner's limiter and pause.
 
         Fatal: AuthenticationError (the key was rejected) and ServerUnavailableError.
         """
-        body = encode_request(
-            EventsRequest(
-                prospect_ids=list(batch),
-                event_types=list(query.event_types),
-                timestamp_from=query.timestamp_from,
-                timestamp_to=query.timestamp_to,
-            )
+        body = entity.encode_request(
+            list(batch), list(query.event_types), query.timestamp_from, query.timestamp_to
         )
         units = self._limiter.cost_of(len(batch))
         policy = self._retry
@@ -238,7 +239,7 @@ class BatchRunner:
             async for attempt in retrying:
                 with attempt:
                     attempts += 1
-                    response = await self._attempt(batch, body, units, attempts, stats)
+                    response = await self._attempt(batch, body, units, attempts, stats, entity)
         except (AuthenticationError, ServerUnavailableError):
             raise
         except (ApiError, TransportError) as error:
@@ -265,8 +266,14 @@ class BatchRunner:
         )
 
     async def _attempt(
-        self, batch: tuple[str, ...], body: bytes, units: int, attempt: int, stats: FetchStats
-    ) -> EventsResponse:
+        self,
+        batch: tuple[str, ...],
+        body: bytes,
+        units: int,
+        attempt: int,
+        stats: FetchStats,
+        entity: Entity[E],
+    ) -> EventsResponse[E]:
         """One request: a concurrency slot, then a rate-limit slot, then the POST."""
         self.check_open()
         if self._concurrency is None:
@@ -284,7 +291,7 @@ class BatchRunner:
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
             headers = None
             try:
-                answer = await self._transport.post(body, batch)
+                answer = await self._transport.post(body, batch, entity)
                 headers = answer.headers
             except TransportError as error:
                 self._unusable(error, sent_at)

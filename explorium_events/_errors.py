@@ -3,8 +3,10 @@
     ExploriumError
     ├── ConfigurationError        bad settings, before any I/O (also a ValueError)
     │   └── CheckpointMismatchError   a bulk pull's checkpoint belongs to another pull
-    ├── InvalidProspectIdError    invalid IDs in the input, before any I/O or, for an
-    │                             iterator, once the IDs before it are done (also a ValueError)
+    ├── InvalidIdError            invalid IDs in the input, before any I/O or, for an
+    │   │                         iterator, once the IDs before it are done (also a ValueError)
+    │   ├── InvalidProspectIdError    prospect IDs: 40 hexadecimal characters
+    │   └── InvalidBusinessIdError    business IDs: 32 hexadecimal characters
     ├── ClientClosedError         the client is closed and refuses work (also a RuntimeError)
     ├── ApiError                  the server answered with an error status
     │   ├── BadRequestError       400, 404 and other 4xx without a class of their own
@@ -31,17 +33,25 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Sequence
+from typing import Any
 
 from ._results import FetchResult
 
 _IDS_SHOWN = 3
+_BUSINESS_ID_LENGTH = 32
+
+
+def _is_business(ids: Sequence[str]) -> bool:
+    # IDs reach an error only once validated: 32 characters are a business's, 40 a prospect's.
+    return bool(ids) and len(ids[0]) == _BUSINESS_ID_LENGTH
 
 
 def _describe_ids(prospect_ids: Sequence[str]) -> str:
     shown = ", ".join(prospect_ids[:_IDS_SHOWN])
     more = len(prospect_ids) - _IDS_SHOWN
     suffix = f" and {more} more" if more > 0 else ""
-    return f"{len(prospect_ids)} prospect IDs ({shown}{suffix})"
+    kind = "business" if _is_business(prospect_ids) else "prospect"
+    return f"{len(prospect_ids)} {kind} IDs ({shown}{suffix})"
 
 
 def _preview(value: str) -> str:
@@ -72,27 +82,40 @@ class CheckpointMismatchError(ConfigurationError):
         )
 
 
-class InvalidProspectIdError(ExploriumError, ValueError):
-    """The input holds prospect IDs that are not 40 hexadecimal characters.
+class InvalidIdError(ExploriumError, ValueError):
+    """The input holds IDs that break the rule of their kind (``kind``: prospect, business).
 
     ``invalid`` lists the offending values (as given), ``count`` how many there are in all.
     When ``fetch()`` meets one in a one-shot iterator (checked as it is consumed, not up
     front), ``result`` holds what the IDs before it fetched; otherwise it is None.
     """
 
+    kind = "prospect"
+
     def __init__(self, invalid: Sequence[str], *, count: int, rule: str) -> None:
         self.invalid = tuple(invalid)
         self.count = count
         self.rule = rule
-        self.result: FetchResult | None = None
+        self.result: FetchResult[Any] | None = None
         shown = ", ".join(_preview(value) for value in self.invalid)
         more = count - len(self.invalid)
         suffix = f" and {more} more" if more > 0 else ""
+        kind = self.kind
         super().__init__(
-            f"{count} invalid prospect ID{'s' if count != 1 else ''}: {shown}{suffix}. "
-            f"A prospect ID is {rule}. Fix them, or pass skip_invalid=True to skip "
+            f"{count} invalid {kind} ID{'s' if count != 1 else ''}: {shown}{suffix}. "
+            f"A {kind} ID is {rule}. Fix them, or pass skip_invalid=True to skip "
             "them (they are then listed in result.invalid)."
         )
+
+
+class InvalidProspectIdError(InvalidIdError):
+    """The input holds prospect IDs that are not 40 hexadecimal characters (see InvalidIdError)."""
+
+
+class InvalidBusinessIdError(InvalidIdError):
+    """The input holds business IDs that are not 32 hexadecimal characters (see InvalidIdError)."""
+
+    kind = "business"
 
 
 class ClientClosedError(ExploriumError, RuntimeError):
@@ -244,13 +267,15 @@ class ServerUnavailableError(ExploriumError):
 class FetchError(ExploriumError):
     """Some batches failed for good. ``result`` still holds every event that did arrive."""
 
-    def __init__(self, result: FetchResult) -> None:
+    def __init__(self, result: FetchResult[Any]) -> None:
         self.result = result
         failed_ids = sum(len(failure.prospect_ids) for failure in result.failed)
+        business = any(_is_business(failure.prospect_ids) for failure in result.failed)
+        kind = "business" if business else "prospect"
         first = result.failed[0].error if result.failed else None
         super().__init__(
             f"{len(result.failed)} of {result.stats.batches} batches failed "
-            f"({failed_ids} prospect IDs); {len(result.events)} events arrived and are in "
+            f"({failed_ids} {kind} IDs); {len(result.events)} events arrived and are in "
             f".result. First failure: {first}"
         )
 

@@ -1,22 +1,37 @@
-"""Normalise, validate, dedupe and chunk prospect IDs. Knows nothing of HTTP."""
+"""Normalise, validate, dedupe and chunk prospect or business IDs. Knows nothing of HTTP.
+
+Each function takes the ``entity`` whose ID rule applies; prospects by default.
+"""
 
 from __future__ import annotations
 
 import itertools
-import re
 from collections.abc import Iterable, Iterator, Sized
+from typing import Any
 
 from ._digests import DigestSet
-from ._errors import ConfigurationError, InvalidProspectIdError
+from ._entity import BUSINESS_ID_RULE, PROSPECT, PROSPECT_ID_RULE, Entity
+from ._errors import ConfigurationError, InvalidIdError
 from ._results import InvalidProspectId
+
+__all__ = [
+    "BUSINESS_ID_RULE",
+    "MAX_BATCH_SIZE",
+    "PROSPECT_ID_LENGTH",
+    "PROSPECT_ID_RULE",
+    "IdStream",
+    "ProspectIdStream",
+    "check_batch_size",
+    "chunked",
+    "find_invalid",
+    "invalid_reason",
+    "normalize_prospect_id",
+    "prepare_prospect_ids",
+]
 
 MAX_BATCH_SIZE = 40
 PROSPECT_ID_LENGTH = 40
-PROSPECT_ID_RULE = (
-    "40 hexadecimal characters (0-9, a-f; case and surrounding whitespace are ignored)"
-)
 _HEX_DIGITS = frozenset("0123456789abcdef")
-_PROSPECT_ID = re.compile("[0-9a-f]{40}")
 _INVALID_SHOWN = 5
 
 
@@ -25,62 +40,70 @@ def normalize_prospect_id(value: str) -> str:
     return value.strip().lower()
 
 
-def invalid_reason(normalized: object) -> str | None:
-    """Why a normalised value is not a prospect ID, or None when it is one."""
+def invalid_reason(normalized: object, *, entity: Entity[Any] = PROSPECT) -> str | None:
+    """Why a normalised value is not an ID of ``entity`` (a prospect's), or None when it is."""
     if not isinstance(normalized, str):
         return f"not a string but {type(normalized).__name__}"
-    if _PROSPECT_ID.fullmatch(normalized):  # the common case, in C
+    if entity.pattern.fullmatch(normalized):  # the common case, in C
         return None
     if not normalized:
         return "empty"
-    if len(normalized) != PROSPECT_ID_LENGTH:
-        return f"{len(normalized)} characters, not {PROSPECT_ID_LENGTH}"
+    if len(normalized) != entity.id_length:
+        return f"{len(normalized)} characters, not {entity.id_length}"
     bad = next((char for char in normalized if char not in _HEX_DIGITS), None)
     if bad is not None:
         return f"{bad!r} is not a hexadecimal digit"
     return None
 
 
-def _check_shape(prospect_ids: object) -> None:
+def _check_shape(prospect_ids: object, entity: Entity[Any]) -> None:
     if isinstance(prospect_ids, str | bytes):
         raise ConfigurationError(
-            "prospect_ids must be an iterable of IDs, not a single string; wrap it in a list"
+            f"{entity.id_field} must be an iterable of IDs, not a single string; wrap it in a list"
         )
 
 
-class ProspectIdStream:
+class IdStream:
     """The unique valid IDs of an input, yielded lazily, with what was left out.
 
     Iterating yields each valid ID once, normalised. ``invalid`` lists the values that
-    were skipped, ``duplicates`` counts repeats. The seen-set holds 20-byte digests, not
-    strings, so that millions of IDs stay affordable.
+    were skipped, ``duplicates`` counts repeats. The seen-set holds the IDs' packed
+    digits (20 bytes a prospect, 16 a business), not strings, so that millions of IDs
+    stay affordable.
 
     With ``stop_at_invalid`` the first invalid value ends the iteration instead of being
-    skipped: the input is not read past it, and ``error`` holds the
-    InvalidProspectIdError to raise once the IDs before it are done.
+    skipped: the input is not read past it, and ``error`` holds the InvalidIdError
+    (InvalidProspectIdError, InvalidBusinessIdError) to raise once the IDs before it
+    are done.
     """
 
-    def __init__(self, prospect_ids: Iterable[str], *, stop_at_invalid: bool = False) -> None:
-        _check_shape(prospect_ids)
+    def __init__(
+        self,
+        prospect_ids: Iterable[str],
+        *,
+        stop_at_invalid: bool = False,
+        entity: Entity[Any] = PROSPECT,
+    ) -> None:
+        _check_shape(prospect_ids, entity)
         self._source = prospect_ids
-        self._seen = DigestSet(20)
+        self._entity = entity
+        self._seen = DigestSet(entity.id_bytes)
         self._stop_at_invalid = stop_at_invalid
         self.invalid: list[InvalidProspectId] = []
         self.duplicates = 0
         self.unique = 0
-        self.error: InvalidProspectIdError | None = None
+        self.error: InvalidIdError | None = None
 
     def __iter__(self) -> Iterator[str]:
         seen = self._seen
+        entity = self._entity
         for position, value in enumerate(self._source):
             normalized = normalize_prospect_id(value) if isinstance(value, str) else value
-            reason = invalid_reason(normalized)
+            reason = invalid_reason(normalized, entity=entity)
             if reason is not None:
                 self.invalid.append(InvalidProspectId(str(value), position, reason))
                 if self._stop_at_invalid:
-                    self.error = InvalidProspectIdError(
-                        [str(value)], count=1, rule=PROSPECT_ID_RULE
-                    )
+                    self.error = entity.invalid_error([str(value)], count=1, rule=entity.id_rule)
                     return
                 continue
             assert isinstance(normalized, str)
@@ -91,20 +114,27 @@ class ProspectIdStream:
             yield normalized
 
 
-def find_invalid(prospect_ids: Iterable[str]) -> tuple[list[str], int]:
+ProspectIdStream = IdStream  # its name before businesses came
+
+
+def find_invalid(
+    prospect_ids: Iterable[str], *, entity: Entity[Any] = PROSPECT
+) -> tuple[list[str], int]:
     """The first few invalid values (as given) and how many invalid values there are."""
     shown: list[str] = []
     count = 0
     for value in prospect_ids:
         normalized = normalize_prospect_id(value) if isinstance(value, str) else value
-        if invalid_reason(normalized) is not None:
+        if invalid_reason(normalized, entity=entity) is not None:
             count += 1
             if len(shown) < _INVALID_SHOWN:
                 shown.append(str(value))
     return shown, count
 
 
-def prepare_prospect_ids(prospect_ids: Iterable[str], *, skip_invalid: bool) -> ProspectIdStream:
+def prepare_prospect_ids(
+    prospect_ids: Iterable[str], *, skip_invalid: bool, entity: Entity[Any] = PROSPECT
+) -> IdStream:
     """Validate the input and stream it, reading a one-shot iterator only once, lazily.
 
     With ``skip_invalid`` invalid values are skipped (and listed in ``invalid``).
@@ -112,24 +142,25 @@ def prepare_prospect_ids(prospect_ids: Iterable[str], *, skip_invalid: bool) -> 
     whole here, before any request: an invalid value raises InvalidProspectIdError at
     once. An iterator (a generator, a file, a pipe) is checked as it is consumed, so
     that millions of IDs never sit in memory: the first invalid value ends the stream,
-    which raises InvalidProspectIdError once the IDs before it are done.
+    which raises InvalidProspectIdError once the IDs before it are done. (For
+    businesses, InvalidBusinessIdError.)
     """
-    _check_shape(prospect_ids)
+    _check_shape(prospect_ids, entity)
     if skip_invalid:
-        return ProspectIdStream(prospect_ids)
+        return IdStream(prospect_ids, entity=entity)
     if isinstance(prospect_ids, Sized) and not isinstance(prospect_ids, Iterator):
-        shown, count = find_invalid(prospect_ids)
+        shown, count = find_invalid(prospect_ids, entity=entity)
         if count:
-            raise InvalidProspectIdError(shown, count=count, rule=PROSPECT_ID_RULE)
-        return ProspectIdStream(prospect_ids)
-    return ProspectIdStream(prospect_ids, stop_at_invalid=True)
+            raise entity.invalid_error(shown, count=count, rule=entity.id_rule)
+        return IdStream(prospect_ids, entity=entity)
+    return IdStream(prospect_ids, stop_at_invalid=True, entity=entity)
 
 
 def check_batch_size(batch_size: int) -> int:
     """The batch size, or a ConfigurationError when the API would refuse it."""
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise ConfigurationError(
-            f"batch_size={batch_size}: the API takes 1 to {MAX_BATCH_SIZE} prospect IDs a request"
+            f"batch_size={batch_size}: the API takes 1 to {MAX_BATCH_SIZE} IDs a request"
         )
     return batch_size
 

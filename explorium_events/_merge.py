@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ._digests import DigestSet
-from ._models import Event
+from ._results import E
 
 _LOWER_HEX = frozenset("0123456789abcdef")
 _EVENT_ID_HEX = 32
@@ -32,9 +32,9 @@ class EventDeduper:
         self._other.add(event_id)
         return True
 
-    def first_sightings(self, events: Iterable[Event]) -> list[Event]:
+    def first_sightings(self, events: Iterable[E]) -> list[E]:
         """The events whose id was not seen before, in their order; counts the rest."""
-        fresh: list[Event] = []
+        fresh: list[E] = []
         for event in events:
             if self._first_time(event.event_id):
                 fresh.append(event)
@@ -43,7 +43,7 @@ class EventDeduper:
         return fresh
 
 
-def newest_first(events: Iterable[Event]) -> list[Event]:
+def newest_first(events: Iterable[E]) -> list[E]:
     """Events sorted newest first, ties broken by event_id, so the order is deterministic."""
     ordered = sorted(events, key=lambda event: event.event_id)
     ordered.sort(key=lambda event: event.event_time, reverse=True)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
 logger = logging.getLogger("explorium_events")
+
+_E = TypeVar("_E")
 
 
 class EventType(StrEnum):
@@ -135,11 +138,11 @@ class _ResponseEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     output_events: list[msgspec.Raw] | None = None
 
 
-class EventsResponse(msgspec.Struct, frozen=True, kw_only=True):
-    """A decoded 200 answer."""
+class EventsResponse(msgspec.Struct, Generic[_E], frozen=True, kw_only=True):
+    """A decoded 200 answer: prospect events, or business events."""
 
     response_context: ResponseContext
-    output_events: list[Event]
+    output_events: list[_E]
 
 
 class EventsRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -164,52 +167,73 @@ def encode_request(request: EventsRequest) -> bytes:
     return _encoder.encode(request)
 
 
+def decode_data(
+    event_id: str,
+    event_name: str,
+    raw_data: msgspec.Raw,
+    decoders: Mapping[str, msgspec.json.Decoder[Any]],
+) -> Any:
+    """An event's ``data``: its type's Struct, a plain mapping, or None (see the docstring)."""
+    decoder = decoders.get(event_name, _decode_mapping)
+    try:
+        return decoder.decode(raw_data)
+    except msgspec.ValidationError as exc:
+        # Off the fast path (a try costs nothing until it raises): one event's odd data
+        # must not cost the event, let alone the batch of 40 IDs.
+        return _lenient_data(event_id, event_name, raw_data, exc)
+
+
+def utc_event_time(event_time: dt.datetime) -> dt.datetime:
+    """The event's time, aware: the API documents UTC offsets; a bare time is read as UTC."""
+    if event_time.tzinfo is None:
+        # So that sorting never mixes aware and naive datetimes.
+        return event_time.replace(tzinfo=dt.UTC)
+    return event_time
+
+
 def decode_event(raw: bytes) -> Event:
     """Decode one event object; raises msgspec.DecodeError if its common fields are missing."""
     envelope = _decode_event_envelope.decode(raw)
-    data: EventData | None
-    decoder = _DATA_DECODERS.get(envelope.event_name, _decode_mapping)
-    try:
-        data = decoder.decode(envelope.data)
-    except msgspec.ValidationError as exc:
-        # Off the fast path (a try costs nothing until it raises): one event's odd data
-        # must not cost the event, let alone the batch of 40 prospects.
-        data = _lenient_data(envelope, exc)
-    event_time = envelope.event_time
-    if event_time.tzinfo is None:
-        # The API documents UTC offsets; a bare time is read as UTC so that sorting
-        # never mixes aware and naive datetimes.
-        event_time = event_time.replace(tzinfo=dt.UTC)
     event = Event(
         event_id=envelope.event_id,
         event_name=envelope.event_name,
-        event_time=event_time,
+        event_time=utc_event_time(envelope.event_time),
         prospect_id=envelope.prospect_id,
-        data=data,
+        data=decode_data(envelope.event_id, envelope.event_name, envelope.data, _DATA_DECODERS),
     )
     event.__dict__["_raw"] = bytes(raw)
     return event
 
 
-def _lenient_data(envelope: _EventEnvelope, problem: msgspec.ValidationError) -> EventData | None:
+def _lenient_data(
+    event_id: str, event_name: str, raw_data: msgspec.Raw, problem: msgspec.ValidationError
+) -> dict[str, Any] | None:
     """The data of an event that does not fit its model: a plain mapping, or None."""
-    value = _decode_any.decode(envelope.data)
+    value = _decode_any.decode(raw_data)
     data = value if isinstance(value, dict) else None
     logger.warning(
         "event %s (%s): its data does not fit the model (%s); delivered with data as %s, "
         "its raw JSON intact",
-        envelope.event_id,
-        envelope.event_name,
+        event_id,
+        event_name,
         problem,
         "a plain mapping" if data is not None else "None",
     )
     return data
 
 
-def decode_response(body: bytes) -> EventsResponse:
-    """Decode a 200 body; raises msgspec.DecodeError when it is not the documented shape."""
+def decode_response_with(body: bytes, decode: Callable[[bytes], _E]) -> EventsResponse[_E]:
+    """Decode a 200 body, each event with ``decode`` (a prospect's or a business's).
+
+    Raises msgspec.DecodeError when it is not the documented shape.
+    """
     envelope = _decode_envelope.decode(body)
     if envelope.output_events is None:
         raise msgspec.ValidationError("response has no output_events")
-    events = [decode_event(bytes(raw)) for raw in envelope.output_events]
+    events = [decode(bytes(raw)) for raw in envelope.output_events]
     return EventsResponse(response_context=envelope.response_context, output_events=events)
+
+
+def decode_response(body: bytes) -> EventsResponse[Event]:
+    """Decode a 200 body of prospect events; msgspec.DecodeError when it is not the shape."""
+    return decode_response_with(body, decode_event)

@@ -1,13 +1,15 @@
-"""What is asked of every prospect in a pull: event types and time window, checked up front."""
+"""What is asked of every ID in a pull: event types and time window, checked up front."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
 
+from ._entity import PROSPECT, Entity
 from ._errors import ConfigurationError
-from ._models import EventType
 
 Timestamp = str | dt.date | dt.datetime
 RETENTION = dt.timedelta(days=90)
@@ -22,17 +24,21 @@ class Query:
     timestamp_to: str | None = None
 
 
-def _parse_event_types(event_types: Iterable[EventType | str] | None) -> tuple[str, ...]:
+def _parse_event_types(
+    event_types: Iterable[StrEnum | str] | None, entity: Entity[Any]
+) -> tuple[str, ...]:
     if event_types is None:
-        return tuple(kind.value for kind in EventType)
+        return entity.event_types
     if isinstance(event_types, str):
         event_types = [event_types]
     chosen: list[str] = []
     for kind in event_types:
-        name = kind.value if isinstance(kind, EventType) else str(kind).strip().lower()
-        if name not in EventType._value2member_map_:
-            known = ", ".join(kind.value for kind in EventType)
-            raise ConfigurationError(f"unknown event type {kind!r}; the known types are {known}")
+        name = kind.value if isinstance(kind, StrEnum) else str(kind).strip().lower()
+        if name not in entity.event_types:
+            known = ", ".join(entity.event_types)
+            raise ConfigurationError(
+                f"unknown event type {kind!r}; the known {entity.name} event types are {known}"
+            )
         if name not in chosen:
             chosen.append(name)
     if not chosen:
@@ -103,11 +109,17 @@ def start_of(value: dt.datetime | dt.date) -> dt.datetime:
 
 
 def build_query(
-    event_types: Iterable[EventType | str] | None,
+    event_types: Iterable[StrEnum | str] | None,
     timestamp_from: Timestamp | None,
     timestamp_to: Timestamp | None,
+    *,
+    entity: Entity[Any] = PROSPECT,
 ) -> Query:
-    """The normalised query, or a ConfigurationError naming the bad value."""
+    """The normalised query, or a ConfigurationError naming the bad value.
+
+    Event types are checked against ``entity``'s (a prospect's by default); None means
+    all of them.
+    """
     start = parse_timestamp(timestamp_from, name="timestamp_from")
     end = parse_timestamp(timestamp_to, name="timestamp_to")
     if start is not None and end is not None and start_of(start) > start_of(end):
@@ -115,7 +127,7 @@ def build_query(
             f"timestamp_from ({_as_wire(start)}) is after timestamp_to ({_as_wire(end)})"
         )
     return Query(
-        event_types=_parse_event_types(event_types),
+        event_types=_parse_event_types(event_types, entity),
         timestamp_from=_as_wire(start),
         timestamp_to=_as_wire(end),
     )

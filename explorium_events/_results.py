@@ -8,8 +8,15 @@ models.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
+from ._business_models import BusinessEvent
 from ._models import Event
+
+AnyEvent = Event | BusinessEvent
+"""A prospect event or a business event: what flows through the one pipeline."""
+E = TypeVar("E", Event, BusinessEvent)
+"""The kind of event of one pull: Event (prospects) or BusinessEvent (businesses)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,16 +43,30 @@ class BatchFailure:
     attempts: int
     error: Exception = field(repr=False)
 
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The batch's IDs: prospect IDs, or business IDs in a business pull."""
+        return self.prospect_ids
+
 
 @dataclass(frozen=True, slots=True)
-class BatchResult:
-    """The outcome of one batch: its events (newest first) or its failure."""
+class BatchResult(Generic[E]):
+    """The outcome of one batch: its events (newest first) or its failure.
+
+    In a business pull ``prospect_ids`` holds the batch's business IDs (``ids`` reads
+    either way).
+    """
 
     prospect_ids: tuple[str, ...]
-    events: tuple[Event, ...]
+    events: tuple[E, ...]
     failure: BatchFailure | None
     attempts: int
     correlation_id: str | None
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        """The batch's IDs: prospect IDs, or business IDs in a business pull."""
+        return self.prospect_ids
 
     @property
     def ok(self) -> bool:
@@ -71,13 +92,13 @@ class FetchStats:
 
 
 @dataclass(frozen=True, slots=True)
-class FetchResult:
-    """Everything a fetch produced.
+class FetchResult(Generic[E]):
+    """Everything a fetch produced: prospect events, or business events.
 
     Every input ID is in exactly one of ``succeeded``, ``failed`` (by batch) and ``invalid``.
     """
 
-    events: list[Event]
+    events: list[E]
     failed: list[BatchFailure]
     invalid: list[InvalidProspectId]
     succeeded: list[str]
@@ -85,7 +106,7 @@ class FetchResult:
 
     @property
     def failed_ids(self) -> list[str]:
-        """The prospect IDs of every failed batch."""
+        """The IDs (prospect or business) of every failed batch."""
         return [prospect_id for failure in self.failed for prospect_id in failure.prospect_ids]
 
 

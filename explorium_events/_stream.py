@@ -12,22 +12,23 @@ import asyncio
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Generic, Self
 
 from ._engine import BatchRunner
+from ._entity import PROSPECT, Entity
 from ._errors import (
     AuthenticationError,
     FetchError,
-    InvalidProspectIdError,
+    InvalidIdError,
     ServerUnavailableError,
 )
-from ._ids import ProspectIdStream, chunked
+from ._ids import IdStream, chunked
 from ._merge import EventDeduper, newest_first
-from ._models import Event
 from ._query import Query
 from ._results import (
     BatchFailure,
     BatchResult,
+    E,
     FetchResult,
     FetchStats,
     InvalidProspectId,
@@ -39,8 +40,10 @@ class _Done:
     """A worker has no more batches."""
 
 
-class BatchStream:
+class BatchStream(Generic[E]):
     """The results of a pull, one per batch, in the order they complete.
+
+    ``BatchStream[Event]`` for prospects, ``BatchStream[BusinessEvent]`` for businesses.
 
     Iterate it with ``async for``; use it as an async context manager (or call
     ``aclose()``) to stop early and cancel what is left deterministically. ``stats``
@@ -48,16 +51,22 @@ class BatchStream:
     """
 
     def __init__(
-        self, runner: BatchRunner, ids: ProspectIdStream, query: Query, batch_size: int
+        self,
+        runner: BatchRunner,
+        ids: IdStream,
+        query: Query,
+        batch_size: int,
+        entity: Entity[E] = PROSPECT,  # type: ignore[assignment]
     ) -> None:
         self._runner = runner
+        self._entity: Entity[E] = entity
         self._ids = ids
         self._batches: Iterator[tuple[str, ...]] = chunked(ids, batch_size)
         self._query = query
         self._taken: dict[int, tuple[str, ...]] = {}
         # A weak reference: the workers hold this stream, so a strong one would keep the
         # generator alive after a bare `break`, and its finaliser (the clean-up) never runs.
-        self._iterator: weakref.ref[AsyncGenerator[BatchResult, None]] | None = None
+        self._iterator: weakref.ref[AsyncGenerator[BatchResult[E], None]] | None = None
         self._queue: asyncio.Queue[Any] | None = None
         self.stats = FetchStats()
 
@@ -80,7 +89,7 @@ class BatchStream:
         self._taken.clear()
         yield from self._batches
 
-    def __aiter__(self) -> AsyncIterator[BatchResult]:
+    def __aiter__(self) -> AsyncIterator[BatchResult[E]]:
         if self._iterator is not None:
             raise RuntimeError("a BatchStream can be iterated only once")
         iterator = self._run()
@@ -113,7 +122,7 @@ class BatchStream:
                 if batch is None:
                     break
                 self._taken[number] = batch
-                result = await self._runner.run_batch(batch, self._query, self.stats)
+                result = await self._runner.run_batch(batch, self._query, self.stats, self._entity)
                 queue.put_nowait(result)
                 del self._taken[number]
         except Exception as exc:  # fatal for the whole stream; the consumer re-raises it
@@ -121,7 +130,7 @@ class BatchStream:
         else:
             queue.put_nowait(_Done())
 
-    async def _run(self) -> AsyncGenerator[BatchResult, None]:
+    async def _run(self) -> AsyncGenerator[BatchResult[E], None]:
         runner = self._runner
         runner.check_open()
         clock = runner.clock
@@ -153,7 +162,7 @@ class BatchStream:
                 if isinstance(item, BaseException):
                     raise item
                 room.release()
-                result: BatchResult = item
+                result: BatchResult[E] = item
                 fresh = deduper.first_sightings(result.events)
                 stats.duplicates_dropped += len(result.events) - len(fresh)
                 if len(fresh) != len(result.events):
@@ -187,18 +196,18 @@ class BatchStream:
             stats.elapsed = clock.monotonic() - started
 
 
-async def collect(stream: BatchStream, *, raise_on_error: bool) -> FetchResult:
+async def collect(stream: BatchStream[E], *, raise_on_error: bool) -> FetchResult[E]:
     """Consume ``stream`` whole into a FetchResult: what ``EventsClient.fetch`` returns.
 
     Every ID ends in exactly one of succeeded, failed and invalid: after a rejected key or
     ServerUnavailableError, the batches not yet done fail with that error. Raises
-    InvalidProspectIdError (an iterator's invalid value) and FetchError (failed batches,
+    InvalidIdError (an iterator's invalid value) and FetchError (failed batches,
     unless ``raise_on_error`` is false), each carrying the result.
     """
-    events: list[Event] = []
+    events: list[E] = []
     failed: list[BatchFailure] = []
     succeeded: list[str] = []
-    stopped: InvalidProspectIdError | None = None
+    stopped: InvalidIdError | None = None
     async with stream:
         try:
             async for batch in stream:
@@ -207,7 +216,7 @@ async def collect(stream: BatchStream, *, raise_on_error: bool) -> FetchResult:
                     succeeded.extend(batch.prospect_ids)
                 else:
                     failed.append(batch.failure)
-        except InvalidProspectIdError as invalid:
+        except InvalidIdError as invalid:
             stopped = invalid
         except (AuthenticationError, ServerUnavailableError) as fatal:
             # Nothing more can succeed with this key (or from this server): every batch

@@ -13,7 +13,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic
 from urllib.parse import quote
 
 import aiohttp
@@ -21,6 +21,7 @@ import msgspec
 from yarl import URL
 
 from ._clock import Clock
+from ._entity import PROSPECT, Entity
 from ._errors import (
     ApiError,
     AuthenticationError,
@@ -35,14 +36,15 @@ from ._errors import (
     TransportError,
     UnprocessableEntityError,
 )
-from ._models import EventsResponse, decode_response
+from ._models import EventsResponse, decode_response_with
 from ._ratelimit import RateLimitHeaders
+from ._results import E
 from ._retry import parse_retry_after
 from ._version import __version__
 
 logger = logging.getLogger("explorium_events")
 
-EVENTS_PATH = "/v1/prospects/events"
+EVENTS_PATH = PROSPECT.path
 _decode_error_body = msgspec.json.Decoder(Any)
 
 USER_AGENT = f"explorium-events/{__version__}"
@@ -74,10 +76,10 @@ def check_base_url(base_url: str) -> URL:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(Generic[E]):
     """What came back: the decoded 200 answer or the error for its status, and the headers."""
 
-    outcome: EventsResponse | ApiError
+    outcome: EventsResponse[E] | ApiError
     headers: RateLimitHeaders
 
 
@@ -202,7 +204,7 @@ def error_for_status(
 
 
 class Transport:
-    """Posts request bodies to the events endpoint over one aiohttp session."""
+    """Posts request bodies to an events endpoint (prospects', businesses') over one session."""
 
     def __init__(
         self,
@@ -214,6 +216,7 @@ class Transport:
         request_timeout: float,
         clock: Clock,
     ) -> None:
+        self._base_url = base_url
         self._url = base_url.join(URL(EVENTS_PATH))
         self._api_key = api_key
         # Longest first, so that a longer spelling is replaced before a shorter one inside it.
@@ -233,8 +236,12 @@ class Transport:
 
     @property
     def url(self) -> URL:
-        """Where requests go."""
+        """Where prospect requests go."""
         return self._url
+
+    def url_for(self, entity: Entity[Any]) -> URL:
+        """Where requests for ``entity``'s events go."""
+        return self._url if entity is PROSPECT else self._base_url.join(URL(entity.path))
 
     def _session_for_use(self) -> aiohttp.ClientSession:
         if self._session is None:
@@ -246,8 +253,13 @@ class Transport:
             )
         return self._session
 
-    async def post(self, body: bytes, prospect_ids: Sequence[str]) -> Answer:
-        """Send one request.
+    async def post(
+        self,
+        body: bytes,
+        prospect_ids: Sequence[str],
+        entity: Entity[E] = PROSPECT,  # type: ignore[assignment]
+    ) -> Answer[E]:
+        """Send one request to ``entity``'s endpoint (prospects' by default).
 
         An error status comes back as the outcome, not raised, so that the caller still
         reads the rate-limit headers that came with it. Raises
@@ -258,6 +270,7 @@ class Transport:
         the one boundary, before it can reach an exception, a log line or a checkpoint.
         """
         session = self._session_for_use()
+        url = self.url_for(entity)
         headers = {"api_key": self._api_key, "Content-Type": "application/json"}
         failure: TransportError | None = None
         cause: BaseException | None = None
@@ -266,7 +279,7 @@ class Transport:
             # Never follow a redirect: aiohttp drops only Authorization and Cookie on a
             # cross-origin hop, so the api_key header would go wherever Location says.
             async with session.post(
-                self._url,
+                url,
                 data=body,
                 headers=headers,
                 timeout=self._timeout,
@@ -335,7 +348,7 @@ class Transport:
                 limits,
             )
         try:
-            decoded = decode_response(payload)
+            decoded = decode_response_with(payload, entity.decode_event)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
             failure, cause = (
                 MalformedResponse(

@@ -86,6 +86,7 @@ class Seen:
     body: dict[str, Any]
     headers: dict[str, str]
     at: float
+    path: str = "/v1/prospects/events"
 
 
 Handler = Callable[["ApiServer", Seen], Awaitable[web.StreamResponse] | web.StreamResponse]
@@ -110,10 +111,11 @@ class ApiServer:
     async def handle(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         seen = Seen(
-            ids=list(body.get("prospect_ids", [])),
+            ids=list(body.get("prospect_ids", body.get("business_ids", []))),
             body=body,
             headers=dict(request.headers),
             at=self.clock.monotonic(),
+            path=request.path,
         )
         self.requests.append(seen)
         self.in_flight += 1
@@ -143,6 +145,7 @@ async def api(clock: FakeClock) -> AsyncIterator[ApiServer]:
     server = ApiServer(clock=clock)
     app = web.Application()
     app.router.add_post("/v1/prospects/events", server.handle)
+    app.router.add_post("/v1/businesses/events", server.handle)
     test_server = TestServer(app, host="127.0.0.1", port=0)
     await test_server.start_server()
     server.url = str(test_server.make_url("")).rstrip("/")

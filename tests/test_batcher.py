@@ -318,7 +318,7 @@ async def test_cache_is_bounded_and_drops_the_least_recently_used(
     async with make_client(api, clock, cache_ttl=300.0, cache_size=2) as client:
         for pid in (a, b, c):
             await client.events_for(pid)
-        assert len(client._batcher._cache or ()) == 2
+        assert len(client.prospects._batcher._cache or ()) == 2
         await client.events_for(c)
         await client.events_for(b)
         assert len(api.requests) == 3

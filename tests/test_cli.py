@@ -949,7 +949,10 @@ def test_demo_pulls_checks_and_reports_everything(
         "300 of 300 prospect IDs done",
         "8 done: 8 ok, 0 failed",
         f"{len(events):,} written to {out}",
-        "server      8 requests answered: 8 x 200",
+        # 8 prospect requests and 5 for the 200 made-up businesses pulled beside them.
+        "server      13 requests answered: 13 x 200",
+        "200 made-up businesses, 5 requests",
+        "in the same rate-limit budget: all arrived, once each",
         f"checked     all {len(events):,} events",
     ):
         assert words in ran.out

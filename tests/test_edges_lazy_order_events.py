@@ -67,7 +67,7 @@ async def test_a_generator_is_read_only_a_few_batches_ahead_of_the_first_request
 async def test_a_200000_id_generator_streams_in_flat_memory() -> None:
     """Streaming 200,000 IDs from a generator peaks at the compact seen-set, not a list of IDs."""
 
-    async def post(body: bytes, prospect_ids: Sequence[str]) -> Answer:
+    async def post(body: bytes, prospect_ids: Sequence[str], *_: object) -> Answer[Any]:
         empty = EventsResponse(response_context=ResponseContext(), output_events=[])
         return Answer(empty, RateLimitHeaders())
 

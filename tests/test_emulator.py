@@ -1147,6 +1147,7 @@ def test_public_names_are_exactly_the_sorted_all() -> None:
         "EmulatorConfig",
         "EmulatorStats",
         "create_app",
+        "expected_business_events",
         "expected_events",
         "serve_forever",
     }

@@ -13,6 +13,9 @@ strict runs use a copy amended in memory, each change backed by FACTS.md:
 
 A third run, against the published schema as it is, proves that free-text timestamps
 are the only thing it and the emulator disagree on.
+
+``POST /v1/businesses/events`` is driven the same way from ``openapi-siblings.json`` (the
+business part of the same published spec, ../shared/api), with the same two amendments.
 """
 
 from __future__ import annotations
@@ -59,10 +62,30 @@ def published_spec() -> dict[str, Any]:
 
 def amended_spec() -> dict[str, Any]:
     """Return the published spec with the two amendments of the module docstring."""
-    spec = copy.deepcopy(published_spec())
-    request = spec["components"]["schemas"]["ProspectsEventsRequest"]["properties"]
+    return _amend(
+        published_spec(),
+        path=PATH,
+        request="ProspectsEventsRequest",
+        id_field="prospect_id",
+        id_pattern="^[a-f0-9]{40}$",
+        identifier="ProspectsEventIdentifier",
+    )
+
+
+def _amend(
+    published: dict[str, Any],
+    *,
+    path: str,
+    request: str,
+    id_field: str,
+    id_pattern: str,
+    identifier: str,
+) -> dict[str, Any]:
+    """A copy of ``published`` with the two amendments, for one events endpoint."""
+    spec = copy.deepcopy(published)
+    request_fields = spec["components"]["schemas"][request]["properties"]
     for field in ("timestamp_from", "timestamp_to"):
-        request[field]["anyOf"] = [
+        request_fields[field]["anyOf"] = [
             {"type": "string", "format": "date-time"},
             {"type": "string", "format": "date"},
         ]
@@ -75,12 +98,12 @@ def amended_spec() -> dict[str, Any]:
     hex32 = {"type": "string", "pattern": "^[a-f0-9]{32}$"}
     event = {
         "type": "object",
-        "required": ["event_id", "event_name", "event_time", "prospect_id", "data"],
+        "required": ["event_id", "event_name", "event_time", id_field, "data"],
         "properties": {
             "event_id": hex32,
-            "event_name": {"$ref": "#/components/schemas/ProspectsEventIdentifier"},
+            "event_name": {"$ref": f"#/components/schemas/{identifier}"},
             "event_time": {"type": "string", "format": "date-time"},
-            "prospect_id": {"type": "string", "pattern": "^[a-f0-9]{40}$"},
+            id_field: {"type": "string", "pattern": id_pattern},
             "data": {"type": "object", "required": ["event_name"]},
         },
     }
@@ -104,7 +127,7 @@ def amended_spec() -> dict[str, Any]:
     def json_body(schema: dict[str, Any]) -> dict[str, Any]:
         return {"application/json": {"schema": schema}}
 
-    responses = spec["paths"][PATH]["post"]["responses"]
+    responses = spec["paths"][path]["post"]["responses"]
     responses["200"]["content"] = json_body(success)
     responses["200"]["headers"] = rate_headers
     responses["422"]["headers"] = rate_headers
@@ -139,6 +162,30 @@ def amended_spec() -> dict[str, Any]:
 
 STRICT = schemathesis.openapi.from_dict(amended_spec())[PATH]["POST"]
 PUBLISHED = schemathesis.openapi.from_dict(published_spec())[PATH]["POST"]
+
+SIBLINGS_PATH = Path(__file__).with_name("openapi-siblings.json")
+BUSINESS_PATH = "/v1/businesses/events"
+
+
+def published_siblings_spec() -> dict[str, Any]:
+    """Return the published spec of the business (and other sibling) endpoints, unchanged."""
+    spec: dict[str, Any] = json.loads(SIBLINGS_PATH.read_text())
+    return spec
+
+
+BUSINESS_STRICT = schemathesis.openapi.from_dict(
+    _amend(
+        published_siblings_spec(),
+        path=BUSINESS_PATH,
+        request="BusinessesEventsRequest",
+        id_field="business_id",
+        id_pattern="^[a-f0-9]{32}$",
+        identifier="BusinessesEventIdentifier",
+    )
+)[BUSINESS_PATH]["POST"]
+BUSINESS_PUBLISHED = schemathesis.openapi.from_dict(published_siblings_spec())[BUSINESS_PATH][
+    "POST"
+]
 
 
 @pytest.fixture(scope="module")
@@ -219,6 +266,69 @@ def test_published_spec_disagrees_only_on_free_text_timestamps(base_url: str, se
 
     @EXAMPLES
     @given(case=PUBLISHED.as_strategy(GenerationMode.POSITIVE))
+    def run(case: Any) -> None:
+        response = case.call(base_url=base_url, session=session, headers={"api_key": KEY})
+        try:
+            case.validate_response(response, headers={"api_key": KEY})
+        except FailureGroup:
+            disagreements.append(response.json())
+
+    run()
+    assert disagreements, "the published spec should let free-text timestamps through"
+    for answer in disagreements:
+        locations = {tuple(item["loc"]) for item in answer["detail"]}
+        assert locations <= {("body", "timestamp_from"), ("body", "timestamp_to")}, answer
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_schema_valid_business_requests_get_200_and_pass_every_check(
+    base_url: str, session: Any, data: st.DataObject
+) -> None:
+    """Any business request the amended sibling schema allows is answered 200, conforming."""
+    case = data.draw(BUSINESS_STRICT.as_strategy(GenerationMode.POSITIVE))
+    response = case.call(base_url=base_url, session=session, headers={"api_key": KEY})
+    case.validate_response(response, headers={"api_key": KEY})
+    assert response.status_code == 200, response.text
+
+
+@EXAMPLES
+@given(data=st.data())
+def test_schema_invalid_business_requests_are_refused_and_pass_every_check(
+    base_url: str, session: Any, data: st.DataObject
+) -> None:
+    """Any business request the amended sibling schema forbids gets a conforming 401 or 422."""
+    case = data.draw(BUSINESS_STRICT.as_strategy(GenerationMode.NEGATIVE))
+    response = case.call(base_url=base_url, session=session, headers={"api_key": KEY})
+    case.validate_response(response, headers={"api_key": KEY})
+    assert response.status_code in (401, 422), response.text
+
+
+def test_reference_business_example_request_passes_every_check(base_url: str, session: Any) -> None:
+    """A request shaped like the business reference page's example conforms, with events."""
+    case = BUSINESS_STRICT.Case(
+        body={
+            "business_ids": [f"{n:032x}" for n in range(1, 41)],
+            "event_types": ["new_funding_round", "new_office", "hiring_in_sales_department"],
+            "timestamp_from": "2024-10-01",
+        },
+        headers={"api_key": KEY},
+        media_type="application/json",
+    )
+    response = case.call(base_url=base_url, session=session)
+    case.validate_response(response)
+    assert response.status_code == 200
+    assert response.json()["output_events"], "40 businesses should have some events"
+
+
+def test_published_business_spec_disagrees_only_on_free_text_timestamps(
+    base_url: str, session: Any
+) -> None:
+    """Against the unamended sibling spec, every failure is a 422 on a free-text timestamp."""
+    disagreements: list[dict[str, Any]] = []
+
+    @EXAMPLES
+    @given(case=BUSINESS_PUBLISHED.as_strategy(GenerationMode.POSITIVE))
     def run(case: Any) -> None:
         response = case.call(base_url=base_url, session=session, headers={"api_key": KEY})
         try:

@@ -6,7 +6,7 @@ formats, ``open_sink``, and a pull's output). This package imports only lower mo
 (``_models``, ``_errors``): the client, the pull and the command line build on it.
 """
 
-from ._columns import COLUMNS, COMMON_COLUMNS, DATA_COLUMNS, Column
+from ._columns import COLUMNS, COMMON_COLUMNS, DATA_COLUMNS, TABLES, Column, ColumnTable, table_for
 from ._files import CSV_COLUMNS, CsvSink, JsonlSink, csv_row
 from ._protocol import BuiltinSink, EventSink
 from ._registry import (
@@ -29,8 +29,10 @@ __all__ = [
     "DEFAULT_FORMAT",
     "EXTENSIONS",
     "FORMATS",
+    "TABLES",
     "BuiltinSink",
     "Column",
+    "ColumnTable",
     "CsvSink",
     "EventSink",
     "Format",
@@ -42,4 +44,5 @@ __all__ = [
     "event_row",
     "format_for",
     "open_sink",
+    "table_for",
 ]

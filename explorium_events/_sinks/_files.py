@@ -32,13 +32,10 @@ from typing import Any, BinaryIO, Self, cast
 import msgspec
 
 from .._errors import OutputWriteError
-from .._models import Event, EventType
-from ._columns import CARRIED_DATA_KEYS, COLUMNS, COMMON_COLUMNS, DATA_COLUMNS
+from .._results import AnyEvent
+from ._columns import TABLES, ColumnTable
 
-CSV_COLUMNS = (*(column.name for column in COLUMNS), "data_json")
-_COMMON_NAMES = tuple(column.name for column in COMMON_COLUMNS)
-_DATA_NAMES = tuple(column.name for column in DATA_COLUMNS)
-_KNOWN_TYPES = frozenset(kind.value for kind in EventType)
+CSV_COLUMNS = TABLES["prospect"].csv_columns
 _encode_json = msgspec.json.Encoder().encode
 
 
@@ -76,10 +73,10 @@ class _ByteSink:
         self._can_cut = self._owns_file and self._regular
         self._torn: OSError | None = None  # a failed write whose bytes could not be cut off
 
-    def _render(self, events: Iterable[Event]) -> tuple[bytes, int]:
+    def _render(self, events: Iterable[AnyEvent]) -> tuple[bytes, int]:
         raise NotImplementedError
 
-    def write(self, events: Iterable[Event]) -> int:
+    def write(self, events: Iterable[AnyEvent]) -> int:
         """Write one batch of events and flush it to the OS; returns how many.
 
         Raises OutputWriteError naming the file when the OS refuses the bytes.
@@ -184,7 +181,7 @@ class JsonlSink(_ByteSink):
 
     format = "jsonl"
 
-    def _render(self, events: Iterable[Event]) -> tuple[bytes, int]:
+    def _render(self, events: Iterable[AnyEvent]) -> tuple[bytes, int]:
         lines = [_one_line(event.to_json()) for event in events]
         if not lines:
             return b"", 0
@@ -219,8 +216,10 @@ def _cell(value: Any, *, raw: bool = False) -> str:
     return _encode_json(value).decode()
 
 
-def csv_row(event: Event, *, raw_cells: bool = False) -> list[str]:
-    """The CSV row of one event, in the order of ``CSV_COLUMNS``.
+def csv_row(
+    event: AnyEvent, *, raw_cells: bool = False, table: ColumnTable = TABLES["prospect"]
+) -> list[str]:
+    """The CSV row of one event, in the order of ``table.csv_columns`` (``CSV_COLUMNS``).
 
     Values are as the API sent them, except that a text cell starting with ``=``, ``+``,
     ``-``, ``@``, a tab or a carriage return gets a leading ``'`` so that a spreadsheet
@@ -229,10 +228,10 @@ def csv_row(event: Event, *, raw_cells: bool = False) -> list[str]:
     raw = event.to_dict()
     data = raw.get("data")
     data = data if isinstance(data, dict) else {}
-    row = [_cell(raw.get(column), raw=raw_cells) for column in _COMMON_NAMES]
-    row.extend(_cell(data.get(column), raw=raw_cells) for column in _DATA_NAMES)
-    unknown_type = event.event_name not in _KNOWN_TYPES
-    if unknown_type or not CARRIED_DATA_KEYS.issuperset(data):
+    row = [_cell(raw.get(column.name), raw=raw_cells) for column in table.common]
+    row.extend(_cell(data.get(column.name), raw=raw_cells) for column in table.data)
+    unknown_type = event.event_name not in table.known_types
+    if unknown_type or not table.carried_data_keys.issuperset(data):
         row.append(_encode_json(data).decode())  # starts with "{": never a formula
     else:
         row.append("")
@@ -240,32 +239,42 @@ def csv_row(event: Event, *, raw_cells: bool = False) -> list[str]:
 
 
 class CsvSink(_ByteSink):
-    """One row per event under the fixed header ``CSV_COLUMNS``, UTF-8, CRLF line ends.
+    """One row per event under a fixed header, UTF-8, CRLF line ends.
 
-    Text cells that a spreadsheet would run as a formula are neutralised (see
-    ``csv_row``) unless ``raw_cells=True``.
+    The header is ``CSV_COLUMNS`` for prospect events; with ``entity="business"`` it is
+    the business table's (``business_id``, the common business data fields,
+    ``data_json``). Text cells that a spreadsheet would run as a formula are neutralised
+    (see ``csv_row``) unless ``raw_cells=True``.
     """
 
     format = "csv"
 
-    def __init__(self, path: str | None, *, append: bool, raw_cells: bool = False) -> None:
+    def __init__(
+        self,
+        path: str | None,
+        *,
+        append: bool,
+        raw_cells: bool = False,
+        entity: str = "prospect",
+    ) -> None:
+        self._table = TABLES[entity]
         super().__init__(path, append=append)
         self._header_due = self._fresh
         self._raw_cells = raw_cells
 
-    def _render(self, events: Iterable[Event]) -> tuple[bytes, int]:
+    def _render(self, events: Iterable[AnyEvent]) -> tuple[bytes, int]:
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         header = self._header_due
         if header:
-            writer.writerow(CSV_COLUMNS)
+            writer.writerow(self._table.csv_columns)
         count = 0
         for event in events:
-            writer.writerow(csv_row(event, raw_cells=self._raw_cells))
+            writer.writerow(csv_row(event, raw_cells=self._raw_cells, table=self._table))
             count += 1
         return buffer.getvalue().encode("utf-8"), count
 
-    def write(self, events: Iterable[Event]) -> int:
+    def write(self, events: Iterable[AnyEvent]) -> int:
         """Write one batch of rows (after the header, for a new file) and flush to the OS."""
         count = super().write(events)
         self._header_due = False  # only once the header's bytes are really in the file

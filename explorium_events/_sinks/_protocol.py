@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
-from .._models import Event
+from .._results import AnyEvent
 
 
 @runtime_checkable
@@ -16,8 +16,10 @@ class EventSink(Protocol):
     a crash, so make ``write`` idempotent by ``event_id`` (an upsert), as SqliteSink does.
     """
 
-    def write(self, events: Sequence[Event]) -> object:
-        """Write one batch's events."""
+    # Sequence[Any], so that a sink written for Event stays one: a prospect pull hands
+    # it Events, a business pull (pull(..., entity="business")) BusinessEvents.
+    def write(self, events: Sequence[Any]) -> object:
+        """Write one batch's events: Event objects, or BusinessEvent in a business pull."""
         ...
 
     def flush_durably(self) -> None:
@@ -41,6 +43,6 @@ class BuiltinSink(EventSink, Protocol):
     format: str
     written: int
 
-    def write(self, events: Iterable[Event]) -> int:
+    def write(self, events: Iterable[AnyEvent]) -> int:
         """Write these events (one batch), flush to the OS, and return how many."""
         ...

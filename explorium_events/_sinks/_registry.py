@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from .._errors import ConfigurationError, OutputWriteError
-from .._models import Event
+from .._results import AnyEvent
 from ._files import CsvSink, JsonlSink, _ByteSink
 from ._protocol import BuiltinSink, EventSink
 from ._sqlite import SqliteSink
@@ -34,8 +34,8 @@ class Format:
 
     name: str
     extensions: tuple[str, ...]
-    open: Callable[[str | None, bool, bool], BuiltinSink]
-    """(path or None for standard output, append, csv_raw_cells) -> an open sink."""
+    open: Callable[[str | None, bool, bool, str], BuiltinSink]
+    """(path or None for standard output, append, csv_raw_cells, entity) -> an open sink."""
     resume: Resume
     """What a resumed pull does with the output: "truncate" cuts it back to the durable
     length the checkpoint recorded (the batches written after it run again); "upsert"
@@ -48,19 +48,21 @@ FORMATS: dict[str, Format] = {
         Format(
             "jsonl",
             (".jsonl", ".ndjson"),
-            lambda path, append, _raw: JsonlSink(path, append=append),
+            lambda path, append, _raw, _entity: JsonlSink(path, append=append),
             "truncate",
         ),
         Format(
             "csv",
             (".csv",),
-            lambda path, append, raw: CsvSink(path, append=append, raw_cells=raw),
+            lambda path, append, raw, entity: CsvSink(
+                path, append=append, raw_cells=raw, entity=entity
+            ),
             "truncate",
         ),
         Format(
             "sqlite",
             (".db", ".sqlite", ".sqlite3"),
-            lambda path, append, _raw: SqliteSink(path, append=append),
+            lambda path, append, _raw, entity: SqliteSink(path, append=append, entity=entity),
             "upsert",
         ),
     )
@@ -91,16 +93,22 @@ def format_for(path: str | os.PathLike[str] | None, explicit: str | None = None)
 
 
 def open_sink(
-    path: str | None, fmt: str, *, append: bool = False, csv_raw_cells: bool = False
+    path: str | None,
+    fmt: str,
+    *,
+    append: bool = False,
+    csv_raw_cells: bool = False,
+    entity: str = "prospect",
 ) -> BuiltinSink:
-    """Open a sink of this format on ``path`` (None: standard output).
+    """Open a sink of this format on ``path`` (None: standard output) for ``entity``'s events.
 
+    ``entity`` ("prospect" or "business") picks the CSV columns and the SQLite table.
     ``append`` keeps what the file holds (a CSV header is then written only to an
     empty file). ``csv_raw_cells`` writes CSV cells that start like a formula as they
     are. Raises ConfigurationError for an unknown format (or SQLite without a file)
     and OSError when the file cannot be opened.
     """
-    return _known(fmt).open(path, append, csv_raw_cells)
+    return _known(fmt).open(path, append, csv_raw_cells, entity)
 
 
 class PullOutput:
@@ -111,8 +119,14 @@ class PullOutput:
     """
 
     def __init__(
-        self, out: str | os.PathLike[str] | EventSink, fmt: str | None, *, csv_raw_cells: bool
+        self,
+        out: str | os.PathLike[str] | EventSink,
+        fmt: str | None,
+        *,
+        csv_raw_cells: bool,
+        entity: str = "prospect",
     ) -> None:
+        self._entity = entity
         self._format: Format | None = None
         self._path = ""
         self._csv_raw_cells = csv_raw_cells
@@ -147,11 +161,11 @@ class PullOutput:
                     f"the output {self._path} is missing, but the checkpoint {ledger} has "
                     "finished batches in it. Restore it, or start anew with a new checkpoint"
                 )
-            self._sink = fmt.open(self._path, True, self._csv_raw_cells)
+            self._sink = fmt.open(self._path, True, self._csv_raw_cells, self._entity)
             return
         if durable_length:
             self._cut_back(durable_length, ledger)
-        sink = fmt.open(self._path, durable_length > 0, self._csv_raw_cells)
+        sink = fmt.open(self._path, durable_length > 0, self._csv_raw_cells, self._entity)
         assert isinstance(sink, _ByteSink)  # "truncate" formats count their durable bytes
         self._sink = self._file = sink
 
@@ -174,7 +188,7 @@ class PullOutput:
             )
             os.truncate(self._path, length)
 
-    def write(self, events: Sequence[Event]) -> None:
+    def write(self, events: Sequence[AnyEvent]) -> None:
         """Write one batch; OutputWriteError naming the output when it is refused."""
         assert self._sink is not None
         if self._format is not None:

@@ -13,6 +13,11 @@ where an event's type does not have them), and the event's exact JSON::
     );
     CREATE INDEX events_prospect_id ON events (prospect_id);
 
+Business events go to a table of their own, ``business_events``, with the business
+column table (``business_id``, the common business data fields, ``raw_json``) and an
+index on ``business_id``: one database file can hold both kinds, and a prospect
+database made before keeps its ``events`` table as it was.
+
 Rows are written by column name, so a table made by an earlier version, whose columns
 are in another order (prospect_id second) or fewer, is upserted into as it is; it
 gains the columns it lacks.
@@ -37,33 +42,40 @@ from typing import Any, Self
 import msgspec
 
 from .._errors import ConfigurationError, OutputWriteError
-from .._models import Event
-from ._columns import COLUMNS, DATA_COLUMNS
-
-_NAMES = (*(column.name for column in COLUMNS), "raw_json")
-_DATA_NAMES = tuple(column.name for column in DATA_COLUMNS)
-_INTEGER_COLUMNS = frozenset(column.name for column in COLUMNS if column.sql_type == "INTEGER")
+from .._results import AnyEvent
+from ._columns import TABLES, ColumnTable
 
 
-def _ddl() -> list[str]:
+def _names(table: ColumnTable) -> tuple[str, ...]:
+    return (*(column.name for column in table.columns), "raw_json")
+
+
+def _ddl(table: ColumnTable) -> list[str]:
     columns = [
         f"{column.name} {column.sql_type}"
         + (" PRIMARY KEY" if column.name == "event_id" else "")
         + (" NOT NULL" if column.required and column.name != "event_id" else "")
-        for column in COLUMNS
+        for column in table.columns
     ]
     columns.append("raw_json TEXT NOT NULL")
+    name, key = table.sql_table, table.id_column
     return [
-        "CREATE TABLE IF NOT EXISTS events (\n    " + ",\n    ".join(columns) + "\n)",
-        "CREATE INDEX IF NOT EXISTS events_prospect_id ON events (prospect_id)",
+        f"CREATE TABLE IF NOT EXISTS {name} (\n    " + ",\n    ".join(columns) + "\n)",
+        f"CREATE INDEX IF NOT EXISTS {name}_{key} ON {name} ({key})",
     ]
 
 
-_UPSERT = (
-    f"INSERT INTO events ({', '.join(_NAMES)}) VALUES ({', '.join('?' for _ in _NAMES)}) "
-    "ON CONFLICT (event_id) DO UPDATE SET "
-    + ", ".join(f"{name} = excluded.{name}" for name in _NAMES[1:])
-)
+def _upsert(table: ColumnTable) -> str:
+    names = _names(table)
+    return (
+        f"INSERT INTO {table.sql_table} ({', '.join(names)}) "
+        f"VALUES ({', '.join('?' for _ in names)}) "
+        "ON CONFLICT (event_id) DO UPDATE SET "
+        + ", ".join(f"{name} = excluded.{name}" for name in names[1:])
+    )
+
+
+_UPSERTS = {entity: _upsert(table) for entity, table in TABLES.items()}
 
 
 _INT64 = range(-(2**63), 2**63)
@@ -96,26 +108,30 @@ def _cell(value: Any, *, integer: bool = False) -> Any:
     return str(value)
 
 
-def event_row(event: Event) -> tuple[Any, ...]:
+def event_row(event: AnyEvent, table: ColumnTable = TABLES["prospect"]) -> tuple[Any, ...]:
     """The row of one event: the column table's columns, then ``raw_json``."""
     data = event.data
     if isinstance(data, dict):
         values: dict[str, Any] = data
     else:
-        values = {name: getattr(data, name, None) for name in _DATA_NAMES}
+        values = {column.name: getattr(data, column.name, None) for column in table.data}
     row = [
         _cell(
             values.get(column.name) if column.in_data else getattr(event, column.name),
             integer=column.sql_type == "INTEGER",
         )
-        for column in COLUMNS
+        for column in table.columns
     ]
     row.append(event.to_json().decode())
     return tuple(row)
 
 
 class SqliteSink:
-    """Writes events into the ``events`` table of an SQLite file, upserting by event_id."""
+    """Writes events into an SQLite file, upserting by event_id.
+
+    Prospect events go to the ``events`` table; with ``entity="business"``, business
+    events go to ``business_events``.
+    """
 
     format = "sqlite"
 
@@ -125,7 +141,9 @@ class SqliteSink:
         *,
         append: bool = True,
         commit_every: float = 1.0,
+        entity: str = "prospect",
     ) -> None:
+        self._table = TABLES[entity]
         # ``append`` is accepted for the sink registry's sake: rows are always upserted.
         if path is None:
             raise ConfigurationError("the sqlite format writes to a file: give an output path")
@@ -149,25 +167,28 @@ class SqliteSink:
 
     def _prepare(self) -> None:
         db = self._db
+        table = self._table
         try:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
-            for statement in _ddl():
+            for statement in _ddl(table):
                 db.execute(statement)
-            present = {row[1] for row in db.execute("PRAGMA table_info(events)")}
+            present = {row[1] for row in db.execute(f"PRAGMA table_info({table.sql_table})")}
         except sqlite3.DatabaseError as exc:
             raise ConfigurationError(
                 f"the SQLite output {self.path} cannot be used: {exc}"
             ) from exc
         if "event_id" not in present:
             raise ConfigurationError(
-                f"{self.path} has an events table without an event_id column; write to another file"
+                f"{self.path} has an {table.sql_table} table without an event_id column; "
+                "write to another file"
             )
         # A table made by an older version gains the columns it lacks; nothing is dropped.
-        for name in _NAMES:
+        kinds = {column.name: column.sql_type for column in table.columns}
+        for name in _names(table):
             if name not in present:
-                kind = "INTEGER" if name in _INTEGER_COLUMNS else "TEXT"
-                db.execute(f"ALTER TABLE events ADD COLUMN {name} {kind}")
+                kind = kinds.get(name, "TEXT")
+                db.execute(f"ALTER TABLE {table.sql_table} ADD COLUMN {name} {kind}")
 
     def __enter__(self) -> Self:
         return self
@@ -183,13 +204,14 @@ class SqliteSink:
     def __repr__(self) -> str:
         return f"<SqliteSink path={self.path!r} written={self.written} closed={self._closed}>"
 
-    def write(self, events: Iterable[Event]) -> int:
+    def write(self, events: Iterable[AnyEvent]) -> int:
         """Upsert these events (durable at flush_durably()); returns how many.
 
         All of the batch or none of it: a failure (a full disk shows as "database or
         disk is full") undoes the batch's rows and raises OutputWriteError.
         """
-        rows = [event_row(event) for event in events]
+        table = self._table
+        rows = [event_row(event, table) for event in events]
         if not rows:
             return 0
         self._check_not_lost()
@@ -199,7 +221,7 @@ class SqliteSink:
                 db.execute("BEGIN")
                 self._in_transaction = True
             db.execute("SAVEPOINT batch")
-            db.executemany(_UPSERT, rows)
+            db.executemany(_UPSERTS[table.entity], rows)
             db.execute("RELEASE batch")
         except sqlite3.Error as exc:
             self._undo_batch()
@@ -271,6 +293,6 @@ class SqliteSink:
             self._db.close()
 
     def count(self) -> int:
-        """Rows in the events table."""
-        row = self._db.execute("SELECT COUNT(*) FROM events").fetchone()
+        """Rows in this sink's table (``events``, or ``business_events``)."""
+        row = self._db.execute(f"SELECT COUNT(*) FROM {self._table.sql_table}").fetchone()
         return int(row[0])

@@ -1,7 +1,8 @@
 """``explorium-events demo``: a pull of made-up prospects from an in-process emulator, checked.
 
 The pull is the same one ``fetch`` runs (``_run``); the demo adds the emulator around
-it, and at the end checks every event written against what the emulator holds.
+it, a pull of made-up businesses beside it (``pull()`` again, same client, same
+rate-limit budget), and at the end checks every event against what the emulator holds.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from .._bulk import pull
 from .._client import EventsClient
-from .._errors import ConfigurationError
-from .._models import Event
+from .._errors import ConfigurationError, ExploriumError
+from .._results import AnyEvent
 from .._sinks import format_for
 from . import _flags
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say
@@ -32,6 +34,7 @@ DEMO_RATE_LIMIT = (40, 5.0)
 DEMO_LATENCY_MS = 50.0
 DEMO_ERROR_RATE = 0.02
 DEMO_DUPLICATE_RATE = 0.02
+DEMO_BUSINESSES = 200  # a few requests beside the prospects', within the same windows
 
 _DEMO_LIMIT = f"{DEMO_RATE_LIMIT[0]} requests per {DEMO_RATE_LIMIT[1]:g} s"
 _DEMO_ERRORS = f"{DEMO_ERROR_RATE:.0%}"
@@ -40,8 +43,10 @@ _DEMO_DESCRIPTION = f"""\
 Start the emulator in this process on a free loopback port, make up --prospects
 prospect IDs, pull their events with the progress bar, write them to --out, and
 report what happened: batches, requests, retries, 429s, events, duplicates dropped,
-time, throughput, and how close the pull ran to the rate limit. Every event is then
-checked against what the emulator holds for those prospects.
+time, throughput, and how close the pull ran to the rate limit. At the same time, with
+the same key and rate limit, it pulls the business events (funding, offices, hiring...)
+of {DEMO_BUSINESSES} made-up businesses. Every event is then checked against what the
+emulator holds for those prospects and businesses.
 
 So that the rate limiter is seen at work in seconds rather than minutes, the demo's
 emulator allows {_DEMO_LIMIT} (the real API: 200 per 60 s), adds latency,
@@ -113,6 +118,14 @@ def demo_prospect_ids(count: int, seed: int = 0) -> list[str]:
     ]
 
 
+def demo_business_ids(count: int, seed: int = 0) -> list[str]:
+    """``count`` made-up, valid, distinct business IDs; the same ones for the same seed."""
+    return [
+        hashlib.md5(f"explorium-events-demo-business-{seed}-{number}".encode()).hexdigest()
+        for number in range(count)
+    ]
+
+
 @dataclass
 class _Check:
     """What the demo learns besides the pull: every event written, and what the server did."""
@@ -120,10 +133,45 @@ class _Check:
     seen: dict[str, int] = field(default_factory=dict)
     expected: set[str] = field(default_factory=set)
     server: EmulatorStats | None = None
+    businesses: list[str] = field(default_factory=list)
+    accounts: dict[str, int] = field(default_factory=dict)  # business events seen
+    expected_accounts: set[str] = field(default_factory=set)
+    account_requests: int = 0
+    account_kinds: set[str] = field(default_factory=set)
+    accounts_failed: str | None = None  # why the business pull did not finish
 
-    def count(self, events: Sequence[Event]) -> None:
+    def count(self, events: Sequence[AnyEvent]) -> None:
         for event in events:
             self.seen[event.event_id] = self.seen.get(event.event_id, 0) + 1
+
+    @property
+    def accounts_ok(self) -> bool:
+        """Whether every business event arrived, once each."""
+        return (
+            self.accounts_failed is None
+            and set(self.accounts) == self.expected_accounts
+            and all(times == 1 for times in self.accounts.values())
+        )
+
+
+class _Tally:
+    """An EventSink that keeps nothing but which business events arrived, how often."""
+
+    def __init__(self, check: _Check) -> None:
+        self._check = check
+
+    def write(self, events: Sequence[AnyEvent]) -> int:
+        for event in events:
+            seen = self._check.accounts
+            seen[event.event_id] = seen.get(event.event_id, 0) + 1
+            self._check.account_kinds.add(event.event_name)
+        return len(events)
+
+    def flush_durably(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def run(args: argparse.Namespace) -> int:
@@ -147,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
         fmt = format_for(out, args.format)
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
-    check = _Check()
+    check = _Check(businesses=demo_business_ids(DEMO_BUSINESSES, args.seed))
     request = PullRequest(
         command="demo",
         ids=demo_prospect_ids(args.prospects, args.seed),
@@ -172,14 +220,16 @@ def run(args: argparse.Namespace) -> int:
     got = set(check.seen)
     twice = sum(1 for times in check.seen.values() if times > 1)
     ok = got == check.expected and twice == 0 and not pull_run.final.failed
-    say(*_closing_lines(check, ok, twice, pull_run.final.requests, rate_limit), stream=sys.stdout)
+    requests = pull_run.final.requests + check.account_requests
+    say(*_closing_lines(check, ok, twice, requests, rate_limit), stream=sys.stdout)
+    ok = ok and check.accounts_ok
     return EXIT_OK if ok else EXIT_FAILED
 
 
 async def _pull_from_an_emulator(
     args: argparse.Namespace, config: EmulatorConfig, pull_run: PullRun, check: _Check
 ) -> None:
-    from ..emulator import Emulator, expected_events
+    from ..emulator import Emulator, expected_business_events, expected_events
 
     ids = list(pull_run.request.ids)
     async with Emulator(config) as emulator:
@@ -204,13 +254,38 @@ async def _pull_from_an_emulator(
             f"{config.duplicate_rate:.0%} of events sent twice.",
             f"Pulling the events of {len(ids):,} made-up prospects ({client.batch_size} per "
             f"request, {client.max_concurrency} at a time) into "
-            f"{pull_run.request.out or 'standard output'} ...",
+            f"{pull_run.request.out or 'standard output'},",
+            f"and at the same time those of {len(check.businesses)} made-up businesses (business "
+            "events: funding, offices, hiring...) with the same key and rate limit ...",
             "",
             stream=sys.stdout,
         )
-        await pull_run.go(client)
+
+        async def pull_businesses(stop: asyncio.Event) -> None:
+            try:
+                summary = await pull(
+                    client,
+                    check.businesses,
+                    _Tally(check),
+                    None,
+                    stop=stop,
+                    commit_interval=0.0,
+                    entity="business",
+                )
+            except ExploriumError as error:  # go() reports the prospects' side of it
+                check.accounts_failed = str(error)
+                return
+            check.account_requests = summary.requests
+            if not summary.complete:
+                check.accounts_failed = f"{summary.failed + summary.not_tried:,} IDs not done"
+
+        # One client, one rate-limit budget for both kinds of events.
+        await pull_run.go(client, beside=pull_businesses)
         check.server = emulator.stats
         check.expected = {event["event_id"] for event in expected_events(ids, config=config)}
+        check.expected_accounts = {
+            event["event_id"] for event in expected_business_events(check.businesses, config=config)
+        }
 
 
 def _closing_lines(
@@ -237,6 +312,19 @@ def _closing_lines(
             f"  CHECK FAILED  expected {len(expected):,} events; got {len(got & expected):,} of "
             f"them, {len(got - expected):,} unexpected, {twice:,} written twice"
         )
+    lines.append(
+        f"  businesses  {sum(check.accounts.values()):,} business events of "
+        f"{len(check.account_kinds)} types for {len(check.businesses)} made-up businesses, "
+        f"{check.account_requests} requests"
+    )
+    lines.append(
+        "              in the same rate-limit budget: "
+        + (
+            "all arrived, once each"
+            if check.accounts_ok
+            else f"CHECK FAILED ({check.accounts_failed or 'events missing or repeated'})"
+        )
+    )
     real = pace(requests, 200, 60.0, 1.0)
     if rate_limit is not None and real is not None:
         lines.append(
@@ -247,6 +335,7 @@ def _closing_lines(
         [
             "",
             f"Next: `{PROG} serve` runs this emulator on port 8787 for your own code;",
+            f"      `{PROG} fetch --entity business --ids accounts.csv` pulls business events;",
             f"      `{PROG} fetch --help` tells how to pull real events.",
         ]
     )

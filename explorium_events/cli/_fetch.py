@@ -16,7 +16,7 @@ from .._query import start_of
 from .._retry import RetryPolicy
 from .._settings import API_KEY_VARIABLE, BASE_URL_VARIABLE, settings_from_environment
 from .._sinks import format_for
-from . import _flags
+from . import _entity, _flags
 from ._common import PROG, UsageError, is_terminal
 from ._input import InputError, read_ids
 from ._progress import Progress, progress_enabled
@@ -118,12 +118,11 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
     fetch.add_argument(
         "--event-types",
         metavar="TYPES",
-        type=_flags.event_types_type,
+        type=_entity.parse_event_types,
         default=None,
-        help="comma-separated event types: prospect_changed_role (role), "
-        "prospect_changed_company (company), prospect_job_start_anniversary (anniversary) "
-        "(default: all three)",
+        help=_entity.EVENT_TYPES_HELP,
     )
+    _entity.add_entity_flag(fetch)
     fetch.add_argument(
         "--since",
         metavar="WHEN",
@@ -179,17 +178,17 @@ def run(args: argparse.Namespace) -> int:
     client = _client(args)
     if args.ids in (None, "-") and is_terminal(sys.stdin):
         raise UsageError(
-            "no prospect IDs: give --ids FILE, or pipe them in (one per line), e.g. "
+            f"no {args.entity} IDs: give --ids FILE, or pipe them in (one per line), e.g. "
             f"`{PROG} fetch < ids.txt`"
         )
     try:
-        ids = read_ids(args.ids, stdin=sys.stdin)
+        ids = read_ids(args.ids, stdin=sys.stdin, entity=args.entity)
     except InputError as exc:
         raise UsageError(str(exc)) from None
     if ids.invalid_count and not args.skip_invalid:
         raise UsageError(ids.invalid_message())
     if ids.valid == 0:
-        logger.warning("%s holds no prospect IDs: nothing to fetch", ids.name)
+        logger.warning("%s holds no %s IDs: nothing to fetch", ids.name, args.entity)
     request = PullRequest(
         command="fetch",
         ids=ids,
@@ -207,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         since=args.since,
         until=args.until,
         csv_raw_cells=args.csv_raw_cells,
+        entity=args.entity,
     )
     progress = Progress(sys.stderr, enabled=progress_enabled(args.progress))
     return run_pull(client, request, progress)
@@ -223,6 +223,8 @@ def _check_flags(args: argparse.Namespace, out: str | None) -> str:
     since, until = args.since, args.until
     if since is not None and until is not None and start_of(since) > start_of(until):
         raise UsageError(f"--since {since} is after --until {until}")
+    if (problem := _entity.event_types_problem(args.entity, args.event_types)) is not None:
+        raise UsageError(problem)
     fmt = format_for(out, args.format)
     if args.failed_out is not None and args.failed_out == out:
         raise UsageError("--failed-out must not be the same file as --out")

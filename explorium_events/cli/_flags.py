@@ -16,7 +16,6 @@ from typing import TypeAlias
 
 from .._errors import ConfigurationError
 from .._ids import MAX_BATCH_SIZE
-from .._models import EventType
 from .._query import parse_timestamp
 from .._retry import RetryPolicy
 from .._settings import (
@@ -33,11 +32,6 @@ from .._sinks import FORMATS
 # What add_parser(subparsers) receives; a string, since argparse's class is not generic at runtime.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
-EVENT_TYPE_ALIASES = {
-    "role": EventType.PROSPECT_CHANGED_ROLE.value,
-    "company": EventType.PROSPECT_CHANGED_COMPANY.value,
-    "anniversary": EventType.PROSPECT_JOB_START_ANNIVERSARY.value,
-}
 API_RATE_LIMIT = (DEFAULT_RATE_LIMIT, DEFAULT_RATE_WINDOW)
 
 
@@ -70,27 +64,6 @@ def timestamp_type(text: str) -> dt.date | dt.datetime:
         raise argparse.ArgumentTypeError(str(exc)) from None
     assert moment is not None
     return moment
-
-
-def event_types_type(text: str) -> list[str]:
-    """Comma-separated event types, full names or their short aliases, each once."""
-    chosen: list[str] = []
-    for part in text.split(","):
-        name = part.strip().lower()
-        if not name:
-            continue
-        name = EVENT_TYPE_ALIASES.get(name, name)
-        if name not in {kind.value for kind in EventType}:
-            known = ", ".join(kind.value for kind in EventType)
-            raise argparse.ArgumentTypeError(
-                f"unknown event type {part.strip()!r}; known: {known} "
-                f"(or short: {', '.join(EVENT_TYPE_ALIASES)})"
-            )
-        if name not in chosen:
-            chosen.append(name)
-    if not chosen:
-        raise argparse.ArgumentTypeError("name at least one event type")
-    return chosen
 
 
 def int_between(low: int, high: int | None = None) -> Callable[[str], int]:

@@ -5,6 +5,9 @@ Two shapes are read, told apart by the first non-blank line:
 - a CSV with a header, read from its ``prospect_id`` column, when the first line is not
   an ID and holds a comma, semicolon or tab, or is the bare word ``prospect_id``.
 
+With ``entity="business"`` the same, for business IDs (32 hexadecimal characters) and a
+CSV's ``business_id`` column.
+
 A UTF-8 byte-order mark and CRLF line ends are tolerated. Lines are read as bytes with a
 length cap and decoded one by one, so a file that is one 10 MB line fails fast, and a
 byte that is not UTF-8 is reported on its own line. ``read_ids`` checks every line
@@ -19,9 +22,10 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import IO, BinaryIO, Literal
+from typing import IO, Any, BinaryIO, Literal
 
-from .._ids import PROSPECT_ID_RULE, invalid_reason, normalize_prospect_id
+from .._entity import ENTITIES, PROSPECT, Entity
+from .._ids import invalid_reason, normalize_prospect_id
 
 MAX_LINE_BYTES = 65_536
 COLUMN = "prospect_id"
@@ -55,6 +59,7 @@ class IdInput:
 
     name: str
     shape: InputShape = "list"
+    entity: Entity[Any] = PROSPECT
     valid: int = 0
     invalid_count: int = 0
     invalid: list[BadId] = field(default_factory=list)  # the first few only
@@ -64,14 +69,15 @@ class IdInput:
     def __iter__(self) -> Iterator[str]:
         if self._digests is not None:
             view = memoryview(self._digests)
-            for start in range(0, len(view), 20):
-                yield view[start : start + 20].hex()
+            width = self.entity.id_bytes
+            for start in range(0, len(view), width):
+                yield view[start : start + width].hex()
             return
         assert self._path is not None
         with _open(self._path) as stream:
-            for _line, value in _values(stream, self.name):
+            for _line, value in _values(stream, self.name, entity=self.entity):
                 normalized = normalize_prospect_id(value)
-                if invalid_reason(normalized) is None:
+                if invalid_reason(normalized, entity=self.entity) is None:
                     yield normalized
 
     def invalid_message(self) -> str:
@@ -80,11 +86,12 @@ class IdInput:
         shown = "\n".join(f"  {bad.describe()}" for bad in self.invalid)
         more = f"\n  ... and {count - len(self.invalid)} more" if count > len(self.invalid) else ""
         hint = ""
+        kind, column = self.entity.name, self.entity.id_column
         if self.shape == "list" and self.invalid and self.invalid[0].line == 1:
-            hint = f"\nA CSV file needs a header line with a {COLUMN} column."
+            hint = f"\nA CSV file needs a header line with a {column} column."
         return (
-            f"{self.name}: {count} invalid prospect ID{'s' if count != 1 else ''}:\n"
-            f"{shown}{more}\nA prospect ID is {PROSPECT_ID_RULE}. Fix the input, or pass "
+            f"{self.name}: {count} invalid {kind} ID{'s' if count != 1 else ''}:\n"
+            f"{shown}{more}\nA {kind} ID is {self.entity.id_rule}. Fix the input, or pass "
             f"--skip-invalid to skip them.{hint}"
         )
 
@@ -130,15 +137,20 @@ def _lines(stream: IO[bytes] | IO[str], name: str) -> Iterator[str]:
         yield line
 
 
-def _is_csv_header(line: str) -> bool:
+def _is_csv_header(line: str, entity: Entity[Any] = PROSPECT) -> bool:
     text = line.strip()
-    if invalid_reason(normalize_prospect_id(text)) is None:
+    if invalid_reason(normalize_prospect_id(text), entity=entity) is None:
         return False
-    return any(delimiter in text for delimiter in _DELIMITERS) or text.lower() == COLUMN
+    column = entity.id_column
+    return any(delimiter in text for delimiter in _DELIMITERS) or text.lower() == column
 
 
 def _values(
-    stream: IO[bytes] | IO[str], name: str, source: IdInput | None = None
+    stream: IO[bytes] | IO[str],
+    name: str,
+    source: IdInput | None = None,
+    *,
+    entity: Entity[Any] = PROSPECT,
 ) -> Iterator[tuple[int, str]]:
     """(line number, value) for every non-blank entry of a list or CSV input.
 
@@ -150,10 +162,10 @@ def _values(
         number += 1
         if not line.strip():
             continue
-        if _is_csv_header(line):
+        if _is_csv_header(line, entity):
             if source is not None:
                 source.shape = "csv"
-            yield from _csv_values(line, number, lines, name)
+            yield from _csv_values(line, number, lines, name, entity.id_column)
             return
         yield number, line.strip()
         break
@@ -164,18 +176,18 @@ def _values(
 
 
 def _csv_values(
-    header_line: str, header_number: int, lines: Iterator[str], name: str
+    header_line: str, header_number: int, lines: Iterator[str], name: str, column: str = COLUMN
 ) -> Iterator[tuple[int, str]]:
     delimiter = max(_DELIMITERS, key=header_line.count)
     header = next(csv.reader([header_line], delimiter=delimiter))
-    names = [column.strip().lower() for column in header]
-    if COLUMN not in names:
-        columns = ", ".join(repr(column.strip()) for column in header)
+    names = [cell.strip().lower() for cell in header]
+    if column not in names:
+        columns = ", ".join(repr(cell.strip()) for cell in header)
         raise InputError(
-            f"{name}: the CSV header (line {header_number}) has no {COLUMN} column; its "
+            f"{name}: the CSV header (line {header_number}) has no {column} column; its "
             f"columns are {columns}"
         )
-    index = names.index(COLUMN)
+    index = names.index(column)
     reader = csv.reader(lines, delimiter=delimiter)
     try:
         for row in reader:
@@ -185,7 +197,7 @@ def _csv_values(
             if index >= len(row):
                 raise InputError(
                     f"{name}: line {number} has {len(row)} field{'s' if len(row) != 1 else ''}"
-                    f", no {COLUMN} (column {index + 1})"
+                    f", no {column} (column {index + 1})"
                 )
             yield number, row[index].strip()
     except csv.Error as exc:
@@ -194,9 +206,9 @@ def _csv_values(
 
 
 def _check(source: IdInput, stream: IO[bytes] | IO[str], keep: bytearray | None) -> None:
-    for number, value in _values(stream, source.name, source):
+    for number, value in _values(stream, source.name, source, entity=source.entity):
         normalized = normalize_prospect_id(value)
-        reason = invalid_reason(normalized)
+        reason = invalid_reason(normalized, entity=source.entity)
         if reason is not None:
             source.invalid_count += 1
             if len(source.invalid) < _SHOWN:
@@ -207,22 +219,26 @@ def _check(source: IdInput, stream: IO[bytes] | IO[str], keep: bytearray | None)
             keep += bytes.fromhex(normalized)
 
 
-def read_ids(path: str | None, *, stdin: IO[str] | None = None) -> IdInput:
-    """Check a whole input (a path, or ``stdin`` when ``path`` is None or ``-``).
+def read_ids(
+    path: str | None, *, stdin: IO[str] | None = None, entity: str = "prospect"
+) -> IdInput:
+    """Check a whole input (a path, or ``stdin`` when ``path`` is None or ``-``) of
+    ``entity``'s IDs ("prospect" or "business": the ID rule and the CSV column).
 
     Raises InputError for an input that cannot be read as IDs (missing file, a line
     too long, not UTF-8, a CSV without a ``prospect_id`` column). Invalid IDs do not
     raise: they are counted in the result, the first few with their line numbers.
     """
+    kind = ENTITIES[entity]
     if path is None or path == "-":
         if stdin is None:
             raise InputError("no input: give --ids FILE or pipe the IDs into standard input")
-        source = IdInput(name="standard input", _digests=bytearray())
+        source = IdInput(name="standard input", entity=kind, _digests=bytearray())
         # The bytes under sys.stdin, so that its locale's encoding plays no part.
         binary: IO[bytes] | None = getattr(stdin, "buffer", None)
         _check(source, binary if binary is not None else stdin, source._digests)
     else:
-        source = IdInput(name=path, _path=path)
+        source = IdInput(name=path, entity=kind, _path=path)
         with _open(path) as stream:
             _check(source, stream, None)
     return source

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import signal
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Self, TextIO
@@ -61,6 +61,7 @@ class PullRequest:
     since: dt.date | dt.datetime | None = None
     until: dt.date | dt.datetime | None = None
     csv_raw_cells: bool = False
+    entity: str = "prospect"  # whose IDs: prospect or business
     report_to: TextIO | None = None  # where the summary goes (None: standard error)
     watch: Callable[[Sequence[Event]], None] | None = None
 
@@ -135,7 +136,11 @@ class PullRun:
     def _open(self, out: str | None, request: PullRequest) -> BuiltinSink:
         try:
             return open_sink(
-                out, request.fmt, append=request.append, csv_raw_cells=request.csv_raw_cells
+                out,
+                request.fmt,
+                append=request.append,
+                csv_raw_cells=request.csv_raw_cells,
+                entity=request.entity,
             )
         except OSError as exc:
             raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
@@ -229,9 +234,17 @@ class PullRun:
 
     # -- the run --------------------------------------------------------------------------------
 
-    async def go(self, client: EventsClient) -> None:
+    async def go(
+        self,
+        client: EventsClient,
+        beside: Callable[[asyncio.Event], Awaitable[None]] | None = None,
+    ) -> None:
         """Pull, with the progress line drawn and the stop signals caught; never raises for
-        a refused key, a silent server, an output that cannot be written, or a stop."""
+        a refused key, a silent server, an output that cannot be written, or a stop.
+
+        ``beside(stop)``, if given, runs at the same time with the same open client (so
+        in the same rate-limit budget) and the same stop signal; it must not raise.
+        """
         request = self.request
         self._client = client
         self._started = client.clock.monotonic()
@@ -247,7 +260,7 @@ class PullRun:
         try:
             with self._stop_on_signals(stop), logs_around(self.progress):
                 async with client:
-                    self._latest = await pull(
+                    pulled = pull(
                         client,
                         request.ids,
                         out,
@@ -266,7 +279,18 @@ class PullRun:
                         csv_raw_cells=request.csv_raw_cells,
                         on_batch=self._on_batch,
                         on_unfinished=self._hand_back,
+                        entity=request.entity,
                     )
+                    if beside is None:
+                        self._latest = await pulled
+                    else:
+                        side = asyncio.ensure_future(beside(stop))
+                        try:
+                            self._latest, _ = await asyncio.gather(pulled, side)
+                        except BaseException:  # the pull failed: stop beside before closing
+                            side.cancel()
+                            await asyncio.wait([side])
+                            raise
         except AuthenticationError as error:
             self._key_refused = key_refused(error)
         except ServerUnavailableError as error:
@@ -368,6 +392,7 @@ class PullRun:
             gave_up=self._gave_up,
             write_failed=self._write_failed,
             stopped_after=stopped_after,
+            entity=request.entity,
         )
         self.final = summary
         stream = request.report_to

@@ -11,7 +11,8 @@ from ._common import EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say
 from ._progress import ProgressLogHandler
 
 _SERVE_DESCRIPTION = """\
-Run the emulator of the Events API (POST /v1/prospects/events) until Ctrl-C or
+Run the emulator of the Events API (POST /v1/prospects/events and
+/v1/businesses/events, one rate-limit window per key for both) until Ctrl-C or
 SIGTERM. It validates requests like the real API (422 with FastAPI-style details),
 checks the api_key header (401), rate-limits per key over a sliding window (429 with
 Retry-After, X-RateLimit-* headers), and serves deterministic synthetic events: the
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         )
         key = "one key only (--api-key)" if args.api_key else "any non-empty key"
         say(
-            f"{PROG}: emulator serving {url}  (POST /v1/prospects/events)",
+            f"{PROG}: emulator serving {url}  (POST /v1/prospects/events, /v1/businesses/events)",
             f"  rate limit {limit}; accepts {key}; stats at {url}/_emulator/stats",
             f"  try: {PROG} fetch --base-url {url} --api-key "
             f"{'KEY' if args.api_key else 'anything'} --ids ids.txt",

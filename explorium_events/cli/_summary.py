@@ -74,6 +74,7 @@ class RunReport:
     gave_up: str | None = None
     write_failed: str | None = None
     stopped_after: float | None = None  # seconds from the stop signal to the stop
+    entity: str = "prospect"  # whose IDs: prospect or business
 
 
 def summary_lines(report: RunReport) -> list[str]:
@@ -96,7 +97,7 @@ def summary_lines(report: RunReport) -> list[str]:
     not_tried = run.not_tried + report.unread
     # A repeat is done when its first is; that is certain only once every ID is done.
     repeats_done = run.duplicates if run.complete else 0
-    lines = [f"{head}: {run.done + repeats_done:,} of {values:,} prospect IDs done."]
+    lines = [f"{head}: {run.done + repeats_done:,} of {values:,} {report.entity} IDs done."]
 
     invalid = run.invalid + report.invalid
     skipped = f" ({invalid:,} invalid skipped)" if invalid else ""

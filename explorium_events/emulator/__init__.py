@@ -1,4 +1,4 @@
-"""A local stand-in for Explorium's ``POST /v1/prospects/events``: no network, no key.
+"""A local stand-in for Explorium's prospect and business events endpoints: no network, no key.
 
 It validates, authenticates and rate-limits like the documented API, serves
 deterministic synthetic events, and injects faults on demand, so a client (the
@@ -14,6 +14,7 @@ The package is standalone: it uses nothing private from ``explorium_events``.
 """
 
 from ._app import STATS_KEY, create_app
+from ._business import expected_business_events
 from ._config import EmulatorConfig
 from ._data import expected_events
 from ._server import Emulator, serve_forever
@@ -25,6 +26,7 @@ __all__ = [
     "EmulatorConfig",
     "EmulatorStats",
     "create_app",
+    "expected_business_events",
     "expected_events",
     "serve_forever",
 ]

@@ -1,6 +1,8 @@
-"""The aiohttp application: ``POST /v1/prospects/events`` plus two control routes.
+"""The aiohttp application: ``POST /v1/prospects/events``, ``POST /v1/businesses/events``
+(``_business``) and two control routes.
 
-A request to the endpoint goes through, in order:
+A request to either endpoint goes through, in order (one sliding window per key,
+shared by both endpoints, as the API's limit is per key across its endpoints):
 
 1. latency (drawn for every request, applied just before answering);
 2. auth: header ``api_key``; missing or wrong: 401;
@@ -25,20 +27,28 @@ import hmac
 import logging
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 import msgspec
 from aiohttp import web
 
+from ._business import BUSINESS_EVENTS_PATH, BUSINESSES, PROSPECTS, Endpoint
 from ._config import EmulatorConfig
-from ._data import select_events
 from ._faults import FaultInjector
 from ._ratelimit import RateDecision, SlidingWindowLimiter
 from ._stats import EmulatorStats
 from ._timestamps import to_micros
-from ._validation import EventsQuery, validate_body
+from ._validation import EventsQuery
 
-__all__ = ["EVENTS_PATH", "RESET_PATH", "STATS_KEY", "STATS_PATH", "create_app"]
+__all__ = [
+    "BUSINESS_EVENTS_PATH",
+    "EVENTS_PATH",
+    "RESET_PATH",
+    "STATS_KEY",
+    "STATS_PATH",
+    "create_app",
+]
 
 EVENTS_PATH = "/v1/prospects/events"
 STATS_PATH = "/_emulator/stats"
@@ -95,7 +105,8 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         faults=FaultInjector(config),
         limiter=limiter,
     )
-    app.router.add_post(EVENTS_PATH, _events)
+    app.router.add_post(EVENTS_PATH, _handler(PROSPECTS))
+    app.router.add_post(BUSINESS_EVENTS_PATH, _handler(BUSINESSES))
     app.router.add_get(STATS_PATH, _stats)
     app.router.add_post(RESET_PATH, _reset)
     return app
@@ -121,13 +132,20 @@ def _json(
     )
 
 
-async def _events(request: web.Request) -> web.StreamResponse:
+def _handler(endpoint: Endpoint) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def handle(request: web.Request) -> web.StreamResponse:
+        return await _events(request, endpoint)
+
+    return handle
+
+
+async def _events(request: web.Request, endpoint: Endpoint) -> web.StreamResponse:
     state = request.app[_STATE_KEY]
     started = time.perf_counter()
     state.stats.enter()
     try:
         latency = state.faults.latency()
-        reply = await _decide(request, state)
+        reply = await _decide(request, state, endpoint)
         delay = latency + reply.delay
         if delay > 0:
             await asyncio.sleep(delay)
@@ -140,7 +158,7 @@ def _correlation_id() -> str:
     return uuid.uuid4().hex
 
 
-async def _decide(request: web.Request, state: _State) -> _Reply:
+async def _decide(request: web.Request, state: _State, endpoint: Endpoint) -> _Reply:
     """Work out the answer; nothing is sent and nothing sleeps here."""
     key = request.headers.get(_API_KEY_HEADER, "").strip()
     refusal = _authenticate(key, state)
@@ -150,7 +168,7 @@ async def _decide(request: web.Request, state: _State) -> _Reply:
         raw = await request.read()
     except web.HTTPRequestEntityTooLarge as exc:
         return _error(413, exc.text or "Request body too large.", _window(key, state))
-    query, problems = validate_body(raw)
+    query, problems = endpoint.validate(raw)
     if query is None:
         return _Reply(status=422, payload={"detail": problems}, headers=_window(key, state))
     refusal, headers = _admit(key, query, state)
@@ -165,7 +183,7 @@ async def _decide(request: web.Request, state: _State) -> _Reply:
         return _Reply(status=fault.status, payload=fault.body, headers=headers, delay=fault.spike)
     return _Reply(
         status=200,
-        payload=_success(state, query),
+        payload=_success(state, query, endpoint),
         headers=headers,
         action="truncate" if fault.kind == "truncate" else "send",
         keep=fault.keep,
@@ -223,8 +241,8 @@ def _rate_limited(decision: RateDecision | None, retry_after: int) -> _Reply:
     )
 
 
-def _success(state: _State, query: EventsQuery) -> dict[str, Any]:
-    events = select_events(
+def _success(state: _State, query: EventsQuery, endpoint: Endpoint) -> dict[str, Any]:
+    events = endpoint.select(
         seed=state.config.seed,
         now_us=state.now_us,
         prospect_ids=query.prospect_ids,
