@@ -34,6 +34,7 @@ from collections.abc import Callable, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
+from ._accounting import unaccounted
 from ._checkpoint import (
     STATE_DONE,
     STATE_FAILED,
@@ -55,6 +56,7 @@ from ._ids import (
     normalize_prospect_id,
 )
 from ._models import Event, EventType
+from ._paths import read_once
 from ._query import Query, Timestamp, build_query
 from ._sqlite_sink import SqliteSink
 
@@ -120,9 +122,23 @@ class PullSummary:
     invalid_examples: tuple[InvalidProspectId, ...] = ()
 
     @property
+    def unaccounted(self) -> int:
+        """Input values neither done, failed, invalid nor a repeat: what is left, or was lost.
+
+        After a run that was not interrupted this must be 0 (see ``_accounting.py``).
+        """
+        return unaccounted(
+            values=self.input_values,
+            repeated=self.duplicates,
+            invalid=self.invalid,
+            succeeded=self.done,
+            failed=self.failed,
+        )
+
+    @property
     def complete(self) -> bool:
-        """Whether every valid ID is done: nothing failed, nothing left."""
-        return self.failed == 0 and self.not_tried == 0
+        """Whether every unique valid ID is done: nothing failed, nothing left or lost."""
+        return self.failed == 0 and self.not_tried == 0 and self.unaccounted == 0
 
 
 # ---------------------------------------------------------------------------------------
@@ -144,6 +160,15 @@ class _Source:
         self._iterable: Iterable[str] | None = None
         if isinstance(prospect_ids, str | os.PathLike):
             self._path = os.fspath(prospect_ids)
+            once = read_once(self._path)
+            if once is not None:
+                # Its second reading would find it empty (a pipe), or wait forever (a FIFO).
+                raise ConfigurationError(
+                    f"{self._path} is {once}, which can be read only once; a bulk pull reads "
+                    "its input twice (to fingerprint it, then to pull) and again on resume. "
+                    "Save the IDs to a file first (e.g. `cat ... > ids.txt`) and pass its "
+                    "path, or pass a list"
+                )
             if not os.path.isfile(self._path):
                 raise ConfigurationError(f"{self._path}: no such file of prospect IDs")
             self.name = self._path
@@ -598,8 +623,9 @@ async def pull(
 ) -> PullSummary:
     """Pull the events of a large list of prospects into ``out``, resumably, exactly once.
 
-    ``prospect_ids`` is a text file with one ID per line, or a collection that can be
-    read more than once (a list). ``out`` is a path (``.jsonl``, ``.csv``, or ``.db``
+    ``prospect_ids`` is a text file with one ID per line (a regular file: a pipe or FIFO
+    cannot be read again, so it is refused), or a collection that can be read more than
+    once (a list). ``out`` is a path (``.jsonl``, ``.csv``, or ``.db``
     for SQLite; or say ``format=``) or your own EventSink. ``checkpoint`` is the path of
     the pull's checkpoint: run the same call again after any interruption, a crash or
     ``kill -9`` included, and it carries on where the last durable commit left off.

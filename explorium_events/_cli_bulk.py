@@ -26,6 +26,8 @@ from explorium_events import (
     pull,
 )
 
+from ._accounting import unaccounted, unaccounted_message
+from ._paths import read_once
 from ._progress import Progress, Snapshot
 
 EXIT_OK = 0
@@ -52,6 +54,7 @@ class BulkRequest:
 
     ids: Iterable[str]
     source: str
+    valid: int  # valid values, repeats included, as counted when the input was checked
     invalid: int
     invalid_examples: list[str]
     out: str
@@ -171,7 +174,7 @@ async def _run(
             outcome.lines.append(
                 f"  stopped     {took:.2f}s after the signal; the checkpoint is consistent"
             )
-        outcome.status = _status(summary)
+        outcome.status = _status(summary, request)
     except AuthenticationError as error:
         outcome.status = EXIT_FAILED
         outcome.lines.append(
@@ -199,9 +202,27 @@ async def _run(
         _write_failed(request)
 
 
-def _status(summary: PullSummary) -> int:
+def _unaccounted(summary: PullSummary, request: BulkRequest) -> int:
+    """The books of the run, against what the command line counted when it checked the input.
+
+    The pull counts the input again as it reads it; if that reading came up short (an
+    input that cannot be read twice), ``summary`` balances on its own and only this
+    comparison shows the loss.
+    """
+    return unaccounted(
+        values=request.valid + request.invalid,
+        repeated=summary.duplicates,
+        invalid=request.invalid + summary.invalid,
+        succeeded=summary.done,
+        failed=summary.failed,
+    )
+
+
+def _status(summary: PullSummary, request: BulkRequest) -> int:
     if summary.interrupted:
         return EXIT_INTERRUPTED
+    if _unaccounted(summary, request) != 0:
+        return EXIT_FAILED
     return EXIT_OK if summary.complete else EXIT_FAILED
 
 
@@ -228,8 +249,11 @@ def _plural(count: int, word: str, plural: str | None = None) -> str:
 
 def summary_lines(summary: PullSummary, request: BulkRequest) -> list[str]:
     """The end-of-run summary: the states of every input value, this run, what to do next."""
+    missing = 0 if summary.interrupted else _unaccounted(summary, request)
     if summary.interrupted:
         head = f"Interrupted after {summary.elapsed:.1f}s"
+    elif missing:
+        head = f"INCOMPLETE after {summary.elapsed:.1f}s"
     elif summary.failed:
         head = f"Finished in {summary.elapsed:.1f}s with failed batches"
     else:
@@ -274,19 +298,34 @@ def summary_lines(summary: PullSummary, request: BulkRequest) -> list[str]:
             lines.append(f"              (their IDs are also in {request.failed_out})")
     if summary.interrupted:
         lines.append(f"  resume      {_resume_line(request)}")
+    if missing:
+        unique = request.valid - summary.duplicates
+        lines.append(f"  LOST        {unaccounted_message(missing, unique=unique)}")
     return lines
 
 
 def bulk_usage_problem(
     *, ids: str | None, out: str | None, checkpoint: str, append: bool, failed_out: str | None
 ) -> str | None:
-    """Why these flags cannot go with --checkpoint, or None."""
+    """Why these flags cannot go with --checkpoint, or None.
+
+    (Whether --checkpoint is the input or another output is for ``_paths.clash``.)
+    """
     if ids in (None, "-"):
-        return "--checkpoint needs --ids FILE: standard input cannot be read again on resume"
+        return (
+            "--checkpoint needs --ids FILE: standard input cannot be read again on resume; "
+            "save the IDs to a file first (e.g. `... > ids.txt`), then pass --ids ids.txt"
+        )
+    once = read_once(ids)
+    if once is not None:
+        # A resume must read the same input again: a pipe or FIFO is gone once read.
+        return (
+            f"--checkpoint needs --ids FILE that can be read again on resume, and {ids} is "
+            f"{once}; save the IDs to a file first (e.g. `cat ... > ids.txt`), then pass "
+            "--ids ids.txt"
+        )
     if out in (None, "-"):
         return "--checkpoint needs --out FILE: standard output cannot be resumed"
     if append:
         return "--checkpoint appends on resume by itself: drop --append"
-    if checkpoint in (ids, out, failed_out):
-        return "--checkpoint must be a file of its own, not the input or an output"
     return None

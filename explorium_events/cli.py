@@ -37,10 +37,12 @@ from explorium_events import (
     __version__,
 )
 
+from ._accounting import unaccounted, unaccounted_message
 from ._cli_bulk import BulkRequest, bulk_usage_problem, run_bulk
 from ._formats import format_for
 from ._input import IdInput, InputError, read_ids
 from ._output import SINKS, EventSink, open_sink
+from ._paths import Named, clash, output_problem
 from ._progress import (
     Progress,
     ProgressLogHandler,
@@ -826,6 +828,8 @@ def _open_outputs(
         sink = open_sink(path, fmt, append=append)
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except ConfigurationError as exc:  # an SQLite output that cannot be opened or used
+        raise UsageError(str(exc)) from None
     failed = None
     if failed_out is not None:
         try:
@@ -853,10 +857,10 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         raise UsageError(f"--since {args.since} is after --until {args.until}")
     out = None if args.out in (None, "-") else args.out
     fmt = format_for(out, args.format)
-    if args.failed_out is not None and args.failed_out == out:
-        raise UsageError("--failed-out must not be the same file as --out")
     if fmt == "sqlite" and out is None:
         raise UsageError("--format sqlite writes to a file: give --out FILE, e.g. events.db")
+    # Before the input is read (a pipe is consumed by it) and before any output is opened.
+    _check_paths(args, out, fmt)
     if args.checkpoint is not None:
         problem = bulk_usage_problem(
             ids=args.ids,
@@ -926,11 +930,60 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         failed_out=args.failed_out,
         interrupted=interrupted,
     )
+    missing = _unaccounted(state, values=ids.valid + ids.invalid_count, invalid=ids.invalid_count)
     _say(*summary_lines(report))
     if interrupted:
         _say(f"{PROG}: interrupted; {out or 'the output'} holds every batch finished before it")
         return EXIT_INTERRUPTED
+    if missing:
+        unique = ids.valid - state.stats.duplicate_ids
+        _say(f"{PROG} fetch: error: {unaccounted_message(missing, unique=unique)}")
+        return EXIT_FAILED
     return EXIT_FAILED if state.failures or state.key_rejected else EXIT_OK
+
+
+def _unaccounted(state: _Pull, *, values: int, invalid: int) -> int:
+    """The books of a run without a checkpoint: ``values`` is what the input check counted."""
+    failed_in_batches = sum(len(failure.prospect_ids) for failure in state.failures)
+    return unaccounted(
+        values=values,
+        repeated=state.stats.duplicate_ids,
+        invalid=invalid,
+        succeeded=state.ids_done - failed_in_batches,
+        failed=failed_in_batches + state.unfinished_ids,
+    )
+
+
+def _check_paths(args: argparse.Namespace, out: str | None, fmt: str) -> None:
+    """Refuse, before anything is read or opened, files that clash or cannot be written."""
+    ids = None if args.ids in (None, "-") else args.ids
+    inputs: list[Named] = [
+        ("--ids", ids) if ids is not None else ("standard input", _fd(sys.stdin))
+    ]
+    outputs: list[Named] = [
+        ("--out", out) if out is not None else ("standard output", _fd(sys.stdout)),
+        ("--failed-out", args.failed_out),
+        ("--checkpoint", args.checkpoint),
+    ]
+    problem = clash(inputs, outputs)
+    if problem is None and out is not None:
+        problem = output_problem("--out", out, sqlite=fmt == "sqlite")
+    if problem is None and args.failed_out is not None:
+        problem = output_problem("--failed-out", args.failed_out)
+    if problem is None and args.checkpoint is not None:
+        # What an existing file holds, the checkpoint itself tells better ("not a checkpoint").
+        problem = output_problem("--checkpoint", args.checkpoint, sqlite=True, database=False)
+    if problem is not None:
+        raise UsageError(problem)
+
+
+def _fd(stream: object) -> int | None:
+    """The descriptor under a standard stream, or None (a test's stand-in has none)."""
+    try:
+        fileno = getattr(stream, "fileno", None)
+        return int(fileno()) if fileno is not None else None
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
 
 
 def _fetch_bulk(
@@ -946,6 +999,7 @@ def _fetch_bulk(
     request = BulkRequest(
         ids=ids,
         source=ids.name,
+        valid=ids.valid,
         invalid=ids.invalid_count,
         invalid_examples=[bad.describe() for bad in ids.invalid],
         out=out,
@@ -1111,6 +1165,9 @@ def _demo(args: argparse.Namespace, log: ProgressLogHandler) -> int:
     )
     out = None if args.out in (None, "-") else args.out
     fmt = format_for(out, args.format)
+    problem = None if out is None else output_problem("--out", out, sqlite=fmt == "sqlite")
+    if problem is not None:
+        raise UsageError(problem)
     progress = Progress(sys.stderr, enabled=_progress_enabled(args.progress))
     state = _Pull(
         total=args.prospects, rate_limit=rate_limit, rate_window=rate_window, rate_cost="request"
@@ -1138,6 +1195,12 @@ def _demo(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         _say(f"{PROG} demo: interrupted", stream=sys.stdout)
         return EXIT_INTERRUPTED
     _say(*outcome.lines, stream=sys.stdout)
+    # Against the number asked for, not the list made: a demo that lost IDs fails too.
+    missing = _unaccounted(state, values=args.prospects, invalid=0)
+    if missing:
+        unique = args.prospects - state.stats.duplicate_ids
+        _say(f"{PROG} demo: error: {unaccounted_message(missing, unique=unique)}")
+        return EXIT_FAILED
     return EXIT_OK if outcome.ok else EXIT_FAILED
 
 
