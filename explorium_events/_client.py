@@ -187,6 +187,8 @@ class BatchStream:
         yield from self._taken.values()
         self._taken.clear()
         yield from self._batches
+        # Reading the rest met repeats too: the books at the end of the run count them.
+        self.stats.duplicate_ids = self._ids.duplicates
 
     def __aiter__(self) -> AsyncIterator[BatchResult]:
         if self._iterator is not None:

@@ -931,7 +931,10 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         interrupted=interrupted,
     )
     missing = _unaccounted(state, values=ids.valid + ids.invalid_count, invalid=ids.invalid_count)
-    _say(*summary_lines(report))
+    lines = summary_lines(report)
+    if missing and not interrupted:
+        lines[0] = lines[0].replace("Done in", "INCOMPLETE after", 1)
+    _say(*lines)
     if interrupted:
         _say(f"{PROG}: interrupted; {out or 'the output'} holds every batch finished before it")
         return EXIT_INTERRUPTED
@@ -1190,13 +1193,16 @@ def _demo(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         failed_out=None,
         interrupted=interrupted,
     )
-    _say(*summary_lines(report), stream=sys.stdout)
+    # Against the number asked for, not the list made: a demo that lost IDs fails too.
+    missing = _unaccounted(state, values=args.prospects, invalid=0)
+    lines = summary_lines(report)
+    if missing and not interrupted:
+        lines[0] = lines[0].replace("Done in", "INCOMPLETE after", 1)
+    _say(*lines, stream=sys.stdout)
     if interrupted:
         _say(f"{PROG} demo: interrupted", stream=sys.stdout)
         return EXIT_INTERRUPTED
     _say(*outcome.lines, stream=sys.stdout)
-    # Against the number asked for, not the list made: a demo that lost IDs fails too.
-    missing = _unaccounted(state, values=args.prospects, invalid=0)
     if missing:
         unique = args.prospects - state.stats.duplicate_ids
         _say(f"{PROG} demo: error: {unaccounted_message(missing, unique=unique)}")
