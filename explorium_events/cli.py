@@ -194,7 +194,13 @@ Input (--ids FILE, or standard input): one prospect ID per line (40 hex characte
 blank lines, surrounding whitespace and case do not matter; UTF-8, a BOM and CRLF are
 fine), or a CSV file with a header line, read from its prospect_id column. The whole
 input is checked before the first request: a bad ID stops the run with its line
-number, unless --skip-invalid. Repeated IDs are fetched once.
+number, unless --skip-invalid. Repeated IDs are fetched once. Input that can be read
+only once (standard input, a pipe such as --ids <(zcat ids.gz), /dev/stdin, a FIFO) is
+read exactly once.
+
+--ids, --out, --failed-out and --checkpoint must be different files (compared as files:
+symlinks, hard links and relative paths resolved), and every output writable; else exit
+2 before anything is opened.
 
 Output (--out FILE, or standard output): JSONL, one event per line exactly as the API
 sent it, or CSV, one row per event under a fixed header (event_id, event_name,
@@ -239,10 +245,14 @@ environment:
   {BASE_URL_VARIABLE}  the API's address when --base-url is not given
 
 exit status:
-  0    every batch was fetched
+  0    every input ID was fetched (or skipped as invalid with --skip-invalid)
   1    some batches failed after their retries (listed in the summary and written to
-       --failed-out), or the API refused the key (401/403: not retried)
-  2    usage or input error: the message names the bad value (and its line number)
+       --failed-out), the API refused the key (401/403: not retried), or IDs are
+       unaccounted for (the run checks at its end that every ID read was fetched,
+       failed, invalid or a repeat, and says how many are missing)
+  2    usage or input error: the message names the bad value (and its line number), or
+       the flags and the file when two of them name the same file or an output cannot
+       be written
   130  interrupted (Ctrl-C; with --checkpoint also SIGTERM); the output holds every
        batch finished before that, and --checkpoint resumes from there
 """
@@ -416,7 +426,8 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="keep the pull's progress in PATH (a small SQLite file) and resume from it: "
         "rerun the same command after Ctrl-C, a crash or kill -9 and it does only what is "
-        "left, never writing an event twice; needs --ids FILE and --out FILE",
+        "left, never writing an event twice; needs --ids FILE and --out FILE, and --ids "
+        "must be a regular file (a resume reads it again): save piped IDs to a file first",
     )
     fetch.add_argument(
         "--retry-failed",
