@@ -390,8 +390,9 @@ async def pull(
     ``business_events`` table). The checkpoint records the entity: a checkpoint of a
     prospect pull refuses a business pull, and the other way round.
 
-    ``prospect_ids`` is a text file with one ID per line, or a collection that can be
-    read more than once (a list; a set is pulled in sorted order, so that another
+    ``prospect_ids`` is a text file with one ID per line (with a checkpoint, a regular
+    file: a pipe or FIFO cannot be read again, so it is refused), or a collection that
+    can be read more than once (a list; a set is pulled in sorted order, so that another
     process, whatever its hash seed, can resume it). ``out`` is a path (``.jsonl``,
     ``.csv``, or ``.db`` for SQLite; or say ``format=``) or your own EventSink.
     ``checkpoint`` is the path of the pull's checkpoint: run the same call again after

@@ -28,6 +28,7 @@ from ._ids import (
     invalid_reason,
     normalize_prospect_id,
 )
+from ._paths import read_once as _only_once
 from ._results import InvalidProspectId
 
 _SCAN_YIELD_EVERY = 20_000  # values between yields to the event loop while scanning
@@ -77,6 +78,16 @@ class Source:
         self._iterable: Iterable[str] | None = None
         if isinstance(prospect_ids, str | os.PathLike):
             self._path = os.fspath(prospect_ids)
+            why = None if once else _only_once(self._path)
+            if why is not None:
+                # Its second reading would find it empty (a pipe), or wait forever (a FIFO).
+                raise ConfigurationError(
+                    f"{self._path} is {why}, which can be read only once; a pull with a "
+                    "checkpoint reads its input twice (to fingerprint it, then to pull) and "
+                    "again on resume. Save the IDs to a file first (e.g. `cat ... > ids.txt`) "
+                    "and pass its path, or pass a list; or pull with checkpoint=None, which "
+                    "reads its input once"
+                )
             if not _readable_input(self._path, once=once):
                 raise ConfigurationError(f"{self._path}: no such file of {entity.name} IDs")
             self.name = self._path

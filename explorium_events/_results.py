@@ -2,7 +2,7 @@
 
 They sit below the client and the error tree (``FetchError`` and
 ``InvalidProspectIdError`` carry a ``FetchResult``), so they import nothing but the
-models.
+models and the books' arithmetic (``_accounting``).
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
 
+from ._accounting import unaccounted
 from ._business_models import BusinessEvent
 from ._models import Event
 
@@ -155,6 +156,20 @@ class PullSummary:
     invalid_examples: tuple[InvalidProspectId, ...] = ()
 
     @property
+    def unaccounted(self) -> int:
+        """Input values neither done, failed, invalid nor a repeat: what is left, or was lost.
+
+        After a run that was not stopped this must be 0 (see ``_accounting.py``).
+        """
+        return unaccounted(
+            values=self.input_values,
+            repeated=self.duplicates,
+            invalid=self.invalid,
+            succeeded=self.done,
+            failed=self.failed,
+        )
+
+    @property
     def complete(self) -> bool:
-        """Whether every valid ID is done: nothing failed, nothing left."""
-        return self.failed == 0 and self.not_tried == 0
+        """Whether every unique valid ID is done: nothing failed, nothing left or lost."""
+        return self.failed == 0 and self.not_tried == 0 and self.unaccounted == 0

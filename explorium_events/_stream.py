@@ -88,6 +88,10 @@ class BatchStream(Generic[E]):
         yield from self._taken.values()
         self._taken.clear()
         yield from self._batches
+        # Reading the rest met new IDs and repeats too: the books at the end count them.
+        self.stats.ids = self._ids.unique
+        self.stats.duplicate_ids = self._ids.duplicates
+        self.stats.invalid_ids = len(self._ids.invalid)
 
     def __aiter__(self) -> AsyncIterator[BatchResult[E]]:
         if self._iterator is not None:

@@ -1017,3 +1017,273 @@ async def test_server_values_the_output_must_survive(
     assert "traceback" not in captured.err.lower()
     assert failed.read_text() == ""
     assert case.check(out)
+
+
+# --- issue 10: input-and-paths ---
+
+
+@dataclass
+class PathCase:
+    """Files given to ``fetch`` (run in tmp_path) and what must come of them.
+
+    In ``args``, ``{pipe}`` is a pipe already holding GOOD (what bash's ``<(...)`` gives)
+    and ``{fifo}`` a named FIFO that a thread writes GOOD into once a reader opens it.
+    """
+
+    args: list[str]
+    exit: int = EXIT_USAGE
+    says: tuple[str, ...] = ()  # fragments of standard error, lowercase
+    prepare: Callable[[Any], None] | None = None  # makes files under tmp_path first
+    stdin: str | None = None  # a file of tmp_path to be standard input (a real descriptor)
+    sent: list[str] | None = None  # the IDs that must have been sent (sorted); None: none
+    writable_folders: bool = True  # False: needs permissions that root does not have
+
+
+def _symlink(link: str, target: str) -> Callable[[Any], None]:
+    return lambda tmp: (tmp / link).symlink_to(target)
+
+
+def _hard_link(link: str, target: str) -> Callable[[Any], None]:
+    return lambda tmp: (tmp / link).hardlink_to(tmp / target)
+
+
+def _text_file(name: str) -> Callable[[Any], None]:
+    return lambda tmp: (tmp / name).write_text("my notes, not a database\n")
+
+
+def _read_only_folder(tmp: Any) -> None:
+    (tmp / "ro").mkdir()
+    (tmp / "ro").chmod(0o555)
+
+
+_UNDER_A_FILE = _text_file("afile")  # "afile/x": ENOTDIR, unwritable even for root
+_CLASH = ("must not be the same file",)
+_READ_ONCE = ("can be read again on resume", "save the ids to a file first")
+
+PATH_CASES: dict[str, PathCase] = {
+    # Point 3: an output never destroys the input or another output.
+    "--failed-out is --ids (the retry loop, with one file)": PathCase(
+        ["--ids", "ids.txt", "--out", "e.jsonl", "--failed-out", "./ids.txt"],
+        says=(*_CLASH, "--ids and --failed-out", "ids.txt", "destroy the input"),
+    ),
+    "--out is --ids": PathCase(
+        ["--ids", "ids.txt", "--out", "ids.txt"], says=(*_CLASH, "--ids and --out")
+    ),
+    "--out is --ids through a symlink": PathCase(
+        ["--ids", "ids.txt", "--out", "link.jsonl"],
+        prepare=_symlink("link.jsonl", "ids.txt"),
+        says=(*_CLASH, "--ids and --out", "ids.txt"),
+    ),
+    "--checkpoint is --ids through a hard link": PathCase(
+        ["--ids", "ids.txt", "--out", "e.jsonl", "--checkpoint", "hard.ckpt"],
+        prepare=_hard_link("hard.ckpt", "ids.txt"),
+        says=(*_CLASH, "--ids and --checkpoint"),
+    ),
+    "--checkpoint is --out, spelled ./": PathCase(
+        ["--ids", "ids.txt", "--out", "e.jsonl", "--checkpoint", "./e.jsonl"],
+        says=(*_CLASH, "--out and --checkpoint", "e.jsonl"),
+    ),
+    "--failed-out is --out, spelled through ..": PathCase(
+        ["--ids", "ids.txt", "--out", "e.jsonl", "--failed-out", "sub/../e.jsonl"],
+        prepare=lambda tmp: (tmp / "sub").mkdir(),
+        says=(*_CLASH, "--out and --failed-out", "e.jsonl"),
+    ),
+    "--failed-out a dangling symlink to --out": PathCase(
+        ["--ids", "ids.txt", "--out", "e.jsonl", "--failed-out", "f.txt"],
+        prepare=_symlink("f.txt", "e.jsonl"),
+        says=(*_CLASH, "--out and --failed-out"),
+    ),
+    "--out is the file standard input reads": PathCase(
+        ["--out", "ids.txt"], stdin="ids.txt", says=(*_CLASH, "standard input and --out")
+    ),
+    # Point 9: an output that cannot be written is a usage error before the run.
+    "--out notadb.db, a text file": PathCase(
+        ["--ids", "ids.txt", "--out", "notadb.db"],
+        prepare=_text_file("notadb.db"),
+        says=("--out: cannot write notadb.db", "not an sqlite database"),
+    ),
+    "--out notadb.db, a text file, with --checkpoint": PathCase(
+        ["--ids", "ids.txt", "--out", "notadb.db", "--checkpoint", "p.ckpt"],
+        prepare=_text_file("notadb.db"),
+        says=("--out: cannot write notadb.db", "not an sqlite database"),
+    ),
+    "an SQLite --out under a regular file": PathCase(
+        ["--ids", "ids.txt", "--out", "afile/events.db"],
+        prepare=_UNDER_A_FILE,
+        says=("--out: cannot write afile/events.db", "afile is not a folder"),
+    ),
+    "an SQLite --out under a regular file, with --checkpoint": PathCase(
+        ["--ids", "ids.txt", "--out", "afile/events.db", "--checkpoint", "p.ckpt"],
+        prepare=_UNDER_A_FILE,
+        says=("--out: cannot write afile/events.db", "afile is not a folder"),
+    ),
+    "a JSONL --out under a regular file": PathCase(
+        ["--ids", "ids.txt", "--out", "afile/events.jsonl"],
+        prepare=_UNDER_A_FILE,
+        says=("--out: cannot write afile/events.jsonl", "not a folder"),
+    ),
+    "--failed-out under a regular file, with --checkpoint": PathCase(
+        [
+            "--ids",
+            "ids.txt",
+            "--out",
+            "e.jsonl",
+            "--checkpoint",
+            "p.ckpt",
+            "--failed-out",
+            "afile/f",
+        ],
+        prepare=_UNDER_A_FILE,
+        says=("--failed-out: cannot write afile/f", "not a folder"),
+    ),
+    "--checkpoint under a regular file": PathCase(
+        ["--ids", "ids.txt", "--out", "e.jsonl", "--checkpoint", "afile/p.ckpt"],
+        prepare=_UNDER_A_FILE,
+        says=("--checkpoint: cannot write afile/p.ckpt", "not a folder"),
+    ),
+    "--out in a folder that does not exist": PathCase(
+        ["--ids", "ids.txt", "--out", "nowhere/events.jsonl"],
+        says=("--out: cannot write nowhere/events.jsonl", "does not exist"),
+    ),
+    # Root writes anywhere, so these two are skipped as root (the ENOTDIR cases above
+    # stand in for them there).
+    "an SQLite --out in a read-only folder": PathCase(
+        ["--ids", "ids.txt", "--out", "ro/events.db"],
+        prepare=_read_only_folder,
+        says=("--out: cannot write ro/events.db", "permission denied"),
+        writable_folders=False,
+    ),
+    "an SQLite --out in a read-only folder, with --checkpoint": PathCase(
+        ["--ids", "ids.txt", "--out", "ro/events.db", "--checkpoint", "p.ckpt"],
+        prepare=_read_only_folder,
+        says=("--out: cannot write ro/events.db", "permission denied"),
+        writable_folders=False,
+    ),
+    # Point 2: input that can be read only once is read once, or refused with --checkpoint.
+    "--ids a pipe, as bash's <(...) gives": PathCase(
+        ["--ids", "{pipe}", "--out", "e.jsonl"], exit=EXIT_OK, sent=sorted(GOOD)
+    ),
+    "--ids a named FIFO": PathCase(
+        ["--ids", "{fifo}", "--out", "e.jsonl"], exit=EXIT_OK, sent=sorted(GOOD)
+    ),
+    "--ids a pipe, with --checkpoint": PathCase(
+        ["--ids", "{pipe}", "--out", "e.jsonl", "--checkpoint", "p.ckpt"],
+        says=("/dev/fd/", "a pipe", *_READ_ONCE),
+    ),
+    "--ids a named FIFO, with --checkpoint": PathCase(
+        ["--ids", "{fifo}", "--out", "e.jsonl", "--checkpoint", "p.ckpt"],
+        says=("ids.fifo", "fifo", *_READ_ONCE),
+    ),
+}
+
+
+def _files(folder: Any) -> dict[str, bytes | None]:
+    """Every entry under ``folder``: a file's bytes, None for anything else."""
+    found: dict[str, bytes | None] = {}
+    for path in sorted(folder.rglob("*")):
+        regular = path.is_file() and not path.is_symlink()
+        found[str(path.relative_to(folder))] = path.read_bytes() if regular else None
+    return found
+
+
+@pytest.mark.timeout(30)  # a FIFO read a second time waits for a writer forever
+@pytest.mark.parametrize("name", list(PATH_CASES))
+async def test_cli_files_bad_input(
+    name: str,
+    api: ApiServer,
+    tmp_path: Any,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each case exits as documented, naming the flags and the file, and destroys nothing."""
+    import asyncio
+    import os
+    import threading
+
+    from explorium_events.cli import main
+
+    case = PATH_CASES[name]
+    if not case.writable_folders and os.geteuid() == 0:
+        pytest.skip("root may write in a read-only folder; the ENOTDIR cases cover this")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ids.txt").write_bytes(_lines(*GOOD))
+    if case.prepare is not None:
+        case.prepare(tmp_path)
+    argv = ["fetch", "--no-progress", "--base-url", api.url, "--api-key", TEST_KEY]
+    opened: list[int] = []
+    writer: threading.Thread | None = None
+    fifo = tmp_path / "ids.fifo"
+    if "{pipe}" in case.args:
+        read_end, write_end = os.pipe()
+        opened.append(read_end)
+        os.write(write_end, _lines(*GOOD))  # far below a pipe's buffer
+        os.close(write_end)
+    if "{fifo}" in case.args:
+        os.mkfifo(fifo)
+
+        def write_fifo() -> None:
+            with open(fifo, "wb") as stream:  # returns once a reader has opened it
+                stream.write(_lines(*GOOD))
+
+        writer = threading.Thread(target=write_fifo, daemon=True)
+        writer.start()
+    pipe = f"/dev/fd/{opened[0]}" if opened else ""
+    argv += [arg.format(pipe=pipe, fifo=fifo) for arg in case.args]
+    if case.stdin is not None:
+        stdin = (tmp_path / case.stdin).open(encoding="utf-8")
+        monkeypatch.setattr("sys.stdin", stdin)
+    before = _files(tmp_path)
+    try:
+        status = await asyncio.to_thread(main, argv)
+    finally:
+        if case.stdin is not None:
+            stdin.close()
+        for descriptor in opened:
+            os.close(descriptor)
+        if writer is not None and writer.is_alive():
+            # The run never opened the FIFO: a reader of our own lets the writer finish.
+            descriptor = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+            writer.join(10)
+            os.close(descriptor)
+    captured = capsys.readouterr()
+    stderr = captured.err.lower()
+    assert status == case.exit, captured.err
+    for fragment in case.says:
+        assert fragment.lower() in stderr, (fragment, stderr)
+    assert "traceback" not in stderr
+    assert sorted(api.ids_requested) == (case.sent or [])
+    if case.exit == EXIT_USAGE:
+        # Refused before anything was opened for writing: every file as it was, none new.
+        assert _files(tmp_path) == before
+        assert len(captured.err.splitlines()) == 1
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("kind", ["a named FIFO", "a pipe (/dev/fd)"])
+async def test_bulk_pull_refuses_input_that_can_be_read_only_once(
+    kind: str, api: ApiServer, clock: FakeClock, tmp_path: Any
+) -> None:
+    """pull() reads its input twice, so a FIFO or a pipe is a ConfigurationError, never a hang."""
+    import os
+
+    from explorium_events import pull
+
+    opened: list[int] = []
+    if kind == "a named FIFO":
+        source = str(tmp_path / "ids.fifo")
+        os.mkfifo(source)  # no writer: opening it would wait forever
+    else:
+        read_end, write_end = os.pipe()
+        opened += [read_end, write_end]
+        source = f"/dev/fd/{read_end}"
+    try:
+        async with EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock) as client:
+            with pytest.raises(ConfigurationError) as caught:
+                await pull(client, source, str(tmp_path / "out.jsonl"), str(tmp_path / "p.ckpt"))
+    finally:
+        for descriptor in opened:
+            os.close(descriptor)
+    message = str(caught.value).lower()
+    assert source.lower() in message and "read only once" in message
+    assert "save the ids to a file first" in message
+    assert api.requests == [] and not (tmp_path / "out.jsonl").exists()

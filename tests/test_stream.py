@@ -95,3 +95,18 @@ async def test_closing_the_client_ends_a_stream_consumed_elsewhere(
     with pytest.raises(ClientClosedError):
         await asyncio.wait_for(reader, 5)
     api.release.set()
+
+
+async def test_a_refused_key_counts_the_ids_and_repeats_of_the_input_read_after_it(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
+    """After a 401, the rest of the input fails by batch and its IDs and repeats are counted."""
+    from aiohttp import web
+
+    api.handler = lambda server, seen: web.json_response({"details": "no"}, status=401)
+    values = ids(100) * 2
+    async with make_client(api, clock, max_concurrency=1) as client:
+        result = await client.fetch(values, raise_on_error=False)
+    assert sorted(result.failed_ids) == sorted(set(values))
+    assert result.stats.ids == 100 and result.stats.duplicate_ids == 100
+    assert len(result.failed_ids) + result.stats.duplicate_ids == len(values)

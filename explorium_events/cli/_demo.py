@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 from .._bulk import pull
 from .._client import EventsClient
 from .._errors import ConfigurationError, ExploriumError
+from .._paths import output_problem
 from .._results import AnyEvent
 from .._sinks import format_for
 from . import _flags
@@ -195,6 +196,9 @@ def run(args: argparse.Namespace) -> int:
         fmt = format_for(out, args.format)
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
+    problem = None if out is None else output_problem("--out", out, sqlite=fmt == "sqlite")
+    if problem is not None:
+        raise UsageError(problem)
     check = _Check(businesses=demo_business_ids(DEMO_BUSINESSES, args.seed))
     request = PullRequest(
         command="demo",
@@ -223,7 +227,8 @@ def run(args: argparse.Namespace) -> int:
     requests = pull_run.final.requests + check.account_requests
     say(*_closing_lines(check, ok, twice, requests, rate_limit), stream=sys.stdout)
     ok = ok and check.accounts_ok
-    return EXIT_OK if ok else EXIT_FAILED
+    # The pull's own status too: IDs unaccounted for fail the demo, events or not.
+    return EXIT_OK if ok and status == EXIT_OK else EXIT_FAILED
 
 
 async def _pull_from_an_emulator(

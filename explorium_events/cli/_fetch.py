@@ -1,7 +1,9 @@
 """``explorium-events fetch``: the events of a list of prospect IDs, into a file or standard output.
 
-This module checks the flags and the input (every line, before the first request),
-builds the client, and hands the pull to ``_run``, the one pull path.
+This module checks the flags, the files (no output may be the input or another output,
+each must be writable) and the input (every line, before the first request; input that
+can be read only once is read once), builds the client, and hands the pull to ``_run``,
+the one pull path.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import sys
 
 from .._client import EventsClient
 from .._errors import ConfigurationError
+from .._paths import Named, clash, output_problem, read_once
 from .._query import start_of
 from .._retry import RetryPolicy
 from .._settings import API_KEY_VARIABLE, BASE_URL_VARIABLE, settings_from_environment
@@ -33,7 +36,13 @@ Input (--ids FILE, or standard input): one prospect ID per line (40 hex characte
 blank lines, surrounding whitespace and case do not matter; UTF-8, a BOM and CRLF are
 fine), or a CSV file with a header line, read from its prospect_id column. The whole
 input is checked before the first request: a bad ID stops the run with its line
-number, unless --skip-invalid. Repeated IDs are fetched once.
+number, unless --skip-invalid. Repeated IDs are fetched once. Input that can be read
+only once (standard input, a pipe such as --ids <(zcat ids.gz), /dev/stdin, a FIFO) is
+read exactly once.
+
+--ids, --out, --failed-out and --checkpoint must be different files (compared as files:
+symlinks, hard links and relative paths resolved), and every output writable; else exit
+2 before anything is opened.
 
 Output (--out FILE, or standard output): JSONL, one event per line as the API sent it
 (same keys, order and values, on one line), or CSV, one row per event under a fixed
@@ -81,14 +90,18 @@ environment:
   {BASE_URL_VARIABLE}  the API's address when --base-url is not given
 
 exit status:
-  0    every batch was fetched
+  0    every input ID was fetched (or skipped as invalid with --skip-invalid)
   1    some batches failed after their retries (listed in the summary and written to
-       --failed-out), the API refused the key (401/403: not retried), the server
+       --failed-out), the API refused the key (401/403: not retried), IDs are
+       unaccounted for (the run checks at its end that every ID read was fetched,
+       failed, invalid or a repeat, and says how many are missing), the server
        answered nothing usable for --give-up-after seconds (every ID not yet fetched
        counts as failed), or the output could not be written (disk full, file too
        large, I/O error: the message names the file; the IDs not written go to
        --failed-out, or stay in --checkpoint)
-  2    usage or input error: the message names the bad value (and its line number)
+  2    usage or input error: the message names the bad value (and its line number), or
+       the flags and the file when two of them name the same file or an output cannot
+       be written
   130  interrupted (Ctrl-C; with --checkpoint also SIGTERM); the output holds every
        batch finished before that, and --checkpoint resumes from there
 """
@@ -151,7 +164,8 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
         metavar="PATH",
         help="keep the pull's progress in PATH (a small SQLite file) and resume from it: "
         "rerun the same command after Ctrl-C, a crash or kill -9 and it does only what is "
-        "left, never writing an event twice; needs --ids FILE and --out FILE",
+        "left, never writing an event twice; needs --ids FILE and --out FILE, and --ids "
+        "must be a regular file (a resume reads it again): save piped IDs to a file first",
     )
     fetch.add_argument(
         "--retry-failed",
@@ -226,10 +240,10 @@ def _check_flags(args: argparse.Namespace, out: str | None) -> str:
     if (problem := _entity.event_types_problem(args.entity, args.event_types)) is not None:
         raise UsageError(problem)
     fmt = format_for(out, args.format)
-    if args.failed_out is not None and args.failed_out == out:
-        raise UsageError("--failed-out must not be the same file as --out")
     if fmt == "sqlite" and out is None:
         raise UsageError("--format sqlite writes to a file: give --out FILE, e.g. events.db")
+    # Before the input is read (a pipe is consumed by it) and before any output is opened.
+    _check_paths(args, out, fmt)
     if args.checkpoint is not None:
         problem = _checkpoint_problem(args, out)
         if problem is not None:
@@ -240,16 +254,60 @@ def _check_flags(args: argparse.Namespace, out: str | None) -> str:
 
 
 def _checkpoint_problem(args: argparse.Namespace, out: str | None) -> str | None:
-    """Why these flags cannot go with --checkpoint, or None."""
+    """Why these flags cannot go with --checkpoint, or None.
+
+    (Whether --checkpoint is the input or another output is for ``_check_paths``.)
+    """
     if args.ids in (None, "-"):
-        return "--checkpoint needs --ids FILE: standard input cannot be read again on resume"
+        return (
+            "--checkpoint needs --ids FILE: standard input cannot be read again on resume; "
+            "save the IDs to a file first (e.g. `... > ids.txt`), then pass --ids ids.txt"
+        )
+    once = read_once(args.ids)
+    if once is not None:
+        # A resume must read the same input again: a pipe or FIFO is gone once read.
+        return (
+            f"--checkpoint needs --ids FILE that can be read again on resume, and {args.ids} "
+            f"is {once}; save the IDs to a file first (e.g. `cat ... > ids.txt`), then pass "
+            "--ids ids.txt"
+        )
     if out is None:
         return "--checkpoint needs --out FILE: standard output cannot be resumed"
     if args.append:
         return "--checkpoint appends on resume by itself: drop --append"
-    if args.checkpoint in (args.ids, out, args.failed_out):
-        return "--checkpoint must be a file of its own, not the input or an output"
     return None
+
+
+def _check_paths(args: argparse.Namespace, out: str | None, fmt: str) -> None:
+    """Refuse, before anything is read or opened, files that clash or cannot be written."""
+    ids = None if args.ids in (None, "-") else args.ids
+    inputs: list[Named] = [
+        ("--ids", ids) if ids is not None else ("standard input", _fd(sys.stdin))
+    ]
+    outputs: list[Named] = [
+        ("--out", out) if out is not None else ("standard output", _fd(sys.stdout)),
+        ("--failed-out", args.failed_out),
+        ("--checkpoint", args.checkpoint),
+    ]
+    problem = clash(inputs, outputs)
+    if problem is None and out is not None:
+        problem = output_problem("--out", out, sqlite=fmt == "sqlite")
+    if problem is None and args.failed_out is not None:
+        problem = output_problem("--failed-out", args.failed_out)
+    if problem is None and args.checkpoint is not None:
+        # What an existing file holds, the checkpoint itself tells better ("not a checkpoint").
+        problem = output_problem("--checkpoint", args.checkpoint, sqlite=True, database=False)
+    if problem is not None:
+        raise UsageError(problem)
+
+
+def _fd(stream: object) -> int | None:
+    """The descriptor under a standard stream, or None (a test's stand-in has none)."""
+    try:
+        fileno = getattr(stream, "fileno", None)
+        return int(fileno()) if fileno is not None else None
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
 
 
 def _client(args: argparse.Namespace) -> EventsClient:

@@ -12,9 +12,10 @@ A UTF-8 byte-order mark and CRLF line ends are tolerated. Lines are read as byte
 length cap and decoded one by one, so a file that is one 10 MB line fails fast, and a
 byte that is not UTF-8 is reported on its own line. ``read_ids`` checks every line
 before the first request; iterating the result then yields the valid IDs (normalised,
-repeats included: the client dedupes). A file is read twice (check, then pull);
-standard input, which cannot be re-read, is kept as 20-byte digests: 20 MB for a
-million IDs.
+repeats included: the client dedupes). A regular file is read twice (check, then pull).
+An input that can be read only once (standard input, a pipe, bash's ``<(...)``, a
+FIFO, ``/dev/stdin``) is read exactly once, and its valid IDs kept as 20-byte digests:
+20 MB for a million IDs.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from typing import IO, Any, BinaryIO, Literal
 
 from .._entity import ENTITIES, PROSPECT, Entity
 from .._ids import invalid_reason, normalize_prospect_id
+from .._paths import read_once
 
 MAX_LINE_BYTES = 65_536
 COLUMN = "prospect_id"
@@ -237,6 +239,11 @@ def read_ids(
         # The bytes under sys.stdin, so that its locale's encoding plays no part.
         binary: IO[bytes] | None = getattr(stdin, "buffer", None)
         _check(source, binary if binary is not None else stdin, source._digests)
+    elif read_once(path) is not None:
+        # Reading it again would find it empty (a pipe) or wait for a writer forever (a FIFO).
+        source = IdInput(name=path, entity=kind, _digests=bytearray())
+        with _open(path) as stream:
+            _check(source, stream, source._digests)
     else:
         source = IdInput(name=path, entity=kind, _path=path)
         with _open(path) as stream:

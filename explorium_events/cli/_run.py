@@ -4,7 +4,8 @@ Every pull goes through ``explorium_events.pull``; this module gives it what a p
 at a terminal needs: the output opened here when it is standard output or --append
 (pull() opens a path itself, so it can resume it), --failed-out, Ctrl-C (and SIGTERM
 with a checkpoint) that stop within a moment with whole batches kept, one progress
-line, one summary, and one exit status.
+line, one summary, and one exit status: 0 only when the books balance, every ID the
+command counted in its input done, invalid or a repeat (``_summary.books``).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .._results import PullSummary
 from .._sinks import BuiltinSink, open_sink
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say
 from ._progress import Progress, Snapshot, logs_around
-from ._summary import RunReport, key_refused, summary_lines
+from ._summary import RunReport, books, key_refused, lost_message, summary_lines
 
 
 @dataclass(slots=True, kw_only=True)
@@ -393,6 +394,12 @@ class PullRun:
             write_failed=self._write_failed,
             stopped_after=stopped_after,
             entity=request.entity,
+            unaccounted=books(
+                summary,
+                total=request.total,
+                invalid=request.invalid,
+                handed_back=bool(self._key_refused or self._write_failed),
+            ),
         )
         self.final = summary
         stream = request.report_to
@@ -402,6 +409,9 @@ class PullRun:
             return EXIT_INTERRUPTED
         if self._write_failed:
             say(f"{PROG} {request.command}: error: {self._write_failed}")
+            return EXIT_FAILED
+        if report.unaccounted:
+            say(f"{PROG} {request.command}: error: {lost_message(report)}")
             return EXIT_FAILED
         trouble = self._key_refused or self._gave_up or not summary.complete
         return EXIT_FAILED if trouble else EXIT_OK

@@ -3,6 +3,11 @@
 Every valid input value is in exactly one state: done, failed, not yet tried, or a
 repeat of an earlier one; the input line says so. Then what this run did, how close
 it ran to the rate limit, what went wrong, and the one next step that fixes it.
+
+At the end of every run that was not interrupted the books are checked (``books``):
+every value the command counted in its input must be done, failed, invalid or a
+repeat (or, after a refused key or an output that could not be written, handed back
+not done). Values in no state make the run INCOMPLETE, say how many, and exit 1.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from .._accounting import unaccounted, unaccounted_message
 from .._errors import AuthenticationError, PermissionDeniedError
 from .._results import PullSummary
 from .._settings import API_KEY_VARIABLE
@@ -47,6 +53,34 @@ def pace(
     return fastest, fastest / elapsed
 
 
+def books(summary: PullSummary, *, total: int, invalid: int, handed_back: bool) -> int:
+    """Input values in no state at the end of a run: 0 when the books balance.
+
+    ``total`` and ``invalid`` are what the command counted in its input (valid values,
+    repeats included, and invalid ones skipped) before the pull read it again: if that
+    reading came up short (an input that cannot be read twice), ``summary`` balances on
+    its own and only this comparison shows the loss. ``handed_back``: the run stopped
+    early (a refused key, an output that could not be written), so the IDs not yet tried
+    are accounted for, in --failed-out or the checkpoint. Not checked when interrupted.
+    """
+    if summary.interrupted:
+        return 0
+    return unaccounted(
+        values=total + invalid,
+        repeated=summary.duplicates,
+        invalid=invalid + summary.invalid,
+        succeeded=summary.done,
+        failed=summary.failed + (summary.not_tried if handed_back else 0),
+    )
+
+
+def lost_message(report: RunReport) -> str:
+    """What to say of a run whose books do not balance (``report.unaccounted`` values)."""
+    run = report.summary
+    unique = run.unique_ids + report.unread
+    return unaccounted_message(report.unaccounted, unique=unique, entity=report.entity)
+
+
 @dataclass(slots=True, kw_only=True)
 class RunReport:
     """Everything the summary tells: pull()'s own summary and what the command line adds.
@@ -75,6 +109,7 @@ class RunReport:
     write_failed: str | None = None
     stopped_after: float | None = None  # seconds from the stop signal to the stop
     entity: str = "prospect"  # whose IDs: prospect or business
+    unaccounted: int = 0  # input values in no state at the end (``books``): a loss
 
 
 def summary_lines(report: RunReport) -> list[str]:
@@ -83,6 +118,8 @@ def summary_lines(report: RunReport) -> list[str]:
     elapsed = run.elapsed
     if run.interrupted:
         head = f"Interrupted after {elapsed:.1f}s"
+    elif report.unaccounted:
+        head = f"INCOMPLETE after {elapsed:.1f}s"
     elif report.key_refused:
         head = f"Stopped after {elapsed:.1f}s: the API refused the key"
     elif report.gave_up:
@@ -177,6 +214,8 @@ def _trouble_lines(report: RunReport) -> list[str]:
     not_tried = run.not_tried + report.unread
     if not_tried and not run.interrupted:
         lines.append(f"  NOT DONE    {plural(not_tried, 'ID')} never fetched")
+    if report.unaccounted:
+        lines.append(f"  LOST        {lost_message(report)}")
     return lines
 
 
