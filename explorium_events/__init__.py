@@ -49,9 +49,11 @@ from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, Invali
 from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
 from ._stream import BatchStream
+from ._sync import DEFAULT_LOOKBACK, SyncSummary, sync
 from ._version import __version__
 
 __all__ = [
+    "DEFAULT_LOOKBACK",
     "PROSPECT_ID_RULE",
     "AnniversaryData",
     "ApiError",
@@ -92,6 +94,7 @@ __all__ = [
     "ServerError",
     "ServerUnavailableError",
     "SqliteSink",
+    "SyncSummary",
     "SystemClock",
     "TransportError",
     "UnprocessableEntityError",
@@ -99,4 +102,5 @@ __all__ = [
     "invalid_reason",
     "normalize_prospect_id",
     "pull",
+    "sync",
 ]
