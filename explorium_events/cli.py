@@ -37,6 +37,7 @@ from explorium_events import (
     __version__,
 )
 
+from . import _cli_sync
 from ._cli_bulk import BulkRequest, bulk_usage_problem, run_bulk
 from ._ids import MAX_BATCH_SIZE
 from ._input import IdInput, InputError, read_ids
@@ -282,6 +283,9 @@ Retry-After, X-RateLimit-* headers), and serves deterministic synthetic events: 
 same prospect ID and --seed always give the same events. Faults on demand: latency,
 5xx, injected 429s, dropped connections, truncated bodies, duplicated events.
 GET /_emulator/stats shows what it served; POST /_emulator/reset zeroes the counters.
+Its clock starts at --start-time and stands still until moved: POST /_emulator/clock
+with {"advance": "7d"} or {"set": "2026-08-01T00:00:00Z"} (no key needed), and events
+that happened meanwhile appear, for `sync` to find.
 """
 
 _SERVE_EPILOG = f"""\
@@ -295,6 +299,9 @@ examples:
   # then, from another terminal
   {PROG} fetch --base-url http://127.0.0.1:8787 --api-key my-test-key --ids ids.txt
   curl -s http://127.0.0.1:8787/_emulator/stats
+
+  # a week passes on the emulator: the next sync brings the events of that week
+  curl -s -X POST http://127.0.0.1:8787/_emulator/clock -d '{{"advance": "7d"}}'
 
 exit status: 0 after a clean stop; 2 for a bad flag or a port that cannot be used.
 """
@@ -610,6 +617,13 @@ def build_parser() -> argparse.ArgumentParser:
         default=0,
         help="drives the synthetic events and the faults (default: %(default)s)",
     )
+    serve.add_argument(
+        "--start-time",
+        metavar="WHEN",
+        type=_timestamp,
+        help="where the emulator's clock starts (default: midnight UTC today); move it "
+        'with POST /_emulator/clock {"advance": "7d"} and new events appear',
+    )
     _add_common(serve)
 
     demo = commands.add_parser(
@@ -670,6 +684,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_give_up(demo)
     _add_progress(demo)
     _add_common(demo)
+    _cli_sync.add_parser(commands)
     return parser
 
 
@@ -1150,6 +1165,7 @@ def _serve(args: argparse.Namespace, log: ProgressLogHandler) -> int:
             truncate_rate=args.truncate_rate,
             duplicate_rate=args.duplicate_rate,
             seed=args.seed,
+            now=_start(args.start_time) if args.start_time else None,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None
@@ -1369,6 +1385,7 @@ _COMMANDS: dict[str, Callable[[argparse.Namespace, ProgressLogHandler], int]] = 
     "fetch": _fetch,
     "serve": _serve,
     "demo": _demo,
+    "sync": lambda args, _log: _cli_sync.run(args),
 }
 
 
