@@ -41,6 +41,11 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
+_ALIASES = {
+    "role": "prospect_changed_role",
+    "company": "prospect_changed_company",
+    "anniversary": "prospect_job_start_anniversary",
+}
 # Waits ``seconds`` unless ``stop`` is set first; True when stopped. Tests inject one.
 Wait = Callable[[float, asyncio.Event], Awaitable[bool]]
 
@@ -185,7 +190,8 @@ def add_parser(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) 
     parser.add_argument(
         "--event-types",
         metavar="TYPES",
-        help="comma-separated event types (default: all three); one state keeps one set",
+        help="comma-separated event types: role, company, anniversary or their full names "
+        "(default: all three); one state keeps one set",
     )
     parser.add_argument(
         "--skip-invalid", action="store_true", help="skip values that are not prospect IDs"
