@@ -74,6 +74,10 @@ def jsonl_ids(path: Path) -> list[str]:
     return [json.loads(line)["event_id"] for line in path.read_text().splitlines()]
 
 
+def listing(folder: Path, pattern: str) -> list[Path]:
+    return sorted(folder.glob(pattern))
+
+
 def state_rows(state: Path, query: str) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(state)) as db:
         return list(db.execute(query))
@@ -140,7 +144,7 @@ async def test_later_runs_ask_from_the_cursor_minus_the_lookback(
     assert "timestamp_from" not in first.body or first.body["timestamp_from"] is None
     asked = dt.datetime.fromisoformat(second.body["timestamp_from"].replace("Z", "+00:00"))
     assert asked == dt.datetime.fromtimestamp(started, dt.UTC) - dt.timedelta(days=30)
-    assert DEFAULT_LOOKBACK == dt.timedelta(days=35)
+    assert dt.timedelta(days=35) == DEFAULT_LOOKBACK
 
 
 async def test_a_failed_batch_keeps_its_cursor_and_is_asked_again_from_it(
@@ -262,7 +266,7 @@ async def test_a_new_file_per_run_gets_only_that_runs_events(world: World, tmp_p
         await sync(client, source, pattern, state)
         world.advance(7)
         second = await sync(client, source, pattern, state)
-    files = sorted(tmp_path.glob("events-*.jsonl"))
+    files = listing(tmp_path, "events-*.jsonl")
     assert [path.name for path in files] == [
         "events-20260701T000000Z.jsonl",
         "events-20260708T000000Z.jsonl",
