@@ -236,14 +236,24 @@ class _SyncRun:
             return
         # Durable first; if the flush fails nothing is recorded and the IDs run again.
         length = self._output.flush()
-        record = {"output": self._output.name, "output_format": self._output.format}
-        record["output_length"] = "" if length is None else str(length)
-        record["output_file"] = _file_id(self._output.name) if length is not None else ""
         self._state.commit(
-            emitted=pending.emitted, covered=pending.covered, cursor=self._started, output=record
+            emitted=pending.emitted,
+            covered=pending.covered,
+            cursor=self._started,
+            output=_output_record(self._output, length),
         )
         self._pending = _Pending()
         self._last_commit = self._clock.monotonic()
+
+
+def _output_record(output: PullOutput, length: int | None) -> dict[str, str]:
+    """The state's record of the output: which file, and how much of it is accounted for."""
+    return {
+        "output": output.name,
+        "output_format": output.format,
+        "output_length": "" if length is None else str(length),
+        "output_file": "" if length is None else _file_id(output.name),
+    }
 
 
 def _seconds(moment: dt.datetime) -> int:
@@ -442,6 +452,8 @@ async def sync(
         status = "failed"
         interrupted = False
         output.open(durable_length=length)
+        # Before the first write: a run killed before its first commit is cut back to here.
+        ledger.put(_output_record(output, length if fmt and fmt.resume == "truncate" else None))
         try:
             _, interrupted = await _until_stopped(run.go(groups), stop)
             status = "interrupted" if interrupted else "done" if not run.failed else "failed"
