@@ -39,6 +39,7 @@ BENCHMARKS = (
     ("decoding", "4. Decoding"),
     ("memory", "5. Memory"),
     ("batching", "6. Automatic batching (events_for)"),
+    ("sync_memory", "7. Memory of an incremental sync"),
 )
 
 
