@@ -82,11 +82,28 @@ class SyncState:
             self._db = sqlite3.connect(self.path, isolation_level=None)
         except sqlite3.Error as exc:
             raise ConfigurationError(f"cannot open the sync state {self.path}: {exc}") from exc
+        self._lock: int | None = None
         try:
             self.new = self._prepare()
+            self._take_lock()
         except BaseException:
-            self._db.close()
+            self.close()
             raise
+
+    def _take_lock(self) -> None:
+        """One run at a time per state: a second one would write the same events again."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; SQLite's own locks still keep it whole
+            return
+        self._lock = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            raise ConfigurationError(
+                f"another sync is running with the state {self.path}: wait for it to end "
+                "(from cron, wrap the command in `flock -n`)"
+            ) from None
 
     def _prepare(self) -> bool:
         db = self._db
@@ -138,6 +155,9 @@ class SyncState:
     def close(self) -> None:
         """Close the file (what is not committed is rolled back). Idempotent."""
         self._db.close()
+        if self._lock is not None:
+            os.close(self._lock)  # releases the flock
+            self._lock = None
 
     def __repr__(self) -> str:
         return f"<SyncState {self.path!r}>"

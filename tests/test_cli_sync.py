@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from explorium_events import _cli_sync
+from explorium_events._sync_state import SyncState
 from explorium_events.cli import build_parser, main
 from explorium_events.emulator import Emulator, EmulatorConfig, expected_events_at
 from tests.conftest import TEST_KEY, prospect_id
@@ -220,3 +221,78 @@ async def test_sync_killed_at_random_moments_emits_each_event_exactly_once(
     assert emitted == set(written)
     statuses = [row[0] for row in state_query(tmp_path / "crm.sync", "SELECT status FROM runs")]
     assert "running" in statuses, "no kill landed mid-run"
+
+
+async def test_a_second_sync_on_the_same_state_is_refused_while_one_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two overlapping runs would write the same events twice: the second exits 2 saying so."""
+    write_ids(tmp_path / "ids.txt", 10)
+
+    async with Emulator(EmulatorConfig(rate_limit=None)) as emulator:
+        with SyncState(tmp_path / "crm.sync"):
+            args = [*argv(emulator.url, tmp_path), "--api-key", TEST_KEY]
+            assert await asyncio.to_thread(main, args) == 2
+            assert emulator.stats.requests == 0
+        assert "another sync is running" in capsys.readouterr().err
+        assert await asyncio.to_thread(main, args) == 0
+
+
+async def test_an_output_that_is_the_list_is_refused_before_anything_is_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--out naming the --ids file (or the state): exit 2, the list intact."""
+    source = write_ids(tmp_path / "ids.txt", 10)
+    before = source.read_bytes()
+    args = [*argv("http://127.0.0.1:9", tmp_path, "ids.txt"), "--api-key", TEST_KEY]
+    assert await asyncio.to_thread(main, args) == 2
+    assert "is also the output or the state" in capsys.readouterr().err
+    assert source.read_bytes() == before
+
+
+async def test_ids_from_standard_input_are_synced(tmp_path: Path) -> None:
+    """--ids - reads the list from a pipe, once."""
+    write_ids(tmp_path / "ids.txt", 80)
+    async with Emulator(EmulatorConfig(rate_limit=None)) as emulator:
+        args = argv(emulator.url, tmp_path)
+        args[args.index("--ids") + 1] = "-"
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "explorium_events", *args,
+            env={**os.environ, "EXPLORIUM_API_KEY": TEST_KEY},
+            stdin=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await process.communicate((tmp_path / "ids.txt").read_bytes())
+        assert process.returncode == 0, err.decode()
+        assert emulator.stats.requests == 2
+    assert b"standard input: 80 IDs" in err
+
+
+async def test_a_full_disk_exits_1_and_the_next_run_completes_exactly_once(
+    tmp_path: Path,
+) -> None:
+    """A file-size limit stops the run with exit 1 naming the output; with room, each event once."""
+    write_ids(tmp_path / "ids.txt", 400)
+    config = EmulatorConfig(rate_limit=None)
+    async with Emulator(config) as emulator:
+        args = argv(emulator.url, tmp_path)
+        code = (
+            "import resource, sys, runpy; "
+            "resource.setrlimit(resource.RLIMIT_FSIZE, (60_000, 60_000)); "
+            "sys.argv = ['explorium-events', *sys.argv[1:]]; "
+            "runpy.run_module('explorium_events', run_name='__main__')"
+        )
+        limited = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", code, *args,
+            env={**os.environ, "EXPLORIUM_API_KEY": TEST_KEY},
+            stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        _, err = await limited.communicate()
+        assert limited.returncode == 1, err.decode()
+        assert b"events.jsonl" in err and b"run the same command again" in err
+        again = await start_sync(args)
+        _, err = await again.communicate()
+        assert again.returncode == 0, err.decode()
+    ids = [prospect_id(n) for n in range(400)]
+    truth = {e["event_id"] for e in expected_events_at(ids, config=config, at=config.anchor())}
+    written = event_ids(tmp_path / "events.jsonl")
+    assert len(written) == len(set(written)) and set(written) == truth
