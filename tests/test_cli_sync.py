@@ -296,3 +296,16 @@ async def test_a_full_disk_exits_1_and_the_next_run_completes_exactly_once(
     truth = {e["event_id"] for e in expected_events_at(ids, config=config, at=config.anchor())}
     written = event_ids(tmp_path / "events.jsonl")
     assert len(written) == len(set(written)) and set(written) == truth
+
+
+async def test_sigterm_while_watching_stops_at_once_with_130(tmp_path: Path) -> None:
+    """--every 1h: SIGTERM during the wait ends it cleanly, without waiting the hour."""
+    write_ids(tmp_path / "ids.txt", 40)
+    async with Emulator(EmulatorConfig(rate_limit=None)) as emulator:
+        process = await start_sync([*argv(emulator.url, tmp_path), "--every", "1h"])
+        assert process.stderr is not None
+        while b"next run" not in await asyncio.wait_for(process.stderr.readline(), 60):
+            pass
+        process.send_signal(signal.SIGTERM)
+        _, err = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode == 130 and b"stopped while waiting" in err

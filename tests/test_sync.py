@@ -349,3 +349,23 @@ async def test_the_state_records_its_version_and_runs_and_never_the_key(
     runs = state_rows(tmp_path / "s", "SELECT status, ids, new_ids FROM runs")
     assert runs == [("done", 10, 10)]
     assert TEST_KEY.encode() not in (tmp_path / "s").read_bytes()
+
+
+async def test_a_csv_output_gets_one_header_and_each_new_event_once(
+    world: World, tmp_path: Path
+) -> None:
+    """Two runs appended to a CSV: the header once, then one row per event."""
+    ids = [prospect_id(n) for n in range(100)]
+    source, out, state = write_ids(tmp_path / "ids.txt", ids), tmp_path / "e.csv", tmp_path / "s"
+    before = world.truth(ids)
+    async with world.client() as client:
+        await sync(client, source, out, state)
+        world.advance(10)
+        await sync(client, source, out, state)
+    lines = out.read_text().splitlines()
+    assert (
+        lines[0].startswith("event_id,")
+        and sum(line.startswith("event_id,") for line in lines) == 1
+    )
+    written = [line.split(",")[0] for line in lines[1:]]
+    assert len(written) == len(set(written)) and set(written) == before | world.truth(ids)
