@@ -369,3 +369,20 @@ async def test_a_csv_output_gets_one_header_and_each_new_event_once(
     )
     written = [line.split(",")[0] for line in lines[1:]]
     assert len(written) == len(set(written)) and set(written) == before | world.truth(ids)
+
+
+async def test_a_server_that_answers_nothing_usable_stops_the_run_and_keeps_cursors(
+    api: ApiServer, clock: FakeClock, tmp_path: Path
+) -> None:
+    """Only 503s for give_up_after: ServerUnavailableError, no cursor moved, run logged failed."""
+    from explorium_events import ServerUnavailableError
+
+    api.handler = lambda server, seen: web.json_response({"error": "down"}, status=503)
+    source = write_ids(tmp_path / "ids.txt", [prospect_id(n) for n in range(80)])
+    async with EventsClient(
+        api_key=TEST_KEY, base_url=api.url, clock=clock, give_up_after=5.0
+    ) as client:
+        with pytest.raises(ServerUnavailableError):
+            await sync(client, source, tmp_path / "e.jsonl", tmp_path / "s")
+    assert state_rows(tmp_path / "s", "SELECT COUNT(*) FROM prospects") == [(0,)]
+    assert state_rows(tmp_path / "s", "SELECT status FROM runs") == [("failed",)]
