@@ -40,6 +40,7 @@ BENCHMARKS = (
     ("memory", "5. Memory"),
     ("batching", "6. Automatic batching (events_for)"),
     ("mixed", "7. One key, prospects and businesses together"),
+    ("sync_memory", "8. Memory of an incremental sync"),
 )
 
 

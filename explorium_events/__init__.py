@@ -74,9 +74,11 @@ from ._results import (
 from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
 from ._stream import BatchStream
+from ._sync import DEFAULT_LOOKBACK, SyncSummary, sync
 from ._version import __version__
 
 __all__ = [
+    "DEFAULT_LOOKBACK",
     "AnniversaryData",
     "ApiError",
     "AuthenticationError",
@@ -135,9 +137,11 @@ __all__ = [
     "ServerError",
     "ServerUnavailableError",
     "SqliteSink",
+    "SyncSummary",
     "SystemClock",
     "TransportError",
     "UnprocessableEntityError",
     "__version__",
     "pull",
+    "sync",
 ]

@@ -1144,11 +1144,14 @@ def test_public_names_are_exactly_the_sorted_all() -> None:
     assert set(names) == {
         "STATS_KEY",
         "Emulator",
+        "EmulatorClock",
         "EmulatorConfig",
         "EmulatorStats",
         "create_app",
         "expected_business_events",
         "expected_events",
+        "expected_events_at",
+        "parse_duration",
         "serve_forever",
     }
     for name in names:

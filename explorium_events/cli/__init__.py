@@ -1,4 +1,4 @@
-"""The command line: ``explorium-events fetch | serve | demo``; ``main(argv)`` runs one command.
+"""The command line: ``explorium-events fetch | serve | demo | sync``; ``main(argv)`` runs one.
 
 ``main(argv)`` parses, runs one command and returns its exit status; it never calls
 ``sys.exit`` itself, so tests drive it directly. Data goes to standard output (or
@@ -22,16 +22,17 @@ from types import ModuleType
 
 from .._settings import API_KEY_VARIABLE
 from .._version import __version__
-from . import _demo, _fetch, _flags, _serve
+from . import _demo, _fetch, _flags, _serve, _sync
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError, say
 from ._progress import ProgressLogHandler
 
 # Each: add_parser(subparsers) -> None and run(args) -> int, in the order --help lists them.
-COMMANDS: tuple[ModuleType, ...] = (_fetch, _serve, _demo)
+COMMANDS: tuple[ModuleType, ...] = (_fetch, _serve, _demo, _sync)
 
 _DESCRIPTION = """\
 Fetch Explorium prospect events for any number of prospects, at the API's rate limit,
-or run a local emulator of the Events API. New here? Run `explorium-events demo`.
+keep a list current with only what is new (sync), or run a local emulator of the
+Events API. New here? Run `explorium-events demo`.
 """
 
 _MAIN_EPILOG = f"""\
@@ -39,6 +40,7 @@ examples:
   {PROG} demo
   export {API_KEY_VARIABLE}=...       # your key; never printed
   {PROG} fetch --ids prospects.txt --out events.jsonl
+  {PROG} sync --ids crm.txt --state crm.sync --out events.jsonl   # only what is new
   {PROG} serve --port 8787
   {PROG} COMMAND --help          # every flag of a command, with examples
 """

@@ -35,6 +35,15 @@ def plural(count: int, word: str, many: str | None = None) -> str:
     return f"{count:,} {word if count == 1 else many or word + 's'}"
 
 
+def descriptor(stream: object) -> int | None:
+    """The descriptor under a standard stream, or None (a test's stand-in has none)."""
+    try:
+        fileno = getattr(stream, "fileno", None)
+        return int(fileno()) if fileno is not None else None
+    except (OSError, ValueError):  # io.UnsupportedOperation is both
+        return None
+
+
 def is_terminal(stream: object) -> bool:
     """Whether ``stream`` is a terminal (False for a closed stream or a capture)."""
     isatty = getattr(stream, "isatty", None)

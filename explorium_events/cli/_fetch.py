@@ -20,7 +20,7 @@ from .._retry import RetryPolicy
 from .._settings import API_KEY_VARIABLE, BASE_URL_VARIABLE, settings_from_environment
 from .._sinks import format_for
 from . import _entity, _flags
-from ._common import PROG, UsageError, is_terminal
+from ._common import PROG, UsageError, descriptor, is_terminal
 from ._input import InputError, read_ids
 from ._progress import Progress, progress_enabled
 from ._run import PullRequest, run_pull
@@ -282,10 +282,10 @@ def _check_paths(args: argparse.Namespace, out: str | None, fmt: str) -> None:
     """Refuse, before anything is read or opened, files that clash or cannot be written."""
     ids = None if args.ids in (None, "-") else args.ids
     inputs: list[Named] = [
-        ("--ids", ids) if ids is not None else ("standard input", _fd(sys.stdin))
+        ("--ids", ids) if ids is not None else ("standard input", descriptor(sys.stdin))
     ]
     outputs: list[Named] = [
-        ("--out", out) if out is not None else ("standard output", _fd(sys.stdout)),
+        ("--out", out) if out is not None else ("standard output", descriptor(sys.stdout)),
         ("--failed-out", args.failed_out),
         ("--checkpoint", args.checkpoint),
     ]
@@ -299,15 +299,6 @@ def _check_paths(args: argparse.Namespace, out: str | None, fmt: str) -> None:
         problem = output_problem("--checkpoint", args.checkpoint, sqlite=True, database=False)
     if problem is not None:
         raise UsageError(problem)
-
-
-def _fd(stream: object) -> int | None:
-    """The descriptor under a standard stream, or None (a test's stand-in has none)."""
-    try:
-        fileno = getattr(stream, "fileno", None)
-        return int(fileno()) if fileno is not None else None
-    except (OSError, ValueError):  # io.UnsupportedOperation is both
-        return None
 
 
 def _client(args: argparse.Namespace) -> EventsClient:

@@ -236,6 +236,16 @@ def add_output(parser: argparse.ArgumentParser, default: str | None) -> None:
         default=default,
         help=f"write events to FILE ('-': standard output) (default: {where})",
     )
+    add_format(parser)
+    parser.add_argument(
+        "--append",
+        action="store_true",
+        help="add to --out instead of replacing it (a CSV header is written only once)",
+    )
+    add_csv_raw_cells(parser)
+
+
+def add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=sorted(FORMATS),
@@ -243,11 +253,9 @@ def add_output(parser: argparse.ArgumentParser, default: str | None) -> None:
         help="output format (default: from the --out extension: .csv, .jsonl, .db or "
         ".sqlite; else jsonl)",
     )
-    parser.add_argument(
-        "--append",
-        action="store_true",
-        help="add to --out instead of replacing it (a CSV header is written only once)",
-    )
+
+
+def add_csv_raw_cells(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--csv-raw-cells",
         action="store_true",

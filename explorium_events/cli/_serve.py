@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 
+from .._query import start_of
 from . import _flags
 from ._common import EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say
 from ._progress import ProgressLogHandler
@@ -19,6 +20,9 @@ Retry-After, X-RateLimit-* headers), and serves deterministic synthetic events: 
 same prospect ID and --seed always give the same events. Faults on demand: latency,
 5xx, injected 429s, dropped connections, truncated bodies, duplicated events.
 GET /_emulator/stats shows what it served; POST /_emulator/reset zeroes the counters.
+Its clock starts at --start-time and stands still until moved: POST /_emulator/clock
+with {"advance": "7d"} or {"set": "2026-08-01T00:00:00Z"} (no key needed), and events
+that happened meanwhile appear, for `sync` to find.
 """
 
 _SERVE_EPILOG = f"""\
@@ -32,6 +36,9 @@ examples:
   # then, from another terminal
   {PROG} fetch --base-url http://127.0.0.1:8787 --api-key my-test-key --ids ids.txt
   curl -s http://127.0.0.1:8787/_emulator/stats
+
+  # a week passes on the emulator: the next sync brings the events of that week
+  curl -s -X POST http://127.0.0.1:8787/_emulator/clock -d '{{"advance": "7d"}}'
 
 exit status: 0 after a clean stop; 2 for a bad flag or a port that cannot be used.
 """
@@ -91,6 +98,13 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
         serve, default=0.0, help="share of events sent twice (default: %(default)g)"
     )
     _flags.add_seed(serve, help="drives the synthetic events and the faults (default: %(default)s)")
+    serve.add_argument(
+        "--start-time",
+        metavar="WHEN",
+        type=_flags.timestamp_type,
+        help="where the emulator's clock starts (default: midnight UTC today); move it "
+        'with POST /_emulator/clock {"advance": "7d"} and new events appear',
+    )
     _flags.add_verbose(serve)
 
 
@@ -113,6 +127,7 @@ def run(args: argparse.Namespace) -> int:
             truncate_rate=args.truncate_rate,
             duplicate_rate=args.duplicate_rate,
             seed=args.seed,
+            now=start_of(args.start_time) if args.start_time else None,
         )
     except ValueError as exc:
         raise UsageError(str(exc)) from None

@@ -9,12 +9,14 @@ project's own, or a user's code) can be tested end to end on a laptop::
     async with Emulator(EmulatorConfig(rate_limit=10, error_rate=0.1)) as emu:
         ...  # point the client at emu.url with any API key
         assert emu.stats.requests_by_status.get(429, 0) == 0
+        emu.clock.advance(datetime.timedelta(days=7))  # new events appear (see _clock)
 
 The package is standalone: it uses nothing private from ``explorium_events``.
 """
 
 from ._app import STATS_KEY, create_app
 from ._business import expected_business_events
+from ._clock import EmulatorClock, expected_events_at, parse_duration
 from ._config import EmulatorConfig
 from ._data import expected_events
 from ._server import Emulator, serve_forever
@@ -23,10 +25,13 @@ from ._stats import EmulatorStats
 __all__ = [
     "STATS_KEY",
     "Emulator",
+    "EmulatorClock",
     "EmulatorConfig",
     "EmulatorStats",
     "create_app",
     "expected_business_events",
     "expected_events",
+    "expected_events_at",
+    "parse_duration",
     "serve_forever",
 ]

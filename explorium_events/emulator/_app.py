@@ -16,7 +16,8 @@ Every answer of the endpoint carries the ``X-RateLimit-*`` headers while the lim
 is on. The API key is never logged, echoed or stored (the limiter keys on a hash).
 
 ``GET /_emulator/stats`` answers the counters as JSON; ``POST /_emulator/reset``
-zeroes them and empties every rate window. Neither needs a key.
+zeroes them and empties every rate window; ``GET``/``POST /_emulator/clock`` reads and
+moves the emulator's clock (``_clock``). None of them needs a key.
 """
 
 from __future__ import annotations
@@ -34,15 +35,17 @@ import msgspec
 from aiohttp import web
 
 from ._business import BUSINESS_EVENTS_PATH, BUSINESSES, PROSPECTS, Endpoint
+from ._clock import EmulatorClock
 from ._config import EmulatorConfig
 from ._faults import FaultInjector
 from ._ratelimit import RateDecision, SlidingWindowLimiter
 from ._stats import EmulatorStats
-from ._timestamps import to_micros
 from ._validation import EventsQuery
 
 __all__ = [
     "BUSINESS_EVENTS_PATH",
+    "CLOCK_KEY",
+    "CLOCK_PATH",
     "EVENTS_PATH",
     "RESET_PATH",
     "STATS_KEY",
@@ -53,6 +56,7 @@ __all__ = [
 EVENTS_PATH = "/v1/prospects/events"
 STATS_PATH = "/_emulator/stats"
 RESET_PATH = "/_emulator/reset"
+CLOCK_PATH = "/_emulator/clock"
 _API_KEY_HEADER = "api_key"  # aiohttp's headers are case-insensitive
 
 _log = logging.getLogger("explorium_events.emulator")
@@ -62,7 +66,7 @@ _encode = msgspec.json.Encoder().encode
 @dataclasses.dataclass(kw_only=True, eq=False)
 class _State:
     config: EmulatorConfig
-    now_us: int
+    clock: EmulatorClock
     stats: EmulatorStats
     faults: FaultInjector
     limiter: SlidingWindowLimiter | None
@@ -70,6 +74,8 @@ class _State:
 
 STATS_KEY = web.AppKey("explorium_events.emulator.stats", EmulatorStats)
 """The app's live :class:`EmulatorStats`: ``app[STATS_KEY]``."""
+CLOCK_KEY = web.AppKey("explorium_events.emulator.clock", EmulatorClock)
+"""The app's :class:`EmulatorClock`: ``app[CLOCK_KEY]``."""
 _STATE_KEY = web.AppKey("explorium_events.emulator.state", _State)
 
 
@@ -97,10 +103,12 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
         else None
     )
     app = web.Application()
+    clock = EmulatorClock(config.anchor())
     app[STATS_KEY] = stats
+    app[CLOCK_KEY] = clock
     app[_STATE_KEY] = _State(
         config=config,
-        now_us=to_micros(config.anchor()),
+        clock=clock,
         stats=stats,
         faults=FaultInjector(config),
         limiter=limiter,
@@ -109,7 +117,20 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post(BUSINESS_EVENTS_PATH, _handler(BUSINESSES))
     app.router.add_get(STATS_PATH, _stats)
     app.router.add_post(RESET_PATH, _reset)
+    app.router.add_get(CLOCK_PATH, _clock)
+    app.router.add_post(CLOCK_PATH, _clock)
     return app
+
+
+async def _clock(request: web.Request) -> web.Response:
+    clock = request.app[CLOCK_KEY]
+    if request.method == "POST":
+        try:
+            clock.apply(msgspec.json.decode(await request.read()))
+        except (msgspec.DecodeError, ValueError) as exc:
+            return _json(400, {"error": str(exc)})
+        _log.info("emulator: the clock now reads %s", clock.now.isoformat())
+    return _json(200, clock.as_dict())
 
 
 async def _stats(request: web.Request) -> web.Response:
@@ -244,7 +265,7 @@ def _rate_limited(decision: RateDecision | None, retry_after: int) -> _Reply:
 def _success(state: _State, query: EventsQuery, endpoint: Endpoint) -> dict[str, Any]:
     events = endpoint.select(
         seed=state.config.seed,
-        now_us=state.now_us,
+        clock=state.clock,
         prospect_ids=query.prospect_ids,
         event_types=query.event_types,
         start_us=query.start_us,

@@ -27,6 +27,7 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from ._clock import EmulatorClock, served_events
 from ._config import EmulatorConfig
 from ._data import (
     _COMPANY_STEMS,
@@ -37,7 +38,6 @@ from ._data import (
     _person,
     _pick,
     _title,
-    select_events,
 )
 from ._data import _hash as _digest
 from ._timestamps import format_event_time, to_micros
@@ -61,6 +61,7 @@ __all__ = [
     "events_for_business",
     "expected_business_events",
     "select_business_events",
+    "served_business_events",
     "validate_business_body",
 ]
 
@@ -98,7 +99,8 @@ _COUNT_THRESHOLDS = (35, 62, 82, 95, 98, 100)
 class Endpoint:
     """One events endpoint: how its body is checked and how its events are selected.
 
-    The query's ``prospect_ids`` holds the request's IDs, whichever entity's they are.
+    The query's ``prospect_ids`` holds the request's IDs, whichever entity's they are;
+    ``select`` takes the emulator's clock (``clock=``) and the query's filters.
     """
 
     validate: Callable[[bytes], tuple[EventsQuery | None, list[ValidationDetail]]]
@@ -421,5 +423,14 @@ def expected_business_events(
     )
 
 
-PROSPECTS = Endpoint(validate=validate_body, select=select_events)
-BUSINESSES = Endpoint(validate=validate_business_body, select=select_business_events)
+def served_business_events(*, clock: EmulatorClock, **query: Any) -> list[dict[str, Any]]:
+    """The business events served at ``clock``: still those of its origin.
+
+    Business events do not move with the emulator's clock yet (no timeline, no
+    retention cut-off as it advances): ``sync`` is for prospects only.
+    """
+    return select_business_events(now_us=clock.origin_us, **query)
+
+
+PROSPECTS = Endpoint(validate=validate_body, select=served_events)
+BUSINESSES = Endpoint(validate=validate_business_body, select=served_business_events)

@@ -13,7 +13,8 @@ from typing import Any, Self
 from aiohttp import web
 from aiohttp.log import access_logger
 
-from ._app import STATS_KEY, create_app
+from ._app import CLOCK_KEY, STATS_KEY, create_app
+from ._clock import EmulatorClock
 from ._config import EmulatorConfig
 from ._stats import EmulatorStats
 
@@ -79,6 +80,12 @@ class Emulator:
     def stats(self) -> EmulatorStats:
         """Live counters of the running app (they survive the server's stop)."""
         return self.app[STATS_KEY]
+
+    @property
+    def clock(self) -> EmulatorClock:
+        """The emulator's clock: ``emulator.clock.advance(timedelta(days=7))`` and new
+        events appear (see ``_clock``)."""
+        return self.app[CLOCK_KEY]
 
     async def start(self) -> None:
         """Start serving; ``async with`` calls this."""
