@@ -10,6 +10,7 @@ from ._bulk import PullSummary, pull
 from ._checkpoint import Checkpoint, FailedBatchRecord
 from ._client import EventsClient
 from ._clock import Clock, SystemClock
+from ._enrollments import EnrolledBatch, Enrollments, EnrollResult
 from ._errors import (
     ApiError,
     AuthenticationError,
@@ -30,6 +31,11 @@ from ._errors import (
     ServerUnavailableError,
     TransportError,
     UnprocessableEntityError,
+    WebhookHeaderError,
+    WebhookPayloadError,
+    WebhookSignatureError,
+    WebhookTimestampError,
+    WebhookVerificationError,
 )
 from ._ids import (
     PROSPECT_ID_RULE,
@@ -44,12 +50,15 @@ from ._models import (
     EventType,
     RoleChangeData,
 )
+from ._push_models import Enrollment, WebhookEvent, WebhookSecret, WebhookSimulation
 from ._ratelimit import RateLimitCost, RateLimitState
 from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, InvalidProspectId
 from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
 from ._stream import BatchStream
+from ._verify import sign_webhook, verify_webhook
 from ._version import __version__
+from ._webhooks import Webhook, Webhooks
 
 __all__ = [
     "PROSPECT_ID_RULE",
@@ -67,6 +76,10 @@ __all__ = [
     "CompanyChangeData",
     "ConfigurationError",
     "ConnectionFailed",
+    "EnrollResult",
+    "EnrolledBatch",
+    "Enrollment",
+    "Enrollments",
     "Event",
     "EventData",
     "EventSink",
@@ -95,8 +108,20 @@ __all__ = [
     "SystemClock",
     "TransportError",
     "UnprocessableEntityError",
+    "Webhook",
+    "WebhookEvent",
+    "WebhookHeaderError",
+    "WebhookPayloadError",
+    "WebhookSecret",
+    "WebhookSignatureError",
+    "WebhookSimulation",
+    "WebhookTimestampError",
+    "WebhookVerificationError",
+    "Webhooks",
     "__version__",
     "invalid_reason",
     "normalize_prospect_id",
     "pull",
+    "sign_webhook",
+    "verify_webhook",
 ]

@@ -21,6 +21,7 @@ import aiohttp
 from ._batcher import Batcher
 from ._clock import Clock, SystemClock
 from ._engine import BatchRunner
+from ._enrollments import Enrollments
 from ._ids import MAX_BATCH_SIZE, prepare_prospect_ids
 from ._models import Event, EventType
 from ._query import Query, Timestamp, build_query, older_than_retention
@@ -43,6 +44,7 @@ from ._settings import (
 )
 from ._stream import BatchStream, collect
 from ._transport import Transport, check_base_url
+from ._webhooks import Webhooks
 
 logger = logging.getLogger("explorium_events")
 
@@ -139,6 +141,19 @@ class EventsClient:
             cache_size=cache_size,
         )
         self._warned_windows: set[Query] = set()
+        # Push (enrollments and webhooks): the same runner, so the same limit and retries.
+        self._enrollments = Enrollments(self._runner)
+        self._webhooks = Webhooks(self._runner)
+
+    @property
+    def enrollments(self) -> Enrollments:
+        """Enroll IDs for pushed events, and list, update and delete enrollments."""
+        return self._enrollments
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """Register, show, delete and test the webhook that receives pushed events."""
+        return self._webhooks
 
     @property
     def max_concurrency(self) -> int:

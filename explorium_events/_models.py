@@ -167,14 +167,7 @@ def encode_request(request: EventsRequest) -> bytes:
 def decode_event(raw: bytes) -> Event:
     """Decode one event object; raises msgspec.DecodeError if its common fields are missing."""
     envelope = _decode_event_envelope.decode(raw)
-    data: EventData | None
-    decoder = _DATA_DECODERS.get(envelope.event_name, _decode_mapping)
-    try:
-        data = decoder.decode(envelope.data)
-    except msgspec.ValidationError as exc:
-        # Off the fast path (a try costs nothing until it raises): one event's odd data
-        # must not cost the event, let alone the batch of 40 prospects.
-        data = _lenient_data(envelope, exc)
+    data = decode_data(envelope.event_id, envelope.event_name, envelope.data)
     event_time = envelope.event_time
     if event_time.tzinfo is None:
         # The API documents UTC offsets; a bare time is read as UTC so that sorting
@@ -191,15 +184,28 @@ def decode_event(raw: bytes) -> Event:
     return event
 
 
-def _lenient_data(envelope: _EventEnvelope, problem: msgspec.ValidationError) -> EventData | None:
+def decode_data(event_id: str, event_name: str, raw: msgspec.Raw | bytes) -> EventData | None:
+    """An event's ``data``: its type's Struct, else a plain mapping, else None (see above)."""
+    decoder = _DATA_DECODERS.get(event_name, _decode_mapping)
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        # Off the fast path (a try costs nothing until it raises): one event's odd data
+        # must not cost the event, let alone the batch of 40 prospects.
+        return _lenient_data(event_id, event_name, raw, exc)
+
+
+def _lenient_data(
+    event_id: str, event_name: str, raw: msgspec.Raw | bytes, problem: msgspec.ValidationError
+) -> EventData | None:
     """The data of an event that does not fit its model: a plain mapping, or None."""
-    value = _decode_any.decode(envelope.data)
+    value = _decode_any.decode(raw)
     data = value if isinstance(value, dict) else None
     logger.warning(
         "event %s (%s): its data does not fit the model (%s); delivered with data as %s, "
         "its raw JSON intact",
-        envelope.event_id,
-        envelope.event_name,
+        event_id,
+        event_name,
         problem,
         "a plain mapping" if data is not None else "None",
     )

@@ -1,7 +1,8 @@
-"""The one POST. The only module that touches aiohttp.ClientSession.
+"""The one HTTP exchange with the API. The only module that touches aiohttp.ClientSession.
 
 Foreign exceptions are translated here, once, with their cause chained; error statuses
-become ApiError subclasses built from whichever body shape the server chose.
+become ApiError subclasses built from whichever body shape the server chose. The events
+POST is one ``Call``; enrollments and webhooks are others (any method, path and body).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -35,7 +36,7 @@ from ._errors import (
     TransportError,
     UnprocessableEntityError,
 )
-from ._models import EventsResponse, decode_response
+from ._models import EventsResponse, ResponseContext, decode_response
 from ._ratelimit import RateLimitHeaders
 from ._retry import parse_retry_after
 from ._version import __version__
@@ -46,6 +47,8 @@ EVENTS_PATH = "/v1/prospects/events"
 _decode_error_body = msgspec.json.Decoder(Any)
 
 USER_AGENT = f"explorium-events/{__version__}"
+
+_T = TypeVar("_T")
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -74,11 +77,32 @@ def check_base_url(base_url: str) -> URL:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer:
+class Answer(Generic[_T]):
     """What came back: the decoded 200 answer or the error for its status, and the headers."""
 
-    outcome: EventsResponse | ApiError
+    outcome: _T | ApiError
     headers: RateLimitHeaders
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[_T]):
+    """One request to send: method, path, JSON body, and how to decode its 200 answer.
+
+    ``ids`` are the IDs it is about (named in its errors, and its rate-limit cost when a
+    unit is an ID). ``sensitive``: the 200 body holds a secret (a webhook's), so an
+    error about it never quotes the body.
+    """
+
+    method: str
+    path: str
+    body: bytes | None
+    decode: Callable[[bytes], _T]
+    ids: tuple[str, ...] = ()
+    sensitive: bool = False
+
+    def describe(self) -> str:
+        """``POST /v1/...`` for logs."""
+        return f"{self.method} {self.path}"
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -202,7 +226,7 @@ def error_for_status(
 
 
 class Transport:
-    """Posts request bodies to the events endpoint over one aiohttp session."""
+    """Sends requests to the API over one aiohttp session: the events POST and any ``Call``."""
 
     def __init__(
         self,
@@ -214,6 +238,7 @@ class Transport:
         request_timeout: float,
         clock: Clock,
     ) -> None:
+        self._base_url = base_url
         self._url = base_url.join(URL(EVENTS_PATH))
         self._api_key = api_key
         # Longest first, so that a longer spelling is replaced before a shorter one inside it.
@@ -246,7 +271,13 @@ class Transport:
             )
         return self._session
 
-    async def post(self, body: bytes, prospect_ids: Sequence[str]) -> Answer:
+    async def post(self, body: bytes, prospect_ids: Sequence[str]) -> Answer[EventsResponse]:
+        """Send one events request (``POST /v1/prospects/events``); see ``send``."""
+        return await self.send(
+            Call("POST", EVENTS_PATH, body, decode_response, ids=tuple(prospect_ids))
+        )
+
+    async def send(self, call: Call[_T]) -> Answer[_T]:
         """Send one request.
 
         An error status comes back as the outcome, not raised, so that the caller still
@@ -258,16 +289,21 @@ class Transport:
         the one boundary, before it can reach an exception, a log line or a checkpoint.
         """
         session = self._session_for_use()
-        headers = {"api_key": self._api_key, "Content-Type": "application/json"}
+        prospect_ids = call.ids
+        url = self._url if call.path == EVENTS_PATH else self._base_url.join(URL(call.path))
+        headers = {"api_key": self._api_key}
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
         failure: TransportError | None = None
         cause: BaseException | None = None
         payload = b""
         try:
             # Never follow a redirect: aiohttp drops only Authorization and Cookie on a
             # cross-origin hop, so the api_key header would go wherever Location says.
-            async with session.post(
-                self._url,
-                data=body,
+            async with session.request(
+                call.method,
+                url,
+                data=call.body,
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
@@ -335,22 +371,29 @@ class Transport:
                 limits,
             )
         try:
-            decoded = decode_response(payload)
+            decoded = call.decode(payload)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            # A webhook's answer holds its secret: never quote that body.
+            began = (
+                ""
+                if call.sensitive
+                else f"; it began {self._redact(payload.decode('utf-8', 'replace'))[:80]!r}"
+            )
             failure, cause = (
                 MalformedResponse(
-                    "a 200 answer whose body is not the documented JSON "
-                    f"({self._redact(str(exc))}); it began "
-                    f"{self._redact(payload.decode('utf-8', 'replace'))[:80]!r}",
+                    f"a 200 answer to {call.describe()} whose body is not the documented JSON "
+                    f"({self._redact(str(exc))}){began}",
                     prospect_ids=prospect_ids,
                     status=status,
                 ),
                 exc,
             )
         if failure is not None:
-            raise failure from self._safe_cause(cause)
-        context = decoded.response_context
-        if context is not None and context.correlation_id:
+            raise failure from None if call.sensitive else self._safe_cause(cause)
+        context = getattr(decoded, "response_context", None)
+        if not isinstance(decoded, msgspec.Struct) or not isinstance(context, ResponseContext):
+            return Answer(decoded, limits)
+        if context.correlation_id:
             correlation_id = self._redact(context.correlation_id)
             if correlation_id != context.correlation_id:
                 decoded = msgspec.structs.replace(

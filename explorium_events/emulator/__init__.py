@@ -1,4 +1,4 @@
-"""A local stand-in for Explorium's ``POST /v1/prospects/events``: no network, no key.
+"""A local stand-in for Explorium's Events API (fetch, enrollments, webhooks): no network, no key.
 
 It validates, authenticates and rate-limits like the documented API, serves
 deterministic synthetic events, and injects faults on demand, so a client (the
@@ -16,15 +16,22 @@ The package is standalone: it uses nothing private from ``explorium_events``.
 from ._app import STATS_KEY, create_app
 from ._config import EmulatorConfig
 from ._data import expected_events
+from ._enrollments import PUSH_KEY, PushStats
 from ._server import Emulator, serve_forever
 from ._stats import EmulatorStats
+from ._webhooks import DeliveryOptions, DeliveryReport, deliver
 
 __all__ = [
+    "PUSH_KEY",
     "STATS_KEY",
+    "DeliveryOptions",
+    "DeliveryReport",
     "Emulator",
     "EmulatorConfig",
     "EmulatorStats",
+    "PushStats",
     "create_app",
+    "deliver",
     "expected_events",
     "serve_forever",
 ]

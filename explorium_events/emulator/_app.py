@@ -15,6 +15,9 @@ is on. The API key is never logged, echoed or stored (the limiter keys on a hash
 
 ``GET /_emulator/stats`` answers the counters as JSON; ``POST /_emulator/reset``
 zeroes them and empties every rate window. Neither needs a key.
+
+The push side (enrollments, webhooks, delivery) lives in ``_enrollments`` and
+``_webhooks``; it shares this app's key check and rate limit through a ``Gate``.
 """
 
 from __future__ import annotations
@@ -32,11 +35,13 @@ from aiohttp import web
 
 from ._config import EmulatorConfig
 from ._data import select_events
+from ._enrollments import Gate, PushState, add_enrollment_routes
 from ._faults import FaultInjector
 from ._ratelimit import RateDecision, SlidingWindowLimiter
 from ._stats import EmulatorStats
 from ._timestamps import to_micros
 from ._validation import EventsQuery, validate_body
+from ._webhooks import add_webhook_routes
 
 __all__ = ["EVENTS_PATH", "RESET_PATH", "STATS_KEY", "STATS_PATH", "create_app"]
 
@@ -98,7 +103,31 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post(EVENTS_PATH, _events)
     app.router.add_get(STATS_PATH, _stats)
     app.router.add_post(RESET_PATH, _reset)
+    gate = Gate(authenticate=_push_authenticate, admit=_push_admit)
+    add_enrollment_routes(app, PushState(seed=config.seed, clock=config.clock, gate=gate))
+    add_webhook_routes(app)
     return app
+
+
+async def _push_authenticate(request: web.Request) -> web.Response | None:
+    """The key check of the events endpoint, for the push routes."""
+    state = request.app[_STATE_KEY]
+    key = request.headers.get(_API_KEY_HEADER, "").strip()
+    refusal = _authenticate(key, state)
+    return None if refusal is None else _json(refusal.status, refusal.payload, refusal.headers)
+
+
+async def _push_admit(request: web.Request) -> web.Response | None:
+    """One unit of the key's sliding window (all endpoints share one limit), or a 429."""
+    state = request.app[_STATE_KEY]
+    key = request.headers.get(_API_KEY_HEADER, "").strip()
+    if state.limiter is None:
+        return None
+    decision = state.limiter.acquire(key, 1)
+    if decision.allowed:
+        return None
+    refusal = _rate_limited(decision, decision.retry_after)
+    return _json(refusal.status, refusal.payload, refusal.headers)
 
 
 async def _stats(request: web.Request) -> web.Response:

@@ -15,7 +15,9 @@ from aiohttp.log import access_logger
 
 from ._app import STATS_KEY, create_app
 from ._config import EmulatorConfig
+from ._enrollments import PUSH_KEY, PushStats
 from ._stats import EmulatorStats
+from ._webhooks import DeliveryOptions, DeliveryReport, deliver
 
 __all__ = ["Emulator", "serve_forever"]
 
@@ -79,6 +81,16 @@ class Emulator:
     def stats(self) -> EmulatorStats:
         """Live counters of the running app (they survive the server's stop)."""
         return self.app[STATS_KEY]
+
+    @property
+    def push(self) -> PushStats:
+        """Live counters of the push side: enrollment calls, deliveries, faults."""
+        return self.app[PUSH_KEY].stats
+
+    async def deliver(self, options: DeliveryOptions | None = None) -> DeliveryReport:
+        """One round of new events for every enrollment, delivered to the webhooks; see
+        ``DeliveryOptions``. Returns once each is acknowledged or given up."""
+        return await deliver(self.app, options)
 
     async def start(self) -> None:
         """Start serving; ``async with`` calls this."""
