@@ -37,6 +37,7 @@ from explorium_events import (
     __version__,
 )
 
+from . import _cli_enroll, _cli_enrollments, _cli_listen, _cli_webhook
 from ._cli_bulk import BulkRequest, bulk_usage_problem, run_bulk
 from ._ids import MAX_BATCH_SIZE
 from ._input import IdInput, InputError, read_ids
@@ -670,6 +671,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_give_up(demo)
     _add_progress(demo)
     _add_common(demo)
+    for push in (_cli_enroll, _cli_enrollments, _cli_webhook, _cli_listen):
+        push.add_parser(commands)
     return parser
 
 
@@ -1364,11 +1367,18 @@ async def _demo_async(
 
 # -- entry point ---------------------------------------------------------------------------
 
+_PUSH_COMMANDS = {
+    "enroll": _cli_enroll,
+    "enrollments": _cli_enrollments,
+    "webhook": _cli_webhook,
+    "listen": _cli_listen,
+}
 _LOG_FORMATS = {"serve": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
 _COMMANDS: dict[str, Callable[[argparse.Namespace, ProgressLogHandler], int]] = {
     "fetch": _fetch,
     "serve": _serve,
     "demo": _demo,
+    **dict.fromkeys(_PUSH_COMMANDS, lambda args, _log: _PUSH_COMMANDS[args.command].run(args)),
 }
 
 
