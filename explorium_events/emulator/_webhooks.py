@@ -328,6 +328,8 @@ def _check_connectivity_body(raw: bytes) -> tuple[dict[str, Any] | None, list[Va
     if "event_name" in simulation and simulation["event_name"] not in SIMULATION_TYPES:
         problem("event_name", "Input should be a valid enum member", "enum")
     count = simulation.get("number_of_events", 1)
+    if isinstance(count, float) and count.is_integer():
+        count = simulation["number_of_events"] = int(count)  # 3.0 is an integer in JSON Schema
     if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 10:
         problem("number_of_events", "Input should be an integer from 1 to 10", "int_range")
     when = simulation.get("event_time")
