@@ -110,3 +110,40 @@ async def test_every_delivered_event_is_stored_exactly_once_across_a_kill_9(
     text = log.read_text()
     assert "stopped; " in text and hook.secret.reveal() not in text
     assert os.stat(secret).st_mode & 0o077 == 0
+
+
+@pytest.mark.timeout(60)
+async def test_a_full_disk_answers_503_and_keeps_only_whole_events(tmp_path: Path) -> None:
+    """With a file-size limit (EFBIG, as a full disk) the receiver answers 503, the output
+    keeps whole lines only, and each stored event is there once."""
+    import resource
+
+    out, secret, log = tmp_path / "events.jsonl", tmp_path / "wh.secret", tmp_path / "listen.log"
+    port = free_port()
+    async with Emulator(EmulatorConfig(rate_limit=None)) as emulator:
+        async with EventsClient(api_key=TEST_KEY, base_url=emulator.url) as client:
+            await client.enrollments.add([prospect_id(n) for n in range(10)], key="crm-2026")
+            hook = await client.webhooks.register("ExpTest", f"http://127.0.0.1:{port}/hook")
+        secret.write_text(hook.secret.reveal())
+
+        def limit() -> None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (4000, 4000))
+
+        stderr = log.open("ab")
+        listen = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "explorium_events", "listen", "--port", str(port),
+            "--secret-file", str(secret), "--out", str(out),
+            stdout=asyncio.subprocess.DEVNULL, stderr=stderr, cwd=ROOT, preexec_fn=limit,
+        )  # fmt: skip
+        stderr.close()
+        while "listening on" not in log.read_text():
+            await asyncio.sleep(0.01)
+        report = await emulator.deliver(DeliveryOptions(max_attempts=2, backoff_ms=1.0))
+        listen.send_signal(signal.SIGTERM)
+        assert await listen.wait() == 0
+    assert report.gave_up > 0 and report.delivered > 0
+    raw = out.read_bytes()
+    assert raw.endswith(b"\n") and len(raw) <= 4000
+    ids = stored_ids(out)
+    assert len(ids) == len(set(ids)) == report.delivered
+    assert "answered 503" in log.read_text()
