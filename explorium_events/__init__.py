@@ -30,6 +30,7 @@ from ._business_models import (
 )
 from ._client import EventsClient
 from ._clock import Clock, SystemClock
+from ._enrollments import EnrolledBatch, Enrollments, EnrollResult
 from ._entity_client import EntityEvents
 from ._errors import (
     ApiError,
@@ -53,6 +54,11 @@ from ._errors import (
     ServerUnavailableError,
     TransportError,
     UnprocessableEntityError,
+    WebhookHeaderError,
+    WebhookPayloadError,
+    WebhookSignatureError,
+    WebhookTimestampError,
+    WebhookVerificationError,
 )
 from ._models import (
     AnniversaryData,
@@ -61,6 +67,13 @@ from ._models import (
     EventData,
     EventType,
     RoleChangeData,
+)
+from ._push_models import (
+    Enrollment,
+    WebhookBusinessEvent,
+    WebhookEvent,
+    WebhookSecret,
+    WebhookSimulation,
 )
 from ._ratelimit import RateLimitCost, RateLimitState
 from ._results import (
@@ -75,7 +88,9 @@ from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
 from ._stream import BatchStream
 from ._sync import DEFAULT_LOOKBACK, SyncSummary, sync
+from ._verify import sign_webhook, verify_webhook
 from ._version import __version__
+from ._webhooks import Webhook, Webhooks
 
 __all__ = [
     "DEFAULT_LOOKBACK",
@@ -100,6 +115,10 @@ __all__ = [
     "CostCuttingData",
     "DepartmentChangeData",
     "EmployeeJoinedData",
+    "EnrollResult",
+    "EnrolledBatch",
+    "Enrollment",
+    "Enrollments",
     "EntityEvents",
     "Event",
     "EventData",
@@ -141,7 +160,20 @@ __all__ = [
     "SystemClock",
     "TransportError",
     "UnprocessableEntityError",
+    "Webhook",
+    "WebhookBusinessEvent",
+    "WebhookEvent",
+    "WebhookHeaderError",
+    "WebhookPayloadError",
+    "WebhookSecret",
+    "WebhookSignatureError",
+    "WebhookSimulation",
+    "WebhookTimestampError",
+    "WebhookVerificationError",
+    "Webhooks",
     "__version__",
     "pull",
+    "sign_webhook",
     "sync",
+    "verify_webhook",
 ]

@@ -345,3 +345,8 @@ def decode_business_event(raw: bytes) -> BusinessEvent:
     )
     event.__dict__["_raw"] = bytes(raw)
     return event
+
+
+def business_event_data(event_id: str, event_name: str, raw_data: msgspec.Raw | bytes) -> Any:
+    """A business event's ``data`` (``decode_data`` with the business types' Structs)."""
+    return decode_data(event_id, event_name, raw_data, _DATA_DECODERS)

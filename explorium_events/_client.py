@@ -1,9 +1,10 @@
 """EventsClient: the async facade users hold; settings in, then fetch, stream and events_for.
 
 It builds the pieces and hands the work to them: the settings (``_settings``), the rate
-limiter, the transport, the BatchRunner that runs each batch (``_engine``), and one
+limiter, the transport, the BatchRunner that runs each batch (``_engine``), one
 EntityEvents per entity (``_entity_client``: ``client.prospects``, ``client.businesses``),
-which make the queries, streams and events_for batches. Every piece exists once per
+which make the queries, streams and events_for batches, and the push side
+(``client.enrollments``, ``client.webhooks``). Every piece exists once per
 client, so prospects and businesses spend one rate-limit budget. The client's own
 ``fetch``, ``stream`` and ``events_for`` are ``client.prospects``'s.
 """
@@ -22,6 +23,7 @@ import aiohttp
 from ._business_models import BusinessEvent
 from ._clock import Clock, SystemClock
 from ._engine import BatchRunner
+from ._enrollments import Enrollments
 from ._entity import BUSINESS, PROSPECT, entity_named
 from ._entity_client import EntityEvents
 from ._ids import MAX_BATCH_SIZE
@@ -46,6 +48,7 @@ from ._settings import (
 )
 from ._stream import BatchStream
 from ._transport import Transport, check_base_url
+from ._webhooks import Webhooks
 
 logger = logging.getLogger("explorium_events")
 
@@ -151,6 +154,19 @@ class EventsClient:
         """Prospect events: ``fetch``, ``stream``, ``events_for`` (the client's own)."""
         self.businesses: EntityEvents[BusinessEvent] = views(BUSINESS)
         """Business events: ``fetch``, ``stream``, ``events_for`` with business IDs."""
+        # Push (enrollments and webhooks): the same runner, so the same limit and retries.
+        self._enrollments = Enrollments(self._runner)
+        self._webhooks = Webhooks(self._runner)
+
+    @property
+    def enrollments(self) -> Enrollments:
+        """Enroll IDs for pushed events, and list, update and delete enrollments."""
+        return self._enrollments
+
+    @property
+    def webhooks(self) -> Webhooks:
+        """Register, show, delete and test the webhook that receives pushed events."""
+        return self._webhooks
 
     def entity(self, name: str) -> EntityEvents[Event] | EntityEvents[BusinessEvent]:
         """``client.prospects`` or ``client.businesses``, by name ("prospect", "business")."""

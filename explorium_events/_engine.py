@@ -1,6 +1,9 @@
 """BatchRunner: runs one batch to its end, with its retries, for fetch, stream and events_for.
 
-One batch takes a concurrency slot, then a rate-limit slot, then the POST; a failure is
+A batch is of prospect or business IDs (its ``Entity``). Any other request runs the
+same way (``call``: enrollments, webhooks), so that every request of a client shares
+one limiter, one retry policy, one 429 pause and one verdict on the key. One request
+takes a concurrency slot, then a rate-limit slot, then the request; a failure is
 retried as the RetryPolicy says; a 429 pauses the whole limiter (every worker waits
 together); a rejected key (401/403) stops everything sent with it; and once the server
 has answered nothing usable for ``give_up_after`` seconds the next failure raises
@@ -8,7 +11,7 @@ ServerUnavailableError. The runner also owns the lifecycle the stream and the ba
 share: the event loop it belongs to, the closed flag, the tasks drained on close, and
 the inboxes of the streams being consumed.
 
-Its interface for the rest of the package: ``run_batch``, ``clock``,
+Its interface for the rest of the package: ``run_batch``, ``call``, ``clock``,
 ``max_concurrency``, ``check_open``, ``track``, ``add_stream``/``discard_stream`` and
 ``aclose``.
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from tenacity import (
@@ -42,16 +46,22 @@ from ._errors import (
     TransportError,
 )
 from ._merge import EventDeduper, newest_first
-from ._models import EventsResponse
 from ._query import Query
 from ._ratelimit import SlidingWindowLimiter
 from ._results import BatchResult, E, FetchStats, batch_failure
 from ._retry import RetryPolicy, pause_after_429
-from ._transport import Transport
+from ._transport import Call, Transport, events_call
 
 logger = logging.getLogger("explorium_events")
 
 _T = TypeVar("_T")
+
+
+@dataclass(slots=True)
+class Attempts:
+    """How many attempts a call made so far: read after it returned or raised."""
+
+    count: int = 0
 
 
 class BatchRunner:
@@ -200,9 +210,42 @@ class BatchRunner:
         body = entity.encode_request(
             list(batch), list(query.event_types), query.timestamp_from, query.timestamp_to
         )
-        units = self._limiter.cost_of(len(batch))
+        attempts = Attempts()
+        try:
+            response = await self.call(events_call(entity, body, batch), stats, attempts)
+        except (AuthenticationError, ServerUnavailableError):
+            raise
+        except (ApiError, TransportError) as error:
+            logger.error(
+                "batch of %d IDs failed after %d attempts: %s", len(batch), attempts.count, error
+            )
+            return BatchResult(
+                prospect_ids=batch,
+                events=(),
+                failure=batch_failure(batch, error, attempts.count),
+                attempts=attempts.count,
+                correlation_id=error.correlation_id,
+            )
+        # Duplicates inside one response are dropped here; across batches, by the stream.
+        deduper = EventDeduper()
+        events = deduper.first_sightings(response.output_events)
+        stats.duplicates_dropped += deduper.duplicates
+        return BatchResult(
+            prospect_ids=batch,
+            events=tuple(newest_first(events)),
+            failure=None,
+            attempts=attempts.count,
+            correlation_id=response.response_context.correlation_id,
+        )
+
+    async def call(self, call: Call[_T], stats: FetchStats, attempts: Attempts | None = None) -> _T:
+        """One request with its retries: the decoded 200 answer, or the last error raised.
+
+        ``attempts`` (when given) counts the attempts made, also when this raises.
+        """
+        units = self._limiter.cost_of(max(1, len(call.ids)))
         policy = self._retry
-        attempts = 0
+        tally = attempts if attempts is not None else Attempts()
 
         def wait(state: RetryCallState) -> float:
             outcome = state.outcome
@@ -235,46 +278,14 @@ class BatchRunner:
             before_sleep=before_sleep,
             reraise=True,
         )
-        try:
-            async for attempt in retrying:
-                with attempt:
-                    attempts += 1
-                    response = await self._attempt(batch, body, units, attempts, stats, entity)
-        except (AuthenticationError, ServerUnavailableError):
-            raise
-        except (ApiError, TransportError) as error:
-            logger.error(
-                "batch of %d IDs failed after %d attempts: %s", len(batch), attempts, error
-            )
-            return BatchResult(
-                prospect_ids=batch,
-                events=(),
-                failure=batch_failure(batch, error, attempts),
-                attempts=attempts,
-                correlation_id=error.correlation_id,
-            )
-        # Duplicates inside one response are dropped here; across batches, by the stream.
-        deduper = EventDeduper()
-        events = deduper.first_sightings(response.output_events)
-        stats.duplicates_dropped += deduper.duplicates
-        return BatchResult(
-            prospect_ids=batch,
-            events=tuple(newest_first(events)),
-            failure=None,
-            attempts=attempts,
-            correlation_id=response.response_context.correlation_id,
-        )
+        async for attempt in retrying:
+            with attempt:
+                tally.count += 1
+                return await self._attempt(call, units, tally.count, stats)
+        raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover
 
-    async def _attempt(
-        self,
-        batch: tuple[str, ...],
-        body: bytes,
-        units: int,
-        attempt: int,
-        stats: FetchStats,
-        entity: Entity[E],
-    ) -> EventsResponse[E]:
-        """One request: a concurrency slot, then a rate-limit slot, then the POST."""
+    async def _attempt(self, call: Call[_T], units: int, attempt: int, stats: FetchStats) -> _T:
+        """One request: a concurrency slot, then a rate-limit slot, then the request."""
         self.check_open()
         if self._concurrency is None:
             self._concurrency = asyncio.Semaphore(self._max_concurrency)
@@ -291,7 +302,7 @@ class BatchRunner:
             self._peak_in_flight = max(self._peak_in_flight, self._in_flight)
             headers = None
             try:
-                answer = await self._transport.post(body, batch, entity)
+                answer = await self._transport.send(call)
                 headers = answer.headers
             except TransportError as error:
                 self._unusable(error, sent_at)
@@ -308,8 +319,9 @@ class BatchRunner:
             self._usable()
         if isinstance(outcome, ApiError):
             logger.debug(
-                "POST %d IDs: HTTP %d, attempt %d, correlation_id %s",
-                len(batch),
+                "%s (%d IDs): HTTP %d, attempt %d, correlation_id %s",
+                call.describe(),
+                len(call.ids),
                 outcome.status,
                 attempt,
                 outcome.correlation_id,
@@ -329,12 +341,15 @@ class BatchRunner:
             if unusable is not None:
                 self._unusable(unusable, sent_at)
             raise outcome
+        context = getattr(outcome, "response_context", None)
+        found = getattr(outcome, "output_events", None)
         logger.debug(
-            "POST %d IDs: HTTP 200, attempt %d, correlation_id %s, %d events",
-            len(batch),
+            "%s (%d IDs): HTTP 200, attempt %d, correlation_id %s%s",
+            call.describe(),
+            len(call.ids),
             attempt,
-            outcome.response_context.correlation_id,
-            len(outcome.output_events),
+            getattr(context, "correlation_id", None),
+            f", {len(found)} events" if isinstance(found, list) else "",
         )
         return outcome
 

@@ -22,6 +22,11 @@
     ├── ServerUnavailableError    nothing usable came back for give_up_after seconds: the pull
     │                             stopped; every ID not yet done counts as failed
     ├── FetchError                fetch() had failed batches; .result holds all that arrived
+    ├── WebhookVerificationError  a webhook delivery failed verify_webhook (also a ValueError)
+    │   ├── WebhookHeaderError    X-Signature or X-Timestamp missing or malformed: answer 401
+    │   ├── WebhookTimestampError X-Timestamp outside the freshness window, stale or future: 401
+    │   ├── WebhookSignatureError the signature does not match (tampered body, wrong secret): 401
+    │   └── WebhookPayloadError   signed correctly, but not a JSON delivery with an event_id: 400
     └── OutputWriteError          writing the output failed: disk full, file too large, I/O
                                   error (also an OSError; the cause is chained)
 
@@ -278,6 +283,43 @@ class FetchError(ExploriumError):
             f"({failed_ids} {kind} IDs); {len(result.events)} events arrived and are in "
             f".result. First failure: {first}"
         )
+
+
+class WebhookVerificationError(ExploriumError, ValueError):
+    """A webhook delivery failed verification: do not trust it, answer 401 (or 400).
+
+    ``status`` is the status a receiver should answer with. The message names what was
+    wrong, never the secret nor the signature expected.
+    """
+
+    status = 401
+
+
+class WebhookHeaderError(WebhookVerificationError):
+    """``X-Signature`` or ``X-Timestamp`` is missing, or ``X-Timestamp`` is not an integer."""
+
+
+class WebhookTimestampError(WebhookVerificationError):
+    """``X-Timestamp`` is further than the tolerance from now: a replay, or a clock off.
+
+    ``skew`` is the timestamp minus now, in seconds: negative when stale, positive when
+    from the future.
+    """
+
+    def __init__(self, message: str, *, skew: int, tolerance: float) -> None:
+        self.skew = skew
+        self.tolerance = tolerance
+        super().__init__(message)
+
+
+class WebhookSignatureError(WebhookVerificationError):
+    """The signature does not match the body and timestamp: tampered, or another secret."""
+
+
+class WebhookPayloadError(WebhookVerificationError):
+    """The delivery is signed correctly but is not a JSON delivery with an ``event_id``."""
+
+    status = 400
 
 
 class OutputWriteError(ExploriumError, OSError):

@@ -170,7 +170,7 @@ def encode_request(request: EventsRequest) -> bytes:
 def decode_data(
     event_id: str,
     event_name: str,
-    raw_data: msgspec.Raw,
+    raw_data: msgspec.Raw | bytes,
     decoders: Mapping[str, msgspec.json.Decoder[Any]],
 ) -> Any:
     """An event's ``data``: its type's Struct, a plain mapping, or None (see the docstring)."""
@@ -205,8 +205,13 @@ def decode_event(raw: bytes) -> Event:
     return event
 
 
+def prospect_event_data(event_id: str, event_name: str, raw_data: msgspec.Raw | bytes) -> Any:
+    """A prospect event's ``data`` (``decode_data`` with the prospect types' Structs)."""
+    return decode_data(event_id, event_name, raw_data, _DATA_DECODERS)
+
+
 def _lenient_data(
-    event_id: str, event_name: str, raw_data: msgspec.Raw, problem: msgspec.ValidationError
+    event_id: str, event_name: str, raw_data: msgspec.Raw | bytes, problem: msgspec.ValidationError
 ) -> dict[str, Any] | None:
     """The data of an event that does not fit its model: a plain mapping, or None."""
     value = _decode_any.decode(raw_data)

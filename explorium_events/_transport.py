@@ -1,19 +1,22 @@
-"""The one POST. The only module that touches aiohttp.ClientSession.
+"""The one HTTP exchange with the API. The only module that touches aiohttp.ClientSession.
 
 Foreign exceptions are translated here, once, with their cause chained; error statuses
-become ApiError subclasses built from whichever body shape the server chose.
+become ApiError subclasses built from whichever body shape the server chose. An events
+POST (prospects', businesses': ``events_call``) is one ``Call``; enrollments and
+webhooks are others (any method, path and body).
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic
+from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import aiohttp
@@ -36,7 +39,7 @@ from ._errors import (
     TransportError,
     UnprocessableEntityError,
 )
-from ._models import EventsResponse, decode_response_with
+from ._models import EventsResponse, ResponseContext, decode_response_with
 from ._ratelimit import RateLimitHeaders
 from ._results import E
 from ._retry import parse_retry_after
@@ -48,6 +51,8 @@ EVENTS_PATH = PROSPECT.path
 _decode_error_body = msgspec.json.Decoder(Any)
 
 USER_AGENT = f"explorium-events/{__version__}"
+
+_T = TypeVar("_T")
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -76,11 +81,38 @@ def check_base_url(base_url: str) -> URL:
 
 
 @dataclass(frozen=True, slots=True)
-class Answer(Generic[E]):
+class Answer(Generic[_T]):
     """What came back: the decoded 200 answer or the error for its status, and the headers."""
 
-    outcome: EventsResponse[E] | ApiError
+    outcome: _T | ApiError
     headers: RateLimitHeaders
+
+
+@dataclass(frozen=True, slots=True)
+class Call(Generic[_T]):
+    """One request to send: method, path, JSON body, and how to decode its 200 answer.
+
+    ``ids`` are the IDs it is about (named in its errors, and its rate-limit cost when a
+    unit is an ID). ``sensitive``: the 200 body holds a secret (a webhook's), so an
+    error about it never quotes the body.
+    """
+
+    method: str
+    path: str
+    body: bytes | None
+    decode: Callable[[bytes], _T]
+    ids: tuple[str, ...] = ()
+    sensitive: bool = False
+
+    def describe(self) -> str:
+        """``POST /v1/...`` for logs."""
+        return f"{self.method} {self.path}"
+
+
+def events_call(entity: Entity[E], body: bytes, ids: Sequence[str]) -> Call[EventsResponse[E]]:
+    """The events POST of ``ids`` to ``entity``'s endpoint, decoded as its events."""
+    decode = functools.partial(decode_response_with, decode=entity.decode_event)
+    return Call("POST", entity.path, body, decode, ids=tuple(ids))
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -204,7 +236,7 @@ def error_for_status(
 
 
 class Transport:
-    """Posts request bodies to an events endpoint (prospects', businesses') over one session."""
+    """Sends requests to the API over one aiohttp session: the events POST and any ``Call``."""
 
     def __init__(
         self,
@@ -258,8 +290,12 @@ class Transport:
         body: bytes,
         prospect_ids: Sequence[str],
         entity: Entity[E] = PROSPECT,  # type: ignore[assignment]
-    ) -> Answer[E]:
-        """Send one request to ``entity``'s endpoint (prospects' by default).
+    ) -> Answer[EventsResponse[E]]:
+        """Send one events request to ``entity``'s endpoint (prospects' by default): ``send``."""
+        return await self.send(events_call(entity, body, prospect_ids))
+
+    async def send(self, call: Call[_T]) -> Answer[_T]:
+        """Send one request.
 
         An error status comes back as the outcome, not raised, so that the caller still
         reads the rate-limit headers that came with it. Raises
@@ -270,17 +306,21 @@ class Transport:
         the one boundary, before it can reach an exception, a log line or a checkpoint.
         """
         session = self._session_for_use()
-        url = self.url_for(entity)
-        headers = {"api_key": self._api_key, "Content-Type": "application/json"}
+        prospect_ids = call.ids
+        url = self._url if call.path == EVENTS_PATH else self._base_url.join(URL(call.path))
+        headers = {"api_key": self._api_key}
+        if call.body is not None:
+            headers["Content-Type"] = "application/json"
         failure: TransportError | None = None
         cause: BaseException | None = None
         payload = b""
         try:
             # Never follow a redirect: aiohttp drops only Authorization and Cookie on a
             # cross-origin hop, so the api_key header would go wherever Location says.
-            async with session.post(
+            async with session.request(
+                call.method,
                 url,
-                data=body,
+                data=call.body,
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
@@ -348,22 +388,29 @@ class Transport:
                 limits,
             )
         try:
-            decoded = decode_response_with(payload, entity.decode_event)
+            decoded = call.decode(payload)
         except (msgspec.DecodeError, UnicodeDecodeError) as exc:
+            # A webhook's answer holds its secret: never quote that body.
+            began = (
+                ""
+                if call.sensitive
+                else f"; it began {self._redact(payload.decode('utf-8', 'replace'))[:80]!r}"
+            )
             failure, cause = (
                 MalformedResponse(
-                    "a 200 answer whose body is not the documented JSON "
-                    f"({self._redact(str(exc))}); it began "
-                    f"{self._redact(payload.decode('utf-8', 'replace'))[:80]!r}",
+                    f"a 200 answer to {call.describe()} whose body is not the documented JSON "
+                    f"({self._redact(str(exc))}){began}",
                     prospect_ids=prospect_ids,
                     status=status,
                 ),
                 exc,
             )
         if failure is not None:
-            raise failure from self._safe_cause(cause)
-        context = decoded.response_context
-        if context is not None and context.correlation_id:
+            raise failure from None if call.sensitive else self._safe_cause(cause)
+        context = getattr(decoded, "response_context", None)
+        if not isinstance(decoded, msgspec.Struct) or not isinstance(context, ResponseContext):
+            return Answer(decoded, limits)
+        if context.correlation_id:
             correlation_id = self._redact(context.correlation_id)
             if correlation_id != context.correlation_id:
                 decoded = msgspec.structs.replace(

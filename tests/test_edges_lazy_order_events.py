@@ -10,7 +10,7 @@ import os
 import random
 import sys
 import tracemalloc
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from collections.abc import Set as AbstractSet
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from explorium_events._models import (
     decode_response,
 )
 from explorium_events._ratelimit import RateLimitHeaders
-from explorium_events._transport import Answer
+from explorium_events._transport import Answer, Call
 from explorium_events.emulator import Emulator, EmulatorConfig, expected_events
 from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, events_body, prospect_id
 
@@ -67,13 +67,13 @@ async def test_a_generator_is_read_only_a_few_batches_ahead_of_the_first_request
 async def test_a_200000_id_generator_streams_in_flat_memory() -> None:
     """Streaming 200,000 IDs from a generator peaks at the compact seen-set, not a list of IDs."""
 
-    async def post(body: bytes, prospect_ids: Sequence[str], *_: object) -> Answer[Any]:
+    async def send(call: Call[Any]) -> Answer[Any]:
         empty = EventsResponse(response_context=ResponseContext(), output_events=[])
         return Answer(empty, RateLimitHeaders())
 
     total = 200_000
     client = EventsClient(api_key=TEST_KEY, base_url="http://127.0.0.1:9", rate_limit=None)
-    client._runner._transport.post = post  # type: ignore[method-assign]
+    client._runner._transport.send = send  # type: ignore[method-assign,assignment]
     done = 0
     async with client:
         tracemalloc.start()

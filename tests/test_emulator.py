@@ -1142,7 +1142,12 @@ def test_public_names_are_exactly_the_sorted_all() -> None:
     names = emulator_pkg.__all__
     assert names == sorted(names, key=lambda n: (not n.isupper(), n))
     assert set(names) == {
+        "PUSH_KEY",
         "STATS_KEY",
+        "DeliveryOptions",
+        "DeliveryReport",
+        "PushStats",
+        "deliver",
         "Emulator",
         "EmulatorClock",
         "EmulatorConfig",
@@ -1155,5 +1160,5 @@ def test_public_names_are_exactly_the_sorted_all() -> None:
         "serve_forever",
     }
     for name in names:
-        if name != "STATS_KEY":
+        if not name.endswith("_KEY"):
             assert getattr(emulator_pkg, name).__doc__, name

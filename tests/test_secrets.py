@@ -1,14 +1,16 @@
-"""The API key never leaks: not in output, logs, errors, reprs or checkpoints, nor over http."""
+"""The API key and the webhook secret never leak: not in output, logs, errors, reprs or files."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import traceback
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
@@ -727,3 +729,55 @@ async def test_cli_fetch_with_an_unsendable_key_exits_2_without_showing_it(
     assert sorted(path.name for path in tmp_path.iterdir()) == ["ids.txt"]
     assert_no_key(captured.out, captured.err)
     assert TEST_KEY[16:] not in captured.err
+
+
+async def test_the_webhook_secret_never_leaks_through_library_receiver_or_emulator(
+    tmp_path: Any, caplog: pytest.LogCaptureFixture, unused_tcp_port: int
+) -> None:
+    """Register, show, test, deliver with forged signatures, store: at debug level, the
+    secret is in no repr, log, error, answer or file but the one written on purpose."""
+    from explorium_events import WebhookVerificationError, verify_webhook
+    from explorium_events._receiver import Receiver
+    from explorium_events.emulator import DeliveryOptions, Emulator, EmulatorConfig
+
+    caplog.set_level(logging.DEBUG)
+    texts: list[str] = []
+    url = f"http://127.0.0.1:{unused_tcp_port}/hook"
+    async with Emulator(EmulatorConfig(rate_limit=None)) as emulator:
+        async with EventsClient(api_key=TEST_KEY, base_url=emulator.url) as client:
+            await client.enrollments.add(
+                [hashlib.sha1(b"one").hexdigest()], key="crm-2026", event_types=None
+            )
+            hook = await client.webhooks.register("ExpTest", url)
+            shown = await client.webhooks.get("ExpTest")
+            texts += [repr(hook), str(hook), repr(shown), f"{shown.secret}", repr(client)]
+            secret = hook.secret.reveal()
+            receiver = Receiver(secret=secret, out=str(tmp_path / "events.db"))
+            await receiver.open()
+            runner = web.AppRunner(receiver.app())
+            await runner.setup()
+            await web.TCPSite(runner, "127.0.0.1", unused_tcp_port).start()
+            try:
+                await client.webhooks.check_connectivity("ExpTest")
+                report = await emulator.deliver(
+                    DeliveryOptions(events_per_prospect=3, bad_signature_rate=1.0, backoff_ms=1)
+                )
+                async with aiohttp.ClientSession() as http:
+                    for path in ("/health", "/hook"):
+                        async with http.request(
+                            "GET" if path == "/health" else "POST", url.replace("/hook", path)
+                        ) as response:
+                            texts.append(await response.text())
+            finally:
+                await runner.cleanup()
+                await receiver.close()
+            texts.append(repr(receiver))
+        with pytest.raises(WebhookVerificationError) as caught:
+            verify_webhook(b"{}", {"X-Timestamp": "1", "X-Signature": "x"}, secret)
+        texts.extend(texts_of(caught.value))
+        texts.append(repr(emulator.push))
+    assert report.delivered == 3 and emulator.push.bad_signatures_sent == 3
+    texts.append(caplog.text)
+    texts.extend(files_text(tmp_path))
+    for text in texts:
+        assert secret not in text and secret[:12] not in text

@@ -1,4 +1,4 @@
-"""The command line: ``explorium-events fetch | serve | demo | sync``; ``main(argv)`` runs one.
+"""The command line: ``explorium-events fetch | serve | demo | sync | enroll | ...``; ``main``.
 
 ``main(argv)`` parses, runs one command and returns its exit status; it never calls
 ``sys.exit`` itself, so tests drive it directly. Data goes to standard output (or
@@ -22,17 +22,27 @@ from types import ModuleType
 
 from .._settings import API_KEY_VARIABLE
 from .._version import __version__
-from . import _demo, _fetch, _flags, _serve, _sync
+from . import _demo, _enroll, _enrollments, _fetch, _flags, _listen, _serve, _sync, _webhook
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError, say
 from ._progress import ProgressLogHandler
 
 # Each: add_parser(subparsers) -> None and run(args) -> int, in the order --help lists them.
-COMMANDS: tuple[ModuleType, ...] = (_fetch, _serve, _demo, _sync)
+COMMANDS: tuple[ModuleType, ...] = (
+    _fetch,
+    _serve,
+    _demo,
+    _sync,
+    _enroll,
+    _enrollments,
+    _webhook,
+    _listen,
+)
 
 _DESCRIPTION = """\
 Fetch Explorium prospect events for any number of prospects, at the API's rate limit,
-keep a list current with only what is new (sync), or run a local emulator of the
-Events API. New here? Run `explorium-events demo`.
+keep a list current with only what is new (sync), have events pushed as they happen
+(enroll, webhook, listen), or run a local emulator of the Events API. New here? Run
+`explorium-events demo`.
 """
 
 _MAIN_EPILOG = f"""\
@@ -41,12 +51,15 @@ examples:
   export {API_KEY_VARIABLE}=...       # your key; never printed
   {PROG} fetch --ids prospects.txt --out events.jsonl
   {PROG} sync --ids crm.txt --state crm.sync --out events.jsonl   # only what is new
+  {PROG} enroll --ids crm.txt --enrollment-key crm-2026 --event-types role,company
+  {PROG} listen --secret-file wh.secret --out events.db   # pushed events, verified
   {PROG} serve --port 8787
   {PROG} COMMAND --help          # every flag of a command, with examples
 """
 
 # Log lines per command: the emulator's carry a time, as a server's do.
-_LOG_FORMATS = {"serve": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+_SERVER_LOG = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_LOG_FORMATS = {"serve": _SERVER_LOG, "listen": _SERVER_LOG}
 
 
 def build_parser() -> argparse.ArgumentParser:

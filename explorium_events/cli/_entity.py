@@ -92,13 +92,18 @@ def parse_event_types(text: str) -> list[str]:
     return chosen
 
 
-def event_types_problem(entity: str, event_types: list[str] | None) -> str | None:
-    """Why ``event_types`` do not fit ``entity``, or None when they do (or none were given)."""
+def event_types_problem(
+    entity: str, event_types: list[str] | None, *, what: str = "pull"
+) -> str | None:
+    """Why ``event_types`` do not fit ``entity``, or None when they do (or none were given).
+
+    ``what`` names the work in the message ("this pull is of business events").
+    """
     for name in event_types or ():
         owner = _entity_of(name)
         if owner != entity:
             return (
-                f"--event-types: {name!r} is a {owner} event type, and this pull is of "
+                f"--event-types: {name!r} is a {owner} event type, and this {what} is of "
                 f"{entity} events; pass --entity {owner}, or {entity} event types"
             )
     return None

@@ -22,7 +22,10 @@ same prospect ID and --seed always give the same events. Faults on demand: laten
 GET /_emulator/stats shows what it served; POST /_emulator/reset zeroes the counters.
 Its clock starts at --start-time and stands still until moved: POST /_emulator/clock
 with {"advance": "7d"} or {"set": "2026-08-01T00:00:00Z"} (no key needed), and events
-that happened meanwhile appear, for `sync` to find.
+that happened meanwhile appear, for `sync` to find. Push too: the enrollment and
+webhook endpoints (for `enroll`, `enrollments`, `webhook`), and POST
+/_emulator/webhooks/deliver pushes new events of every enrolled ID, signed, to the
+registered loopback URL (for `listen`); GET /_emulator/push shows those counters.
 """
 
 _SERVE_EPILOG = f"""\

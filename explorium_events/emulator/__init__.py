@@ -1,4 +1,6 @@
-"""A local stand-in for Explorium's prospect and business events endpoints: no network, no key.
+"""A local stand-in for Explorium's Events API, fetch and push: no network, no key.
+
+Prospect and business events, enrollments and webhooks, with signed deliveries.
 
 It validates, authenticates and rate-limits like the documented API, serves
 deterministic synthetic events, and injects faults on demand, so a client (the
@@ -19,16 +21,23 @@ from ._business import expected_business_events
 from ._clock import EmulatorClock, expected_events_at, parse_duration
 from ._config import EmulatorConfig
 from ._data import expected_events
+from ._delivery import DeliveryOptions, DeliveryReport, deliver
+from ._enrollments import PUSH_KEY, PushStats
 from ._server import Emulator, serve_forever
 from ._stats import EmulatorStats
 
 __all__ = [
+    "PUSH_KEY",
     "STATS_KEY",
+    "DeliveryOptions",
+    "DeliveryReport",
     "Emulator",
     "EmulatorClock",
     "EmulatorConfig",
     "EmulatorStats",
+    "PushStats",
     "create_app",
+    "deliver",
     "expected_business_events",
     "expected_events",
     "expected_events_at",

@@ -18,6 +18,10 @@ is on. The API key is never logged, echoed or stored (the limiter keys on a hash
 ``GET /_emulator/stats`` answers the counters as JSON; ``POST /_emulator/reset``
 zeroes them and empties every rate window; ``GET``/``POST /_emulator/clock`` reads and
 moves the emulator's clock (``_clock``). None of them needs a key.
+
+The push side (enrollments, webhooks, delivery) lives in ``_enrollments`` and
+``_webhooks``; it shares this app's key check and rate limit (one window per key)
+through a ``Gate``, and its events are dated by this app's clock.
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ from aiohttp import web
 from ._business import BUSINESS_EVENTS_PATH, BUSINESSES, PROSPECTS, Endpoint
 from ._clock import EmulatorClock
 from ._config import EmulatorConfig
+from ._enrollments import Gate, PushState, add_enrollment_routes
 from ._faults import FaultInjector
 from ._ratelimit import RateDecision, SlidingWindowLimiter
 from ._stats import EmulatorStats
 from ._validation import EventsQuery
+from ._webhooks import add_webhook_routes
 
 __all__ = [
     "BUSINESS_EVENTS_PATH",
@@ -119,7 +125,32 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     app.router.add_post(RESET_PATH, _reset)
     app.router.add_get(CLOCK_PATH, _clock)
     app.router.add_post(CLOCK_PATH, _clock)
+    gate = Gate(authenticate=_push_authenticate, admit=_push_admit)
+    push = PushState(seed=config.seed, clock=config.clock, events_clock=clock, gate=gate)
+    add_enrollment_routes(app, push)
+    add_webhook_routes(app)
     return app
+
+
+async def _push_authenticate(request: web.Request) -> web.Response | None:
+    """The key check of the events endpoints, for the push routes."""
+    state = request.app[_STATE_KEY]
+    key = request.headers.get(_API_KEY_HEADER, "").strip()
+    refusal = _authenticate(key, state)
+    return None if refusal is None else _json(refusal.status, refusal.payload, refusal.headers)
+
+
+async def _push_admit(request: web.Request) -> web.Response | None:
+    """One unit of the key's sliding window (every endpoint shares it), or a 429."""
+    state = request.app[_STATE_KEY]
+    key = request.headers.get(_API_KEY_HEADER, "").strip()
+    if state.limiter is None:
+        return None
+    decision = state.limiter.acquire(key, 1)
+    if decision.allowed:
+        return None
+    refusal = _rate_limited(decision, decision.retry_after)
+    return _json(refusal.status, refusal.payload, refusal.headers)
 
 
 async def _clock(request: web.Request) -> web.Response:

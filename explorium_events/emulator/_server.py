@@ -16,6 +16,8 @@ from aiohttp.log import access_logger
 from ._app import CLOCK_KEY, STATS_KEY, create_app
 from ._clock import EmulatorClock
 from ._config import EmulatorConfig
+from ._delivery import DeliveryOptions, DeliveryReport, deliver
+from ._enrollments import PUSH_KEY, PushStats
 from ._stats import EmulatorStats
 
 __all__ = ["Emulator", "serve_forever"]
@@ -86,6 +88,16 @@ class Emulator:
         """The emulator's clock: ``emulator.clock.advance(timedelta(days=7))`` and new
         events appear (see ``_clock``)."""
         return self.app[CLOCK_KEY]
+
+    @property
+    def push(self) -> PushStats:
+        """Live counters of the push side: enrollment calls, deliveries, faults."""
+        return self.app[PUSH_KEY].stats
+
+    async def deliver(self, options: DeliveryOptions | None = None) -> DeliveryReport:
+        """One round of new events for every enrollment, delivered to the webhooks; see
+        ``DeliveryOptions``. Returns once each is acknowledged or given up."""
+        return await deliver(self.app, options)
 
     async def start(self) -> None:
         """Start serving; ``async with`` calls this."""
