@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -23,7 +22,16 @@ from types import ModuleType
 from .._settings import API_KEY_VARIABLE
 from .._version import __version__
 from . import _demo, _enroll, _enrollments, _fetch, _flags, _listen, _serve, _sync, _webhook
-from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError, say
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    say,
+    silence_stdout,
+)
 from ._progress import ProgressLogHandler
 
 # Each: add_parser(subparsers) -> None and run(args) -> int, in the order --help lists them.
@@ -83,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; return its exit status (0, 1, 2 or 130)."""
+    """Run one command; return its exit status (0, 1, 2, 130, or 141 for a closed pipe)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -93,7 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     # Retries are counted in the demo's report; its screen stays clean unless --verbose.
-    quiet = logging.ERROR if args.command == "demo" else logging.WARNING
+    # -q: errors only.
+    quiet = logging.ERROR if args.command == "demo" or args.quiet else logging.WARNING
     level = logging.DEBUG if args.verbose else quiet
     fmt = _LOG_FORMATS.get(args.command, "%(levelname)s: %(message)s")
     try:
@@ -108,10 +117,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of standard output went away (`| head`): stop quietly, as other tools do.
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FAILED
+        silence_stdout()
+        return EXIT_PIPE
     except OSError as exc:
         say(f"{PROG} {args.command}: error: {exc}")
         return EXIT_FAILED
