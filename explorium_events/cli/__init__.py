@@ -63,6 +63,12 @@ examples:
   {PROG} listen --secret-file wh.secret --out events.db   # pushed events, verified
   {PROG} serve --port 8787
   {PROG} COMMAND --help          # every flag of a command, with examples
+
+conventions (every command): data alone on standard output, everything for a person on
+standard error; -q/--quiet: errors only; --summary-json FILE: the summary as JSON (fetch,
+demo, sync, enroll); --out's format from --format or its extension, never guessed; a
+default output file is never replaced without --force. Exit status: 0 done, 1 failed
+work, 2 usage or input error, 130 interrupted, 141 standard output closed by its reader.
 """
 
 # Log lines per command: the emulator's carry a time, as a server's do.

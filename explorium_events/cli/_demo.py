@@ -52,11 +52,11 @@ _DEMO_DUPLICATES = f"{DEMO_DUPLICATE_RATE:.0%}"
 _DEMO_DESCRIPTION = f"""\
 Start the emulator in this process on a free loopback port, make up --prospects
 prospect IDs, pull their events with the progress bar, write them to --out, and
-report what happened: batches, requests, retries, 429s, events, duplicates dropped,
-time, throughput, and how close the pull ran to the rate limit. At the same time, with
-the same key and rate limit, it pulls the business events (funding, offices, hiring...)
-of {DEMO_BUSINESSES} made-up businesses. Every event is then checked against what the
-emulator holds for those prospects and businesses.
+report on standard error what happened: batches, requests, retries, 429s, events,
+duplicates dropped, time, throughput, and how close the pull ran to the rate limit. At
+the same time, with the same key and rate limit, it pulls the business events (funding,
+offices, hiring...) of {DEMO_BUSINESSES} made-up businesses. Every event is then checked
+against what the emulator holds for those prospects and businesses.
 
 So that the rate limiter is seen at work in seconds rather than minutes, the demo's
 emulator allows {_DEMO_LIMIT} (the real API: 200 per 60 s), adds latency,
@@ -71,7 +71,14 @@ examples:
   # the real API's limit and no faults: 5,000 IDs are 125 requests, under 200 a minute
   {PROG} demo --rate-limit 200/60 --error-rate 0
 
-exit status: 0 when every event arrived exactly once; 1 otherwise; 130 interrupted.
+  # the events alone on standard output (the report is on standard error)
+  {PROG} demo --out - -q | jq -r .event_name | sort | uniq -c
+
+events.jsonl, the default --out, is never replaced without --force.
+
+exit status: 0 when every event arrived exactly once; 1 otherwise; 2 usage error (an
+existing events.jsonl without --force, say); 130 interrupted; 141 standard output
+closed by its reader.
 """
 
 

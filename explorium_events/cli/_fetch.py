@@ -45,8 +45,10 @@ read exactly once.
 symlinks, hard links and relative paths resolved), and every output writable; else exit
 2 before anything is opened.
 
-Output (--out FILE, or standard output): JSONL, one event per line as the API sent it
-(same keys, order and values, on one line), or CSV, one row per event under a fixed
+Output (--out FILE, or standard output): the format is --format, else the --out
+extension (an unknown one is refused; no extension: JSONL). JSONL, one event per line
+as the API sent it (same keys, order and values, on one line); JSON (.json), the same
+objects in one array, closed when the run ends; or CSV, one row per event under a fixed
 header (event_id, event_name, event_time, prospect_id, the data fields of the three
 event types, data_json), with text cells that would start a spreadsheet formula
 prefixed by ' (see --csv-raw-cells). Rows come in the order batches finish. A batch
@@ -82,6 +84,9 @@ examples:
   # a key whose limit counts prospect IDs, not requests: 200 IDs a minute
   {PROG} fetch --ids prospects.txt --rate-limit 200/60 --rate-limit-cost id
 
+  # one JSON array instead of JSONL; the summary's figures as JSON for a script
+  {PROG} fetch --ids prospects.txt --out events.json -q --summary-json summary.json
+
   # against the local emulator (any key works there)
   {PROG} fetch --base-url http://127.0.0.1:8787 --api-key anything --ids prospects.txt
 
@@ -105,6 +110,8 @@ exit status:
        be written
   130  interrupted (Ctrl-C; with --checkpoint also SIGTERM); the output holds every
        batch finished before that, and --checkpoint resumes from there
+  141  standard output was closed by its reader (`| head -1`): the run stops quietly,
+       and the IDs whose events were not written go to --failed-out
 """
 
 
