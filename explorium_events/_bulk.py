@@ -394,7 +394,8 @@ async def pull(
     file: a pipe or FIFO cannot be read again, so it is refused), or a collection that
     can be read more than once (a list; a set is pulled in sorted order, so that another
     process, whatever its hash seed, can resume it). ``out`` is a path (``.jsonl``,
-    ``.csv``, or ``.db`` for SQLite; or say ``format=``) or your own EventSink.
+    ``.csv``, ``.db`` for SQLite, or ``.json`` for one JSON array, which no checkpoint
+    can resume; or say ``format=``) or your own EventSink.
     ``checkpoint`` is the path of the pull's checkpoint: run the same call again after
     any interruption, a crash or ``kill -9`` included, and it carries on where the last
     durable commit left off.
@@ -438,6 +439,8 @@ async def pull(
     once = checkpoint is None
     source = Source(in_stable_order(prospect_ids), once=once, entity=kind)
     output = PullOutput(out, format, csv_raw_cells=csv_raw_cells, entity=kind.name)
+    if checkpoint is not None:
+        output.require_resumable("a checkpoint")
 
     def run_for(ledger: Checkpoint | None, found: Scan) -> _Run:
         return _Run(

@@ -365,6 +365,7 @@ async def sync(
                     f"the list {os.fspath(prospect_ids)} is also the output or the state"
                 )
     output = PullOutput(out, format, csv_raw_cells=csv_raw_cells)
+    output.require_resumable("a sync (each run adds to it)")
     source = Source(in_stable_order(prospect_ids), once=True)
     found = Scan()
 

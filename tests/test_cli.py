@@ -294,9 +294,9 @@ async def test_format_follows_the_out_extension_and_the_format_flag(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    """.csv gives CSV; another extension gives JSONL; --format overrides both."""
+    """.csv gives CSV; no extension gives JSONL; --format overrides an unknown one."""
     ids = ids_file(30)
-    as_csv, as_text, forced = tmp_path / "e.csv", tmp_path / "e.txt", tmp_path / "e.data"
+    as_csv, as_text, forced = tmp_path / "e.csv", tmp_path / "events", tmp_path / "e.data"
     for out, extra in ((as_csv, []), (as_text, []), (forced, ["--format", "csv"])):
         ran = await run(capsys, "fetch", "--ids", ids, "--out", str(out), *extra, *to(emulator))
         assert ran.code == 0
@@ -737,11 +737,12 @@ async def test_fetch_as_a_real_process_pipes_ids_in_and_events_out(emulator: Emu
     _check_no_key(out.decode(), err.decode())
 
 
-async def test_fetch_into_a_pipe_closed_early_exits_1_quietly_listing_the_rest(
+async def test_fetch_into_a_pipe_closed_early_exits_141_quietly_listing_the_rest(
     emulator: Emulator, ids_file: Callable[[int], str], tmp_path: Path
 ) -> None:
-    """`fetch | head -1`: no traceback, exit 1, and every ID not written is in --failed-out."""
-    failed = tmp_path / "failed.txt"
+    """`fetch | head -1`: nothing on stderr, exit 141 (128 + SIGPIPE), and every ID not
+    written in --failed-out; --summary-json still tells how it ended."""
+    failed, summary = tmp_path / "failed.txt", tmp_path / "summary.json"
     reader, writer = os.pipe()
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -752,6 +753,8 @@ async def test_fetch_into_a_pipe_closed_early_exits_1_quietly_listing_the_rest(
         ids_file(2_000),
         "--failed-out",
         str(failed),
+        "--summary-json",
+        str(summary),
         "--concurrency",
         "1",
         *to(emulator),
@@ -765,10 +768,14 @@ async def test_fetch_into_a_pipe_closed_early_exits_1_quietly_listing_the_rest(
     async with asyncio.timeout(PROCESS_TIMEOUT):
         _, err = await process.communicate()
     assert json.loads(first)["event_id"]
-    assert process.returncode == 1, err.decode()
-    assert b"Traceback" not in err
+    assert process.returncode == 141, err.decode()
+    # No traceback, no "Exception ignored ... BrokenPipeError" at exit, no summary.
+    assert err == b""
     unwritten = failed.read_text().split()
     assert 0 < len(unwritten) < 2_000 and len(set(unwritten)) == len(unwritten)
+    figures = json.loads(summary.read_text())
+    assert figures["outcome"] == "pipe_closed" and figures["exit_status"] == 141
+    assert figures["input"]["fetched"] + len(unwritten) == 2_000
 
 
 # -- serve -----------------------------------------------------------------------------------
@@ -947,7 +954,7 @@ def test_demo_pulls_checks_and_reports_everything(
     assert {event["prospect_id"] for event in events} <= set(demo_prospect_ids(300))
     for words in (
         "300 of 300 prospect IDs done",
-        "8 done: 8 ok, 0 failed",
+        "8 run: 8 ok, 0 failed",
         f"{len(events):,} written to {out}",
         # 8 prospect requests and 5 for the 200 made-up businesses pulled beside them.
         "server      13 requests answered: 13 x 200",
@@ -955,15 +962,16 @@ def test_demo_pulls_checks_and_reports_everything(
         "in the same rate-limit budget: all arrived, once each",
         f"checked     all {len(events):,} events",
     ):
-        assert words in ran.out
-    dropped = re.search(r"([\d,]+) duplicates dropped", ran.out)
+        assert words in ran.err
+    assert ran.out == ""  # the report is for a person: standard error
+    dropped = re.search(r"([\d,]+) duplicates dropped", ran.err)
     assert dropped and int(dropped.group(1).replace(",", "")) > 0
 
 
 def test_demo_writes_csv_and_shows_progress_when_asked(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """--out x.csv gives CSV; --progress draws the line on stderr, the report stays on stdout."""
+    """--out x.csv gives CSV; --progress draws the line on stderr, then the report there."""
     out = tmp_path / "demo.csv"
     ran = run_here(
         capsys,
@@ -982,8 +990,8 @@ def test_demo_writes_csv_and_shows_progress_when_asked(
     )
     assert ran.code == 0
     assert out.read_text(encoding="utf-8").startswith("event_id,event_name")
-    assert "\r" in ran.err and "80/80 IDs" in ran.err
-    assert "\r" not in ran.out and "checked" in ran.out
+    assert "\r" in ran.err and "80/80 IDs" in ran.err and "checked" in ran.err
+    assert ran.out == ""
 
 
 def test_demo_ids_are_valid_distinct_and_repeatable() -> None:

@@ -354,7 +354,7 @@ async def test_cli_gives_up_on_a_silent_server_with_every_id_in_failed_out(
     assert 60.0 <= cli_clock.now < 60.0 + 4.0 * 30.0
     assert TEST_KEY not in err
     if not checkpoint:
-        assert "10 done: 0 ok, 10 failed" in err
+        assert "10 run: 0 ok, 10 failed" in err
         assert err.count("nothing usable for") == 3  # the log line, GAVE UP, FAILED: once
     if checkpoint:
         # The checkpoint holds them as failed: once the server is back, --retry-failed

@@ -189,7 +189,7 @@ def test_every_extension_names_a_registered_format_and_unknown_ones_are_refused(
 
 def test_open_sink_refuses_an_unknown_format(tmp_path: Path) -> None:
     """An unregistered format is a ConfigurationError naming the known ones; no file made."""
-    with pytest.raises(ConfigurationError, match="csv, jsonl"):
+    with pytest.raises(ConfigurationError, match="csv, json, jsonl"):
         open_sink(str(tmp_path / "x"), "parquet")
     assert not (tmp_path / "x").exists()
 
@@ -206,4 +206,5 @@ def test_the_registry_opens_each_format_with_its_sink_and_resume_rule(tmp_path: 
         "jsonl": "truncate",
         "csv": "truncate",
         "sqlite": "upsert",
+        "json": "none",
     }

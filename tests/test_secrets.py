@@ -355,7 +355,7 @@ async def test_cli_fetch_at_debug_level_never_shows_the_key(
         "--ids",
         str(tmp_path / "ids.txt"),
         "--out",
-        str(tmp_path / "events.out"),
+        str(tmp_path / "events.jsonl"),
         "--failed-out",
         str(tmp_path / "failed.txt"),
         "--base-url",

@@ -20,12 +20,13 @@ from typing import Literal
 from .._errors import ConfigurationError, OutputWriteError
 from .._results import AnyEvent
 from ._files import CsvSink, JsonlSink, _ByteSink
+from ._json import JsonArraySink
 from ._protocol import BuiltinSink, EventSink
 from ._sqlite import SqliteSink
 
 logger = logging.getLogger("explorium_events")
 
-Resume = Literal["truncate", "upsert"]
+Resume = Literal["truncate", "upsert", "none"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,8 @@ class Format:
     resume: Resume
     """What a resumed pull does with the output: "truncate" cuts it back to the durable
     length the checkpoint recorded (the batches written after it run again); "upsert"
-    keeps it, since a batch written again replaces its own rows."""
+    keeps it, since a batch written again replaces its own rows; "none": it cannot be
+    resumed (a JSON array is whole only once closed), so a checkpoint refuses it."""
 
 
 FORMATS: dict[str, Format] = {
@@ -64,6 +66,12 @@ FORMATS: dict[str, Format] = {
             (".db", ".sqlite", ".sqlite3"),
             lambda path, append, _raw, entity: SqliteSink(path, append=append, entity=entity),
             "upsert",
+        ),
+        Format(
+            "json",
+            (".json",),
+            lambda path, append, _raw, _entity: JsonArraySink(path, append=append),
+            "none",
         ),
     )
 }
@@ -144,6 +152,15 @@ class PullOutput:
         else:
             raise ConfigurationError(
                 f"out={out!r}: give an output path or a sink with write, flush_durably and close"
+            )
+
+    def require_resumable(self, what: str) -> None:
+        """ConfigurationError when this output's format cannot be resumed by ``what``."""
+        if self._format is not None and self._format.resume == "none":
+            raise ConfigurationError(
+                f"the {self._format.name} format cannot be resumed, and {what} resumes its "
+                f"output: write JSONL (.jsonl) instead (`jq -s . events.jsonl` makes the "
+                "JSON array), or drop it"
             )
 
     def open(self, *, durable_length: int = 0, finished: bool = False, ledger: str = "") -> None:

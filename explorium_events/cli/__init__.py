@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from types import ModuleType
@@ -23,7 +22,16 @@ from types import ModuleType
 from .._settings import API_KEY_VARIABLE
 from .._version import __version__
 from . import _demo, _enroll, _enrollments, _fetch, _flags, _listen, _serve, _sync, _webhook
-from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE, PROG, UsageError, say
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_PIPE,
+    EXIT_USAGE,
+    PROG,
+    UsageError,
+    say,
+    silence_stdout,
+)
 from ._progress import ProgressLogHandler
 
 # Each: add_parser(subparsers) -> None and run(args) -> int, in the order --help lists them.
@@ -55,6 +63,12 @@ examples:
   {PROG} listen --secret-file wh.secret --out events.db   # pushed events, verified
   {PROG} serve --port 8787
   {PROG} COMMAND --help          # every flag of a command, with examples
+
+conventions (every command): data alone on standard output, everything for a person on
+standard error; -q/--quiet: errors only; --summary-json FILE: the summary as JSON (fetch,
+demo, sync, enroll); --out's format from --format or its extension, never guessed; a
+default output file is never replaced without --force. Exit status: 0 done, 1 failed
+work, 2 usage or input error, 130 interrupted, 141 standard output closed by its reader.
 """
 
 # Log lines per command: the emulator's carry a time, as a server's do.
@@ -83,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run one command; return its exit status (0, 1, 2 or 130)."""
+    """Run one command; return its exit status (0, 1, 2, 130, or 141 for a closed pipe)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -93,7 +107,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
     # Retries are counted in the demo's report; its screen stays clean unless --verbose.
-    quiet = logging.ERROR if args.command == "demo" else logging.WARNING
+    # -q: errors only.
+    quiet = logging.ERROR if args.command == "demo" or args.quiet else logging.WARNING
     level = logging.DEBUG if args.verbose else quiet
     fmt = _LOG_FORMATS.get(args.command, "%(levelname)s: %(message)s")
     try:
@@ -108,10 +123,8 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader of standard output went away (`| head`): stop quietly, as other tools do.
-        with contextlib.suppress(OSError):
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(devnull, sys.stdout.fileno())
-        return EXIT_FAILED
+        silence_stdout()
+        return EXIT_PIPE
     except OSError as exc:
         say(f"{PROG} {args.command}: error: {exc}")
         return EXIT_FAILED

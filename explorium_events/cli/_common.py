@@ -6,6 +6,8 @@ standard error through ``say``, so that ``explorium-events fetch | jq`` stays cl
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 from typing import TextIO
 
@@ -16,6 +18,10 @@ EXIT_OK = 0  # the work is done
 EXIT_FAILED = 1  # some work failed (a batch, the key, the output); the summary says which
 EXIT_USAGE = 2  # a usage or input error: the message names the value
 EXIT_INTERRUPTED = 130  # Ctrl-C (or SIGTERM where a command says so)
+# The reader of standard output went away (`| head -1`): 128 + SIGPIPE (13), the status a
+# shell shows for a program that SIGPIPE ended, as `yes | head -1` does. Returned rather
+# than dying by the signal, so that --failed-out and --summary-json are still written.
+EXIT_PIPE = 141
 
 
 class UsageError(Exception):
@@ -28,6 +34,25 @@ def say(*lines: str, stream: TextIO | None = None) -> None:
     for line in lines:
         print(line, file=target)
     target.flush()
+
+
+def report(quiet: bool, *lines: str) -> None:
+    """Print a report for a person on standard error, unless -q/--quiet asked for none."""
+    if not quiet:
+        say(*lines)
+
+
+def silence_stdout() -> None:
+    """Send what is still bound for a closed standard output to /dev/null.
+
+    Python flushes ``sys.stdout`` at exit, and a closed pipe makes that flush print
+    "Exception ignored ... BrokenPipeError": pointing the descriptor at /dev/null (the
+    idiom of Python's documentation on SIGPIPE) lets everything close quietly.
+    """
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def plural(count: int, word: str, many: str | None = None) -> str:

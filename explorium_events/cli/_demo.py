@@ -18,15 +18,24 @@ from typing import TYPE_CHECKING
 
 from .._bulk import pull
 from .._client import EventsClient
-from .._errors import ConfigurationError, ExploriumError
+from .._errors import ExploriumError
 from .._paths import output_problem
 from .._results import AnyEvent
-from .._sinks import format_for
 from . import _flags
-from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PIPE,
+    PROG,
+    UsageError,
+    report,
+    say,
+)
 from ._progress import Progress, progress_enabled
 from ._run import PullRequest, PullRun
 from ._summary import pace
+from ._summary_json import check_target, write_summary
 
 if TYPE_CHECKING:
     from ..emulator import EmulatorConfig, EmulatorStats
@@ -43,11 +52,11 @@ _DEMO_DUPLICATES = f"{DEMO_DUPLICATE_RATE:.0%}"
 _DEMO_DESCRIPTION = f"""\
 Start the emulator in this process on a free loopback port, make up --prospects
 prospect IDs, pull their events with the progress bar, write them to --out, and
-report what happened: batches, requests, retries, 429s, events, duplicates dropped,
-time, throughput, and how close the pull ran to the rate limit. At the same time, with
-the same key and rate limit, it pulls the business events (funding, offices, hiring...)
-of {DEMO_BUSINESSES} made-up businesses. Every event is then checked against what the
-emulator holds for those prospects and businesses.
+report on standard error what happened: batches, requests, retries, 429s, events,
+duplicates dropped, time, throughput, and how close the pull ran to the rate limit. At
+the same time, with the same key and rate limit, it pulls the business events (funding,
+offices, hiring...) of {DEMO_BUSINESSES} made-up businesses. Every event is then checked
+against what the emulator holds for those prospects and businesses.
 
 So that the rate limiter is seen at work in seconds rather than minutes, the demo's
 emulator allows {_DEMO_LIMIT} (the real API: 200 per 60 s), adds latency,
@@ -62,7 +71,14 @@ examples:
   # the real API's limit and no faults: 5,000 IDs are 125 requests, under 200 a minute
   {PROG} demo --rate-limit 200/60 --error-rate 0
 
-exit status: 0 when every event arrived exactly once; 1 otherwise; 130 interrupted.
+  # the events alone on standard output (the report is on standard error)
+  {PROG} demo --out - -q | jq -r .event_name | sort | uniq -c
+
+events.jsonl, the default --out, is never replaced without --force.
+
+exit status: 0 when every event arrived exactly once; 1 otherwise; 2 usage error (an
+existing events.jsonl without --force, say); 130 interrupted; 141 standard output
+closed by its reader.
 """
 
 
@@ -108,6 +124,7 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
     _flags.add_seed(demo, help="the made-up IDs and the faults (default: %(default)s)")
     _flags.add_give_up_after(demo)
     _flags.add_progress(demo)
+    _flags.add_summary_json(demo)
     _flags.add_verbose(demo)
 
 
@@ -191,14 +208,14 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
         now=today,  # fixed, so that the check at the end agrees even across midnight
     )
-    out = None if args.out in (None, "-") else args.out
-    try:
-        fmt = format_for(out, args.format)
-    except ConfigurationError as exc:
-        raise UsageError(str(exc)) from None
+    out = _flags.default_output(args)
+    fmt = _flags.output_format(out, args.format)
+    if fmt == "sqlite" and out is None:
+        raise UsageError("--format sqlite writes to a file: give --out FILE, e.g. demo.db")
     problem = None if out is None else output_problem("--out", out, sqlite=fmt == "sqlite")
     if problem is not None:
         raise UsageError(problem)
+    check_target(args.summary_json, data_on_stdout=out is None, others=[("--out", out)])
     check = _Check(businesses=demo_business_ids(DEMO_BUSINESSES, args.seed))
     request = PullRequest(
         command="demo",
@@ -209,26 +226,33 @@ def run(args: argparse.Namespace) -> int:
         fmt=fmt,
         append=args.append,
         csv_raw_cells=args.csv_raw_cells,
-        report_to=sys.stdout,  # the demo's report is its output
+        quiet=args.quiet,  # the report goes to standard error, as every command's does
         watch=check.count,
     )
-    progress = Progress(sys.stderr, enabled=progress_enabled(args.progress))
+    progress = Progress(sys.stderr, enabled=progress_enabled(args.progress, quiet=args.quiet))
     with PullRun(request, progress) as pull_run:
         try:
             asyncio.run(_pull_from_an_emulator(args, config, pull_run, check))
         except KeyboardInterrupt:
             pull_run.interrupted = True
         status = pull_run.finish()
-    if status == EXIT_INTERRUPTED or pull_run.write_failed or pull_run.final is None:
+    stopped = status in (EXIT_INTERRUPTED, EXIT_PIPE) or pull_run.write_failed
+    if stopped or pull_run.final is None:
+        write_summary(args.summary_json, "demo", status, pull_run.figures)
         return status
     got = set(check.seen)
     twice = sum(1 for times in check.seen.values() if times > 1)
     ok = got == check.expected and twice == 0 and not pull_run.final.failed
     requests = pull_run.final.requests + check.account_requests
-    say(*_closing_lines(check, ok, twice, requests, rate_limit), stream=sys.stdout)
+    report(args.quiet, *_closing_lines(check, ok, twice, requests, rate_limit))
+    if args.quiet and not (ok and check.accounts_ok):
+        say(f"{PROG} demo: error: the check failed (run it without -q for the report)")
     ok = ok and check.accounts_ok
     # The pull's own status too: IDs unaccounted for fail the demo, events or not.
-    return EXIT_OK if ok and status == EXIT_OK else EXIT_FAILED
+    status = EXIT_OK if ok and status == EXIT_OK else EXIT_FAILED
+    figures = {**pull_run.figures, "check": _check_figures(check, ok, twice)}
+    write_summary(args.summary_json, "demo", status, figures)
+    return status
 
 
 async def _pull_from_an_emulator(
@@ -251,7 +275,8 @@ async def _pull_from_an_emulator(
             if config.rate_limit is None
             else (f"rate limit {config.rate_limit} requests per {config.rate_window:g}s")
         )
-        say(
+        report(
+            args.quiet,
             f"{PROG} demo: an emulated Events API at {emulator.url}",
             f"  {limit} (the real API: 200 per 60s), {config.latency_ms:g}ms latency "
             f"(+-{config.latency_jitter_ms:g}ms),",
@@ -263,7 +288,6 @@ async def _pull_from_an_emulator(
             f"and at the same time those of {len(check.businesses)} made-up businesses (business "
             "events: funding, offices, hiring...) with the same key and rate limit ...",
             "",
-            stream=sys.stdout,
         )
 
         async def pull_businesses(stop: asyncio.Event) -> None:
@@ -345,3 +369,31 @@ def _closing_lines(
         ]
     )
     return lines
+
+
+def _check_figures(check: _Check, ok: bool, twice: int) -> dict[str, object]:
+    """The check's figures of ``_closing_lines``, for --summary-json."""
+    server = check.server
+    assert server is not None
+    got = set(check.seen)
+    return {
+        "ok": ok,
+        "expected_events": len(check.expected),
+        "expected_received": len(got & check.expected),
+        "unexpected": len(got - check.expected),
+        "written_twice": twice,
+        "server_requests": server.requests,
+        "server_requests_by_status": {
+            str(status): number for status, number in sorted(server.requests_by_status.items())
+        },
+        "server_peak_in_flight": server.peak_in_flight,
+        "server_duplicated_events": server.duplicated_events,
+        "businesses": {
+            "ids": len(check.businesses),
+            "events": sum(check.accounts.values()),
+            "event_types": len(check.account_kinds),
+            "requests": check.account_requests,
+            "ok": check.accounts_ok,
+            "failed": check.accounts_failed,
+        },
+    }

@@ -6,7 +6,7 @@ import argparse
 
 from .._client import EventsClient
 from . import _entity, _flags
-from ._common import EXIT_FAILED, EXIT_OK, PROG, say
+from ._common import EXIT_FAILED, EXIT_OK, PROG, report, say
 from ._push import (
     add_api_flags,
     add_event_types,
@@ -15,6 +15,7 @@ from ._push import (
     read_id_file,
     run_with_client,
 )
+from ._summary_json import check_target, write_summary
 
 _DESCRIPTION = """\
 Enroll prospects (or businesses) so that Explorium pushes their events to your webhook
@@ -63,6 +64,7 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
         action="store_true",
         help="enroll the valid IDs and count the invalid ones (default: refuse the file)",
     )
+    _flags.add_summary_json(parser)
     add_api_flags(parser, pacing=True)
 
 
@@ -70,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     """Enroll the IDs of ``--ids``; the exit status."""
 
     types = checked_event_types(args)
+    # Standard output carries enroll's JSON result: the summary goes to a file.
+    check_target(args.summary_json, data_on_stdout=True, others=[("--ids", args.ids)])
     ids = read_id_file(args.ids, args.entity, skip_invalid=args.skip_invalid)
     invalid = [bad.describe() for bad in ids.invalid]
 
@@ -77,33 +81,44 @@ def run(args: argparse.Namespace) -> int:
         result = await client.enrollments.add(
             ids, key=args.enrollment_key, event_types=types, entity=args.entity, skip_invalid=True
         )
-        emit(
-            {
-                "enrollment_key": result.enrollment_key,
-                "event_types": list(result.event_types),
-                "enrolled": len(result.enrolled_ids),
-                "already_enrolled": len(result.already_enrolled),
-                "failed": len(result.failed_ids),
-                "invalid": ids.invalid_count,
-                "enrollment_ids": result.enrollment_ids,
-            }
-        )
-        lines = [
+        answer = {
+            "enrollment_key": result.enrollment_key,
+            "event_types": list(result.event_types),
+            "enrolled": len(result.enrolled_ids),
+            "already_enrolled": len(result.already_enrolled),
+            "failed": len(result.failed_ids),
+            "invalid": ids.invalid_count,
+            "enrollment_ids": result.enrollment_ids,
+        }
+        emit(answer)
+        report(
+            args.quiet,
             f"{PROG} enroll: {len(result.enrolled_ids):,} enrolled in "
             f"{len(result.enrolled):,} calls, {len(result.already_enrolled):,} already enrolled, "
             f"{len(result.failed_ids):,} failed, {ids.invalid_count:,} invalid "
-            f"({result.stats.requests:,} requests, {result.stats.retries:,} retries)"
+            f"({result.stats.requests:,} requests, {result.stats.retries:,} retries)",
+        )
+        failures = [
+            f"{len(failure.prospect_ids)} IDs from {failure.prospect_ids[0]}: "
+            f"HTTP {failure.status}: {failure.message}"
+            + (f" (correlation_id {failure.correlation_id})" if failure.correlation_id else "")
+            for failure in result.failed
         ]
-        for failure in result.failed[:5]:
-            lines.append(
-                f"  failed: {len(failure.prospect_ids)} IDs from {failure.prospect_ids[0]}: "
-                f"HTTP {failure.status}: {failure.message}"
-                + (f" (correlation_id {failure.correlation_id})" if failure.correlation_id else "")
-            )
-        lines.extend(f"  skipped {item}" for item in invalid[:5])
+        # Failures are errors: shown with -q too.
+        say(*(f"  failed: {failure}" for failure in failures[:5]))
+        report(args.quiet, *(f"  skipped {item}" for item in invalid[:5]))
         if result.failed:
-            lines.append("  run the same command again to retry the failed IDs")
-        say(*lines)
-        return EXIT_FAILED if result.failed else EXIT_OK
+            say("  run the same command again to retry the failed IDs")
+        status = EXIT_FAILED if result.failed else EXIT_OK
+        figures = {
+            "outcome": "failed" if result.failed else "done",
+            **answer,
+            "calls": len(result.enrolled),
+            "requests": {"sent": result.stats.requests, "retries": result.stats.retries},
+            "failures": failures,
+            "invalid_examples": invalid,
+        }
+        write_summary(args.summary_json, "enroll", status, figures)
+        return status
 
     return run_with_client(args, work)

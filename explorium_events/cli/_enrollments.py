@@ -7,7 +7,7 @@ import argparse
 from .._client import EventsClient
 from .._enrollments import MAX_ENROLL_IDS
 from . import _entity, _flags
-from ._common import EXIT_OK, PROG, UsageError, say
+from ._common import EXIT_OK, PROG, UsageError, report
 from ._push import (
     add_api_flags,
     add_event_types,
@@ -85,13 +85,15 @@ def run(args: argparse.Namespace) -> int:
                     }
                 )
             total = sum(len(item.ids) for item in listed)
-            say(f"{PROG} enrollments: {len(listed):,} enrollments, {total:,} IDs")
+            report(args.quiet, f"{PROG} enrollments: {len(listed):,} enrollments, {total:,} IDs")
         elif args.action == "update":
             answer = await enrollments.update(
                 args.id, ids, key=args.enrollment_key, event_types=types, entity=args.entity
             )
             emit({"enrollment_id": answer.enrollment_id, "ids": len(ids)})
-            say(f"{PROG} enrollments: {answer.enrollment_id} now holds {len(ids)} IDs")
+            report(
+                args.quiet, f"{PROG} enrollments: {answer.enrollment_id} now holds {len(ids)} IDs"
+            )
         else:
             if args.enrollment_key is not None:
                 deleted = await enrollments.delete_key(args.enrollment_key, entity=args.entity)
@@ -102,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
                     deleted.append(enrollment_id)
             for enrollment_id in deleted:
                 emit({"deleted": enrollment_id})
-            say(f"{PROG} enrollments: deleted {len(deleted)} enrollments")
+            report(args.quiet, f"{PROG} enrollments: deleted {len(deleted)} enrollments")
         return EXIT_OK
 
     return run_with_client(args, work)

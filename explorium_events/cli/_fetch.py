@@ -18,12 +18,13 @@ from .._paths import Named, clash, output_problem, read_once
 from .._query import start_of
 from .._retry import RetryPolicy
 from .._settings import API_KEY_VARIABLE, BASE_URL_VARIABLE, settings_from_environment
-from .._sinks import format_for
+from .._sinks import FORMATS
 from . import _entity, _flags
 from ._common import PROG, UsageError, descriptor, is_terminal
 from ._input import InputError, read_ids
 from ._progress import Progress, progress_enabled
 from ._run import PullRequest, run_pull
+from ._summary_json import check_target
 
 logger = logging.getLogger("explorium_events")
 
@@ -44,8 +45,10 @@ read exactly once.
 symlinks, hard links and relative paths resolved), and every output writable; else exit
 2 before anything is opened.
 
-Output (--out FILE, or standard output): JSONL, one event per line as the API sent it
-(same keys, order and values, on one line), or CSV, one row per event under a fixed
+Output (--out FILE, or standard output): the format is --format, else the --out
+extension (an unknown one is refused; no extension: JSONL). JSONL, one event per line
+as the API sent it (same keys, order and values, on one line); JSON (.json), the same
+objects in one array, closed when the run ends; or CSV, one row per event under a fixed
 header (event_id, event_name, event_time, prospect_id, the data fields of the three
 event types, data_json), with text cells that would start a spreadsheet formula
 prefixed by ' (see --csv-raw-cells). Rows come in the order batches finish. A batch
@@ -81,6 +84,9 @@ examples:
   # a key whose limit counts prospect IDs, not requests: 200 IDs a minute
   {PROG} fetch --ids prospects.txt --rate-limit 200/60 --rate-limit-cost id
 
+  # one JSON array instead of JSONL; the summary's figures as JSON for a script
+  {PROG} fetch --ids prospects.txt --out events.json -q --summary-json summary.json
+
   # against the local emulator (any key works there)
   {PROG} fetch --base-url http://127.0.0.1:8787 --api-key anything --ids prospects.txt
 
@@ -104,6 +110,8 @@ exit status:
        be written
   130  interrupted (Ctrl-C; with --checkpoint also SIGTERM); the output holds every
        batch finished before that, and --checkpoint resumes from there
+  141  standard output was closed by its reader (`| head -1`): the run stops quietly,
+       and the IDs whose events were not written go to --failed-out
 """
 
 
@@ -182,6 +190,7 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
     _flags.add_max_attempts(fetch)
     _flags.add_give_up_after(fetch)
     _flags.add_progress(fetch)
+    _flags.add_summary_json(fetch)
     _flags.add_verbose(fetch)
 
 
@@ -221,8 +230,10 @@ def run(args: argparse.Namespace) -> int:
         until=args.until,
         csv_raw_cells=args.csv_raw_cells,
         entity=args.entity,
+        quiet=args.quiet,
+        summary_json=args.summary_json,
     )
-    progress = Progress(sys.stderr, enabled=progress_enabled(args.progress))
+    progress = Progress(sys.stderr, enabled=progress_enabled(args.progress, quiet=args.quiet))
     return run_pull(client, request, progress)
 
 
@@ -239,13 +250,12 @@ def _check_flags(args: argparse.Namespace, out: str | None) -> str:
         raise UsageError(f"--since {since} is after --until {until}")
     if (problem := _entity.event_types_problem(args.entity, args.event_types)) is not None:
         raise UsageError(problem)
-    fmt = format_for(out, args.format)
+    # Before the input is read (a pipe is consumed by it) and before any output is opened.
+    fmt = _check_paths(args, out)
     if fmt == "sqlite" and out is None:
         raise UsageError("--format sqlite writes to a file: give --out FILE, e.g. events.db")
-    # Before the input is read (a pipe is consumed by it) and before any output is opened.
-    _check_paths(args, out, fmt)
     if args.checkpoint is not None:
-        problem = _checkpoint_problem(args, out)
+        problem = _checkpoint_problem(args, out, fmt)
         if problem is not None:
             raise UsageError(problem)
     elif args.retry_failed:
@@ -253,7 +263,7 @@ def _check_flags(args: argparse.Namespace, out: str | None) -> str:
     return fmt
 
 
-def _checkpoint_problem(args: argparse.Namespace, out: str | None) -> str | None:
+def _checkpoint_problem(args: argparse.Namespace, out: str | None, fmt: str) -> str | None:
     """Why these flags cannot go with --checkpoint, or None.
 
     (Whether --checkpoint is the input or another output is for ``_check_paths``.)
@@ -275,11 +285,19 @@ def _checkpoint_problem(args: argparse.Namespace, out: str | None) -> str | None
         return "--checkpoint needs --out FILE: standard output cannot be resumed"
     if args.append:
         return "--checkpoint appends on resume by itself: drop --append"
+    if FORMATS[fmt].resume == "none":
+        return (
+            f"--checkpoint cannot resume --format {fmt} (one JSON array, whole only once "
+            "closed): write JSONL (.jsonl; `jq -s .` makes the array), or drop --checkpoint"
+        )
     return None
 
 
-def _check_paths(args: argparse.Namespace, out: str | None, fmt: str) -> None:
-    """Refuse, before anything is read or opened, files that clash or cannot be written."""
+def _check_paths(args: argparse.Namespace, out: str | None) -> str:
+    """Refuse, before anything is read or opened, files that clash or cannot be written.
+
+    Returns the output format, which is judged once no file clashes with another.
+    """
     ids = None if args.ids in (None, "-") else args.ids
     inputs: list[Named] = [
         ("--ids", ids) if ids is not None else ("standard input", descriptor(sys.stdin))
@@ -290,6 +308,9 @@ def _check_paths(args: argparse.Namespace, out: str | None, fmt: str) -> None:
         ("--checkpoint", args.checkpoint),
     ]
     problem = clash(inputs, outputs)
+    if problem is not None:
+        raise UsageError(problem)
+    fmt = _flags.output_format(out, args.format)
     if problem is None and out is not None:
         problem = output_problem("--out", out, sqlite=fmt == "sqlite")
     if problem is None and args.failed_out is not None:
@@ -299,6 +320,8 @@ def _check_paths(args: argparse.Namespace, out: str | None, fmt: str) -> None:
         problem = output_problem("--checkpoint", args.checkpoint, sqlite=True, database=False)
     if problem is not None:
         raise UsageError(problem)
+    check_target(args.summary_json, data_on_stdout=out is None, others=[*inputs, *outputs])
+    return fmt
 
 
 def _client(args: argparse.Namespace) -> EventsClient:

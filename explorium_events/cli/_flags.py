@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import math
+import os
 import shutil
 from collections.abc import Callable
 from typing import TypeAlias
@@ -27,7 +28,8 @@ from .._settings import (
     DEFAULT_RATE_LIMIT,
     DEFAULT_RATE_WINDOW,
 )
-from .._sinks import FORMATS
+from .._sinks import DEFAULT_FORMAT, EXTENSIONS, FORMATS
+from ._common import UsageError
 
 # What add_parser(subparsers) receives; a string, since argparse's class is not generic at runtime.
 Subparsers: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
@@ -228,14 +230,29 @@ def add_give_up_after(parser: argparse.ArgumentParser) -> None:
 
 
 def add_output(parser: argparse.ArgumentParser, default: str | None) -> None:
-    """--out, --format, --append and --csv-raw-cells."""
-    where = default or "standard output"
+    """--out, --format, --append and --csv-raw-cells; with a ``default`` file, --force too.
+
+    A default file is not put in ``args.out`` (None when --out is not given): the command
+    writes it only if it does not exist yet, or with --force (``default_output``).
+    """
+    if default is None:
+        where = "standard output"
+    else:
+        where = f"{default}, which is never overwritten without --force"
     parser.add_argument(
         "--out",
         metavar="FILE",
-        default=default,
-        help=f"write events to FILE ('-': standard output) (default: {where})",
+        default=None,
+        help=f"write events to FILE ('-': standard output); a FILE you name is replaced "
+        f"(default: {where})",
     )
+    if default is not None:
+        parser.set_defaults(default_out=default)
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help=f"replace {default} when --out is not given and it exists",
+        )
     add_format(parser)
     parser.add_argument(
         "--append",
@@ -245,14 +262,62 @@ def add_output(parser: argparse.ArgumentParser, default: str | None) -> None:
     add_csv_raw_cells(parser)
 
 
+def _known_extensions() -> str:
+    return ", ".join(f"{ext} ({name})" for ext, name in sorted(EXTENSIONS.items()))
+
+
 def add_format(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--format",
         choices=sorted(FORMATS),
         default=None,
-        help="output format (default: from the --out extension: .csv, .jsonl, .db or "
-        ".sqlite; else jsonl)",
+        help=f"output format (default: from the --out extension: {_known_extensions()}; "
+        "jsonl for standard output and for a name without an extension, such as /dev/fd/3; "
+        "any other extension needs --format). json is one array, closed at the end: it "
+        "cannot be appended to or resumed",
     )
+
+
+def output_format(out: str | None, explicit: str | None, flag: str = "--out") -> str:
+    """The format to write: ``--format``, else ``out``'s extension's; never a guess.
+
+    Standard output (``out`` None) and a name without an extension (``events``,
+    ``/dev/stdout``, a ``>(gzip ...)`` substitution) are JSONL; an extension that is
+    no format's (``.txt``) without ``--format`` is a UsageError naming the known ones.
+    """
+    if explicit:
+        return explicit
+    if out is None:
+        return DEFAULT_FORMAT
+    extension = os.path.splitext(os.path.basename(out))[1].lower()
+    if not extension:
+        return DEFAULT_FORMAT
+    fmt = EXTENSIONS.get(extension)
+    if fmt is None:
+        raise UsageError(
+            f"{flag} {out}: {extension} is not the extension of an output format; known: "
+            f"{_known_extensions()}. Name the file so, or say --format"
+        )
+    return fmt
+
+
+def default_output(args: argparse.Namespace) -> str | None:
+    """``--out`` as given; else the command's default file, refused if it exists (no --force).
+
+    None is standard output. A file the user named is theirs to replace; a default one
+    they may not know is there (``events.jsonl`` from an earlier fetch) is kept.
+    """
+    if args.out is not None:
+        return None if args.out == "-" else str(args.out)
+    default: str | None = getattr(args, "default_out", None)
+    if default is None:
+        return None
+    if os.path.lexists(default) and not args.force and not args.append:
+        raise UsageError(
+            f"{default} exists and --out was not given: pass --force to replace it, or "
+            f"--out FILE to write elsewhere"
+        )
+    return default
 
 
 def add_csv_raw_cells(parser: argparse.ArgumentParser) -> None:
@@ -298,4 +363,24 @@ def add_progress(parser: argparse.ArgumentParser) -> None:
 
 
 def add_verbose(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on standard error")
+    """-v/--verbose and -q/--quiet, which exclude each other."""
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument(
+        "-v", "--verbose", action="store_true", help="debug logs on standard error"
+    )
+    loudness.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="no progress line, no report or summary: only errors on standard error (the "
+        "exit status tells how it went)",
+    )
+
+
+def add_summary_json(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--summary-json",
+        metavar="FILE",
+        help="also write the summary's figures as one JSON object to FILE ('-': standard "
+        "output, when the data goes elsewhere); its schema_version field says its shape",
+    )

@@ -21,10 +21,9 @@ from .._receiver import (
     Receiver,
     serve_receiver,
 )
-from .._sinks import format_for
 from .._verify import DEFAULT_TOLERANCE
 from . import _flags
-from ._common import EXIT_OK, EXIT_USAGE, PROG, UsageError, say
+from ._common import EXIT_OK, EXIT_USAGE, PROG, UsageError, report, say
 
 _DESCRIPTION = f"""\
 Receive the events Explorium pushes to your webhook. Each delivery's signature and
@@ -109,10 +108,7 @@ def _read_secret(path: str) -> str:
 
 def _check_files(args: argparse.Namespace) -> None:
     """Refuse, before anything is read or opened, an --out that is the secret or unwritable."""
-    try:
-        fmt = format_for(args.out, args.format)
-    except ConfigurationError as exc:
-        raise UsageError(str(exc)) from None
+    fmt = _flags.output_format(args.out, args.format)
     problem = clash([("--secret-file", args.secret_file)], [("--out", args.out)])
     if problem is None and fmt in RECEIVER_FORMATS:
         problem = output_problem("--out", args.out, sqlite=fmt == "sqlite")
@@ -136,13 +132,14 @@ def run(args: argparse.Namespace) -> int:
         say(f"{command}: error: {exc}")
         return EXIT_USAGE
     logger = logging.getLogger("explorium_events")
-    if logger.getEffectiveLevel() > logging.INFO:
+    if logger.getEffectiveLevel() > logging.INFO and not args.quiet:
         logger.setLevel(logging.INFO)  # one line per delivery: what a receiver's log is for
 
     def ready(url: str) -> None:
-        say(
+        report(
+            args.quiet,
             f"{command}: listening on {url} (POST: deliveries; GET /health); "
-            f"storing into {args.out} ({receiver.format})"
+            f"storing into {args.out} ({receiver.format})",
         )
 
     async def main() -> None:
@@ -164,10 +161,11 @@ def run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     counts = receiver.counts
-    say(
+    report(
+        args.quiet,
         f"{command}: stopped; {counts.stored:,} stored, {counts.duplicates:,} redeliveries "
         f"dropped, {counts.unauthorized:,} refused (401), {counts.bad_request:,} bad (400), "
-        f"{counts.too_large:,} too large (413)"
+        f"{counts.too_large:,} too large (413)",
     )
     sys.stderr.flush()
     return EXIT_OK

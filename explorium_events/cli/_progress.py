@@ -1,7 +1,10 @@
 """The command line's live progress line, redrawn in place on standard error.
 
 The line is redrawn in place with a carriage return, at most ``MAX_REDRAWS``
-times a second, and only when asked (the CLI asks when stderr is a terminal). Log
+times a second, and only when asked (the CLI asks when stderr is a terminal). It is
+never wider than the terminal it is drawn on, measured on that stream at each redraw:
+a line that wraps is not redrawn in place (the carriage return goes back only to the
+start of its last row), so it would scroll away as broken rows instead of updating. Log
 records go through ``ProgressLogHandler``, which wipes the line first, so that a
 warning never lands in the middle of a half-drawn bar.
 """
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import os
 import shutil
 import sys
 import time
@@ -19,7 +23,7 @@ from dataclasses import dataclass
 from typing import TextIO
 
 from .._ratelimit import RateLimitState
-from ._common import is_terminal
+from ._common import descriptor, is_terminal
 
 MAX_REDRAWS = 10  # per second
 _BAR_WIDTH = 20
@@ -92,8 +96,9 @@ def _limit_eta(snapshot: Snapshot, remaining: int) -> float:
 def render_line(snapshot: Snapshot, width: int = 1_000) -> str:
     """The progress line for a snapshot (no carriage return), at most ``width`` characters.
 
-    On a narrow terminal the bar goes first, then the counters of requests, so that
-    the IDs done, the events, the ETA and a rate-limit wait stay in sight.
+    On a narrow terminal the bar goes first, then the counters of requests, then the
+    events, so that the IDs done, the ETA and a rate-limit wait stay in sight; only a
+    terminal narrower than those is cut.
     """
     total = max(snapshot.ids_total, 1)
     fraction = min(snapshot.ids_done / total, 1.0)
@@ -120,6 +125,8 @@ def render_line(snapshot: Snapshot, width: int = 1_000) -> str:
         " | ".join([head, events, speed, counters, *status]),
         " | ".join([head, events, speed, short_counters, *short_status]),
         " | ".join([head, events, f"ETA {eta}", short_counters, *short_status]),
+        " | ".join([head, events, f"ETA {eta}", *short_status]),
+        " | ".join([head, f"ETA {eta}", *short_status]),
     ):
         if len(line) <= width:
             return line
@@ -147,9 +154,10 @@ class Progress:
         self.draws = 0
 
     def _columns(self) -> int:
+        """The widest line that fits: one less than the terminal's columns (no wrap)."""
         if self._width is not None:
             return self._width
-        return max(shutil.get_terminal_size((100, 24)).columns - 1, 20)
+        return max(terminal_columns(self._stream) - 1, 1)
 
     def update(self, snapshot: Snapshot, *, force: bool = False) -> None:
         """Redraw with this snapshot, unless the last redraw was under 1/10 s ago."""
@@ -159,8 +167,10 @@ class Progress:
         if not force and now - self._last_draw < self.interval:
             return
         self._last_draw = now
-        line = render_line(snapshot, self._columns())
-        padding = " " * max(self._shown - len(line), 0)
+        width = self._columns()
+        line = render_line(snapshot, width)
+        # Wipe what is left of a longer line, but never past the edge (a narrowed terminal).
+        padding = " " * max(min(self._shown, width) - len(line), 0)
         self._stream.write("\r" + line + padding)
         self._stream.flush()
         self._shown = len(line)
@@ -172,6 +182,24 @@ class Progress:
             self._stream.write("\r" + " " * self._shown + "\r")
             self._stream.flush()
             self._shown = 0
+
+
+def terminal_columns(stream: object) -> int:
+    """The columns of the terminal ``stream`` is on; else $COLUMNS, stdout's terminal or 100.
+
+    The progress line goes to standard error: measuring standard output instead (as
+    ``shutil.get_terminal_size`` does) gives 100 when the data is piped (``| jq``) or
+    redirected to a file, a line wider than an 80-column terminal.
+    """
+    fd = descriptor(stream)
+    if fd is not None:
+        try:
+            columns = os.get_terminal_size(fd).columns
+        except OSError:  # not a terminal
+            columns = 0
+        if columns > 0:
+            return columns
+    return shutil.get_terminal_size((100, 24)).columns
 
 
 class ProgressLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -187,8 +215,10 @@ class ProgressLogHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().emit(record)
 
 
-def progress_enabled(flag: bool | None) -> bool:
-    """--progress / --no-progress, else whether standard error is a terminal."""
+def progress_enabled(flag: bool | None, *, quiet: bool = False) -> bool:
+    """-q: never; else --progress / --no-progress; else whether standard error is a terminal."""
+    if quiet:
+        return False
     return flag if flag is not None else is_terminal(sys.stderr)
 
 

@@ -17,7 +17,7 @@ import signal
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from types import TracebackType
-from typing import Self, TextIO
+from typing import Any, Self, TextIO
 
 from .._bulk import pull
 from .._checkpoint import Checkpoint, FinishedBatch
@@ -31,9 +31,19 @@ from .._errors import (
 from .._models import Event
 from .._results import PullSummary
 from .._sinks import BuiltinSink, open_sink
-from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say
+from ._common import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PIPE,
+    PROG,
+    UsageError,
+    say,
+    silence_stdout,
+)
 from ._progress import Progress, Snapshot, logs_around
-from ._summary import RunReport, books, key_refused, lost_message, summary_lines
+from ._summary import RunReport, books, key_refused, lost_message, pull_figures, summary_lines
+from ._summary_json import write_summary
 
 
 @dataclass(slots=True, kw_only=True)
@@ -63,7 +73,8 @@ class PullRequest:
     until: dt.date | dt.datetime | None = None
     csv_raw_cells: bool = False
     entity: str = "prospect"  # whose IDs: prospect or business
-    report_to: TextIO | None = None  # where the summary goes (None: standard error)
+    quiet: bool = False  # -q: no summary (errors still)
+    summary_json: str | None = None  # --summary-json: where the figures go, or None
     watch: Callable[[Sequence[Event]], None] | None = None
 
 
@@ -119,7 +130,10 @@ class PullRun:
         self._requests_seen = (0, 0.0)  # when the number of requests last changed
         self._started = 0.0
         self.final: PullSummary | None = None  # the summary, once finish() has told it
+        self.figures: dict[str, Any] = {}  # the summary's figures, once finish() has told it
         self._batches_ok = self._batches_failed = self._ids_run = self._units_sent = 0
+        self._ids_fetched = 0
+        self.pipe_closed = False  # the reader of standard output went away
         self._failures: list[str] = []
         self._key_refused: str | None = None
         self._gave_up: str | None = None
@@ -191,6 +205,7 @@ class PullRun:
         self._units_sent += record.attempts * (size if self._cost_is_per_id() else 1)
         if not record.failed:
             self._batches_ok += 1
+            self._ids_fetched += size
             return
         self._batches_failed += 1
         if self.request.checkpoint is None:  # else the checkpoint holds every run's failures
@@ -298,8 +313,11 @@ class PullRun:
             self._gave_up = error.message
         except OutputWriteError as error:
             if isinstance(error.__cause__, BrokenPipeError):
-                raise error.__cause__ from None  # the reader went away: main stops quietly
-            self._write_failed = str(error)
+                self.pipe_closed = True  # the reader went away (`| head`): stop quietly
+            else:
+                self._write_failed = str(error)
+        except BrokenPipeError:
+            self.pipe_closed = True
         except ConfigurationError as error:  # a checkpoint of another pull, say
             self._usage = str(error)
         except asyncio.CancelledError:  # a second Ctrl-C: whole batches were still kept
@@ -357,6 +375,8 @@ class PullRun:
         request = self.request
         if self._usage is not None:
             raise UsageError(self._usage)
+        if self.pipe_closed:
+            silence_stdout()  # before close() flushes what the closed pipe refused
         self.close()
         summary = self._latest or _nothing_done(request)
         if self.interrupted and not summary.interrupted:
@@ -382,6 +402,7 @@ class PullRun:
             batches_ok=self._batches_ok,
             batches_failed=self._batches_failed,
             ids_run=self._ids_run,
+            ids_fetched=self._ids_fetched,
             units_sent=(
                 summary.requests
                 if limiter is None or limiter.cost == "request"
@@ -402,10 +423,22 @@ class PullRun:
             ),
         )
         self.final = summary
-        stream = request.report_to
-        say(*summary_lines(report), stream=stream)
+        status = self._tell(report)
+        self.figures = pull_figures(report)
+        if self.pipe_closed:
+            self.figures["outcome"] = "pipe_closed"
+        write_summary(request.summary_json, request.command, status, self.figures)
+        return status
+
+    def _tell(self, report: RunReport) -> int:
+        """Print the summary (unless -q or a closed pipe) and the errors; the exit status."""
+        request, summary = self.request, report.summary
+        if self.pipe_closed:
+            return EXIT_PIPE  # quietly: the reader asked for no more, as `yes | head` does
+        if not request.quiet:
+            say(*summary_lines(report))
         if summary.interrupted:
-            say(f"{PROG} {request.command}: interrupted", stream=stream)
+            say(f"{PROG} {request.command}: interrupted")
             return EXIT_INTERRUPTED
         if self._write_failed:
             say(f"{PROG} {request.command}: error: {self._write_failed}")
@@ -413,6 +446,8 @@ class PullRun:
         if report.unaccounted:
             say(f"{PROG} {request.command}: error: {lost_message(report)}")
             return EXIT_FAILED
+        if request.quiet and (self._key_refused or self._gave_up):
+            say(f"{PROG} {request.command}: error: {self._key_refused or self._gave_up}")
         trouble = self._key_refused or self._gave_up or not summary.complete
         return EXIT_FAILED if trouble else EXIT_OK
 

@@ -8,7 +8,7 @@ import logging
 
 from .._query import start_of
 from . import _flags
-from ._common import EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say
+from ._common import EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, report, say
 from ._progress import ProgressLogHandler
 
 _SERVE_DESCRIPTION = """\
@@ -145,7 +145,8 @@ def run(args: argparse.Namespace) -> int:
             )
         )
         key = "one key only (--api-key)" if args.api_key else "any non-empty key"
-        say(
+        report(
+            args.quiet,
             f"{PROG}: emulator serving {url}  (POST /v1/prospects/events, /v1/businesses/events)",
             f"  rate limit {limit}; accepts {key}; stats at {url}/_emulator/stats",
             f"  try: {PROG} fetch --base-url {url} --api-key "
@@ -179,5 +180,5 @@ def run(args: argparse.Namespace) -> int:
         for handler in handlers:
             access.removeHandler(handler)
         access.level, access.propagate = saved_access
-    say(f"{PROG}: emulator stopped")
+    report(args.quiet, f"{PROG}: emulator stopped")
     return EXIT_OK

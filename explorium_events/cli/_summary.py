@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from .._accounting import unaccounted, unaccounted_message
 from .._errors import AuthenticationError, PermissionDeniedError
@@ -85,8 +86,9 @@ def lost_message(report: RunReport) -> str:
 class RunReport:
     """Everything the summary tells: pull()'s own summary and what the command line adds.
 
-    ``batches_ok``, ``batches_failed``, ``ids_run`` and ``units_sent`` count this run;
-    ``failures`` holds the errors of failed batches (every run's, with a checkpoint).
+    ``batches_ok``, ``batches_failed``, ``ids_run`` (IDs of every batch run),
+    ``ids_fetched`` (those of the batches that succeeded) and ``units_sent`` count this
+    run; ``failures`` holds the errors of failed batches (every run's, with a checkpoint).
     """
 
     summary: PullSummary
@@ -101,6 +103,7 @@ class RunReport:
     batches_ok: int = 0
     batches_failed: int = 0
     ids_run: int = 0
+    ids_fetched: int = 0
     units_sent: int = 0
     failures: list[str] = field(default_factory=list)
     failed_out: str | None = None
@@ -112,29 +115,59 @@ class RunReport:
     unaccounted: int = 0  # input values in no state at the end (``books``): a loss
 
 
+def outcome(report: RunReport) -> str:
+    """How the run ended, in one word of the summary's first line (and of its JSON)."""
+    run = report.summary
+    if run.interrupted:
+        return "interrupted"
+    if report.unaccounted:
+        return "incomplete"
+    if report.key_refused:
+        return "key_refused"
+    if report.gave_up:
+        return "gave_up"
+    if report.write_failed:
+        return "write_failed"
+    return "failed" if run.failed or run.not_tried or report.unread else "done"
+
+
+_HEADS = {
+    "interrupted": "Interrupted after {:.1f}s",
+    "incomplete": "INCOMPLETE after {:.1f}s",
+    "key_refused": "Stopped after {:.1f}s: the API refused the key",
+    "gave_up": "Stopped after {:.1f}s: the server answered nothing usable",
+    "write_failed": "Stopped after {:.1f}s: the output could not be written",
+    "failed": "Finished in {:.1f}s with failed batches",
+    "done": "Done in {:.1f}s",
+}
+
+
+def ids_done(report: RunReport) -> int:
+    """The input values done: each fetched ID, and its repeats once every ID is done.
+
+    A failed ID is never counted done, nor a repeat of one (that is certain only once
+    every ID is done).
+    """
+    run = report.summary
+    return run.done + (run.duplicates if run.complete and not report.unread else 0)
+
+
+def throughput(report: RunReport) -> tuple[float, float] | None:
+    """(IDs fetched per second, requests per second) of this run; None when none was fetched."""
+    elapsed = report.summary.elapsed
+    if elapsed <= 0 or not report.ids_fetched:
+        return None
+    return report.ids_fetched / elapsed, report.summary.requests / elapsed
+
+
 def summary_lines(report: RunReport) -> list[str]:
     """The end-of-run summary, one screen at most."""
     run = report.summary
     elapsed = run.elapsed
-    if run.interrupted:
-        head = f"Interrupted after {elapsed:.1f}s"
-    elif report.unaccounted:
-        head = f"INCOMPLETE after {elapsed:.1f}s"
-    elif report.key_refused:
-        head = f"Stopped after {elapsed:.1f}s: the API refused the key"
-    elif report.gave_up:
-        head = f"Stopped after {elapsed:.1f}s: the server answered nothing usable"
-    elif report.write_failed:
-        head = f"Stopped after {elapsed:.1f}s: the output could not be written"
-    elif run.failed:
-        head = f"Finished in {elapsed:.1f}s with failed batches"
-    else:
-        head = f"Done in {elapsed:.1f}s"
+    head = _HEADS[outcome(report)].format(elapsed)
     values = run.unique_ids + run.duplicates + report.unread
     not_tried = run.not_tried + report.unread
-    # A repeat is done when its first is; that is certain only once every ID is done.
-    repeats_done = run.duplicates if run.complete else 0
-    lines = [f"{head}: {run.done + repeats_done:,} of {values:,} {report.entity} IDs done."]
+    lines = [f"{head}: {ids_done(report):,} of {values:,} {report.entity} IDs done."]
 
     invalid = run.invalid + report.invalid
     skipped = f" ({invalid:,} invalid skipped)" if invalid else ""
@@ -146,8 +179,7 @@ def summary_lines(report: RunReport) -> list[str]:
     lines.extend(f"              skipped {example}" for example in report.invalid_examples)
     batches = report.batches_ok + report.batches_failed
     lines.append(
-        f"  batches     {batches:,} done: {report.batches_ok:,} ok, "
-        f"{report.batches_failed:,} failed"
+        f"  batches     {batches:,} run: {report.batches_ok:,} ok, {report.batches_failed:,} failed"
     )
     lines.append(
         f"  requests    {run.requests:,} ({plural(run.retries, 'retry', 'retries')}, "
@@ -162,11 +194,9 @@ def summary_lines(report: RunReport) -> list[str]:
             f"  checkpoint  {run.checkpoint}; the output holds {run.events_total:,} events "
             "from every run"
         )
-    if elapsed > 0 and report.ids_run:
-        lines.append(
-            f"  throughput  {report.ids_run / elapsed:,.0f} IDs/s, "
-            f"{run.requests / elapsed:,.1f} requests/s"
-        )
+    speed = throughput(report)
+    if speed is not None:
+        lines.append(f"  throughput  {speed[0]:,.0f} IDs/s fetched, {speed[1]:,.1f} requests/s")
     lines.extend(_rate_limit_lines(report))
     lines.extend(_trouble_lines(report))
     lines.extend(_next_steps(report))
@@ -202,7 +232,7 @@ def _trouble_lines(report: RunReport) -> list[str]:
     if run.failed:
         lines.append(
             f"  FAILED      {plural(run.failed_batches, 'batch', 'batches')}"
-            f" ({run.failed:,} IDs) after their retries:"
+            f" ({plural(run.failed, 'ID')}) after their retries:"
         )
         for error in report.failures[:FAILURES_SHOWN]:
             line = f"              {error}"[:300]
@@ -250,3 +280,69 @@ def _next_steps(report: RunReport) -> list[str]:
     elif undone:
         lines.append("  retry them  pass --failed-out FILE to get their IDs in a file")
     return lines
+
+
+def pull_figures(report: RunReport) -> dict[str, Any]:
+    """Every figure of ``summary_lines``, as JSON values (for --summary-json)."""
+    run = report.summary
+    values = run.unique_ids + run.duplicates + report.unread
+    speed = throughput(report)
+    limit: dict[str, Any] | None = None
+    if report.rate_limit is not None:
+        close = pace(report.units_sent, report.rate_limit, report.rate_window, run.elapsed)
+        limit = {
+            "limit": report.rate_limit,
+            "window_seconds": report.rate_window,
+            "unit": report.rate_cost,
+            "units_sent": report.units_sent,
+            "fastest_seconds": close[0] if close else None,
+            "pace": close[1] if close else None,
+        }
+    return {
+        "outcome": outcome(report),
+        "elapsed_seconds": round(run.elapsed, 3),
+        "entity": report.entity,
+        "input": {
+            "source": report.source,
+            "ids": values,
+            "done": ids_done(report),
+            "fetched": run.done,
+            "failed": run.failed,
+            "not_tried": run.not_tried + report.unread,
+            "repeated": run.duplicates,
+            "invalid": run.invalid + report.invalid,
+            "invalid_examples": list(report.invalid_examples),
+            "unaccounted": report.unaccounted,
+        },
+        "batches": {
+            "run": report.batches_ok + report.batches_failed,
+            "ok": report.batches_ok,
+            "failed": report.batches_failed,
+            "failed_in_total": run.failed_batches,
+        },
+        "requests": {
+            "sent": run.requests,
+            "retries": run.retries,
+            "rate_limited": run.rate_limited,
+        },
+        "events": {
+            "written": run.events_written,
+            "output": run.output,
+            "format": report.output_format,
+            "duplicates_dropped": run.duplicates_dropped,
+            "in_output": run.events_total if run.checkpoint else None,
+        },
+        "checkpoint": run.checkpoint or None,
+        "throughput": (
+            None
+            if speed is None
+            else {"ids_per_second": round(speed[0], 3), "requests_per_second": round(speed[1], 3)}
+        ),
+        "rate_limit": limit,
+        "failures": list(report.failures),
+        "failed_out": report.failed_out,
+        "key_refused": report.key_refused,
+        "gave_up": report.gave_up,
+        "write_failed": report.write_failed,
+        "stopped_after_seconds": report.stopped_after,
+    }

@@ -30,7 +30,7 @@ from .._errors import (
 )
 from .._paths import Named, clash, output_problem, read_once
 from .._retry import RetryPolicy
-from .._sinks import format_for
+from .._sinks import FORMATS
 from .._sync import DEFAULT_LOOKBACK, SyncSummary, output_path, sync
 from . import _entity, _flags
 from ._common import (
@@ -43,8 +43,10 @@ from ._common import (
     descriptor,
     is_terminal,
     plural,
+    report,
     say,
 )
+from ._summary_json import check_target, write_summary
 
 # Waits ``seconds`` unless ``stop`` is set first; True when stopped. Tests inject one.
 Wait = Callable[[float, asyncio.Event], Awaitable[bool]]
@@ -163,6 +165,7 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
     _flags.add_rate_limit_cost(parser)
     _flags.add_max_attempts(parser)
     _flags.add_give_up_after(parser)
+    _flags.add_summary_json(parser)
     _flags.add_verbose(parser)
 
 
@@ -180,7 +183,7 @@ def summary_lines(summary: SyncSummary, source: str) -> list[str]:
             f"since {_when(summary.since)} (asked from {asked:%Y-%m-%d}, "
             f"a {summary.lookback.days}-day lookback)"
         )
-    head = "Interrupted" if summary.interrupted else "Synced"
+    head = "Interrupted" if summary.interrupted else "Synced" if summary.complete else "Unfinished"
     lines = [f"{head}: {plural(summary.new_events, 'new event')} {since}."]
     if summary.new_ids and summary.since is not None:
         lines.append(f"  new IDs     {summary.new_ids:,}: their whole window was fetched")
@@ -286,31 +289,47 @@ async def _run(args: argparse.Namespace, client: EventsClient, wait: Wait) -> in
                         "EXPLORIUM_API_KEY."
                     )
                     status = EXIT_FAILED
+                    _stopped(args, status, "key_refused", f"HTTP {error.status}")
                 except ServerUnavailableError as error:
                     say(
                         f"{PROG} sync: stopped: {error.message}. What was done is recorded; "
                         "the rest is asked next run."
                     )
                     status = EXIT_FAILED
+                    _stopped(args, status, "gave_up", error.message)
                 except OutputWriteError as error:
                     say(
                         f"{PROG} sync: error: {error}. The state keeps only what was written "
                         "whole: fix the cause, then run the same command again."
                     )
                     status = EXIT_FAILED
+                    _stopped(args, status, "write_failed", str(error))
                 except asyncio.CancelledError:  # a second signal
                     say(f"{PROG} sync: interrupted; run the same command again to carry on")
                     return EXIT_INTERRUPTED
                 else:
-                    say(*summary_lines(summary, source))
+                    lines = summary_lines(summary, source)
+                    report(args.quiet, *lines)
+                    if args.quiet:  # a gap is a loss the exit status cannot tell
+                        gap = [line.strip() for line in lines if line.startswith("  GAP")]
+                        say(*(f"{PROG} sync: warning: {line}" for line in gap))
+                    status = (
+                        EXIT_INTERRUPTED
+                        if summary.interrupted
+                        else EXIT_OK
+                        if summary.complete
+                        else EXIT_FAILED
+                    )
+                    write_summary(args.summary_json, "sync", status, sync_figures(summary, source))
                     if summary.interrupted:
                         return EXIT_INTERRUPTED
-                    status = EXIT_OK if summary.complete else EXIT_FAILED
                 if args.every is None:
                     return status
                 took = asyncio.get_running_loop().time() - began
                 pause = max(args.every.total_seconds() - took, 0.0)
-                say(f"  next run    in {pause / 3600:.2f}h (--every); Ctrl-C to stop")
+                report(
+                    args.quiet, f"  next run    in {pause / 3600:.2f}h (--every); Ctrl-C to stop"
+                )
                 if await wait(pause, stop):
                     say(f"{PROG} sync: stopped while waiting; the state is consistent")
                     return EXIT_INTERRUPTED
@@ -358,10 +377,6 @@ def run(args: argparse.Namespace, *, wait: Wait | None = None) -> int:
 
 def _check_files(args: argparse.Namespace) -> None:
     """Refuse, before anything is read or opened, files that clash or cannot be written."""
-    try:
-        fmt = format_for(args.out, args.format)
-    except ConfigurationError as exc:
-        raise UsageError(str(exc)) from None
     # The name this run would write ({started} filled in): its folder must exist.
     out = output_path(args.out, dt.datetime.now(dt.UTC))
     ids = None if args.ids == "-" else args.ids
@@ -369,6 +384,15 @@ def _check_files(args: argparse.Namespace) -> None:
         ("--ids", ids) if ids is not None else ("standard input", descriptor(sys.stdin))
     ]
     problem = clash(inputs, [("--out", out), ("--state", args.state)])
+    if problem is not None:
+        raise UsageError(problem)
+    fmt = _flags.output_format(args.out, args.format)
+    if FORMATS[fmt].resume == "none":
+        raise UsageError(
+            f"--out {args.out}: a sync adds to its output every run, and --format {fmt} (one "
+            "JSON array, whole once closed) cannot be added to: write JSONL (.jsonl), CSV "
+            "or SQLite (.db)"
+        )
     if problem is None:
         problem = output_problem("--out", out, sqlite=fmt == "sqlite")
     if problem is None:
@@ -376,3 +400,62 @@ def _check_files(args: argparse.Namespace) -> None:
         problem = output_problem("--state", args.state, sqlite=True, database=False)
     if problem is not None:
         raise UsageError(problem)
+    check_target(
+        args.summary_json,
+        data_on_stdout=False,
+        others=[*inputs, ("--out", out), ("--state", args.state)],
+    )
+
+
+def _stopped(args: argparse.Namespace, status: int, outcome: str, error: str) -> None:
+    """--summary-json of a run that stopped before its summary: how, and why."""
+    write_summary(args.summary_json, "sync", status, {"outcome": outcome, "error": error})
+
+
+def sync_figures(summary: SyncSummary, source: str) -> dict[str, object]:
+    """Every figure of ``summary_lines``, as JSON values (for --summary-json)."""
+
+    def when(moment: dt.datetime | None) -> str | None:
+        return None if moment is None else moment.isoformat(timespec="seconds")
+
+    outcome = "interrupted" if summary.interrupted else "done" if summary.complete else "failed"
+    return {
+        "outcome": outcome,
+        "elapsed_seconds": round(summary.elapsed, 3),
+        "started": when(summary.started),
+        "since": when(summary.since),
+        "asked_from": when(summary.since - summary.lookback) if summary.since else None,
+        "previous_run": when(summary.previous_run),
+        "lookback_seconds": summary.lookback.total_seconds(),
+        "list": {
+            "source": source,
+            "ids": summary.ids,
+            "new_ids": summary.new_ids,
+            "removed_ids": summary.removed_ids,
+            "invalid": summary.invalid,
+            "invalid_examples": [
+                {"value": bad.value, "position": bad.position, "reason": bad.reason}
+                for bad in summary.invalid_examples
+            ],
+            "repeated": summary.duplicates,
+        },
+        "ids": {
+            "synced": summary.synced,
+            "failed": summary.failed,
+            "not_tried": summary.not_tried,
+        },
+        "events": {
+            "new": summary.new_events,
+            "seen": summary.events_seen,
+            "written_before": summary.events_seen - summary.new_events,
+        },
+        "requests": {
+            "sent": summary.requests,
+            "retries": summary.retries,
+            "rate_limited": summary.rate_limited,
+        },
+        "output": summary.output,
+        "state": summary.state,
+        "pruned": summary.pruned,
+        "gap": None if summary.gap is None else [when(summary.gap[0]), when(summary.gap[1])],
+    }

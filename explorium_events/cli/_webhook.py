@@ -18,7 +18,7 @@ from .._paths import output_problem
 from .._push_models import WebhookSimulation
 from .._webhooks import MAX_SIMULATED_EVENTS, Webhook
 from . import _flags
-from ._common import EXIT_OK, PROG, UsageError, say
+from ._common import EXIT_OK, PROG, UsageError, report
 from ._push import add_api_flags, emit, run_with_client
 
 _EPILOG = f"""\
@@ -141,25 +141,31 @@ def run(args: argparse.Namespace) -> int:
                 write_secret(args.secret_file, webhook.secret.reveal())
                 shown["secret_file"] = args.secret_file
                 emit(shown)
-                say(f"{PROG} webhook: the secret is in {args.secret_file} (mode 0600)")
+                report(
+                    args.quiet, f"{PROG} webhook: the secret is in {args.secret_file} (mode 0600)"
+                )
             elif args.action == "register":
                 emit({**shown, "webhook_secret": webhook.secret.reveal()})
-                say(
+                report(
+                    args.quiet,
                     f"{PROG} webhook: registered. The webhook_secret above is shown this once: "
-                    "keep it where only the receiver reads it (--secret-file does that)"
+                    "keep it where only the receiver reads it (--secret-file does that)",
                 )
             else:
                 emit(shown)
         elif args.action == "delete":
             await webhooks.delete(args.partner_id)
             emit({"deleted": args.partner_id})
-            say(f"{PROG} webhook: deleted; events stop being pushed for {args.partner_id}")
+            report(
+                args.quiet,
+                f"{PROG} webhook: deleted; events stop being pushed for {args.partner_id}",
+            )
         else:
             correlation_id = await webhooks.check_connectivity(
                 args.partner_id, simulation=_simulation(args)
             )
             emit({"partner_id": args.partner_id, "ok": True, "correlation_id": correlation_id})
-            say(f"{PROG} webhook: the test events reached the webhook")
+            report(args.quiet, f"{PROG} webhook: the test events reached the webhook")
         return EXIT_OK
 
     return run_with_client(args, work)
