@@ -32,8 +32,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from ._checks import check_count, check_seconds
 from ._clock import Clock
@@ -65,6 +66,51 @@ class Grant:
     ours: int
     sent: int
     probe: bool = False
+    token: str | None = None  # the shared window's entry, when it granted the request
+
+
+@dataclass(frozen=True, slots=True)
+class SharedDecision:
+    """The shared window's answer: granted (its entry is ``token``), or wait ``wait`` seconds.
+
+    ``paused``: the wait is a 429's pause that another process (or this one) shared.
+    """
+
+    granted: bool
+    wait: float = 0.0
+    paused: bool = False
+    token: str | None = None
+
+
+class SharedWindow(Protocol):
+    """A sliding window kept outside the process, shared by every process spending one key.
+
+    Each call answers within a short timeout; None from ``acquire`` means the store is
+    unreachable and the caller paces alone.
+    """
+
+    @property
+    def available(self) -> bool:
+        """Whether the store answered the last call (False while pacing locally)."""
+        ...
+
+    async def acquire(
+        self, units: int, limit: int | None, backlog: Sequence[tuple[float, int]]
+    ) -> SharedDecision | None:
+        """Check and record ``units`` at once; first record ``backlog`` ((age s, units))."""
+        ...
+
+    def answered(self, token: str) -> None:
+        """The request of ``token`` was answered: its slot ages from now."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every process back for ``seconds``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop background work and close the connection. Idempotent."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +126,9 @@ class RateLimitState:
     waiting: bool
     server_limit: int | None
     server_remaining: int | None
+    # None without a shared store; True while it paces every process, False while
+    # this process paces alone because the store is unreachable.
+    shared: bool | None = None
 
 
 class SlidingWindowLimiter:
@@ -97,6 +146,7 @@ class SlidingWindowLimiter:
         clock: Clock,
         rng: random.Random,
         pause_jitter: float = 0.25,
+        shared: SharedWindow | None = None,
     ) -> None:
         if limit is not None:
             check_count("rate_limit", limit, also="or None for no client-side limit")
@@ -107,6 +157,10 @@ class SlidingWindowLimiter:
         self._clock = clock
         self._rng = rng
         self._pause_jitter = pause_jitter
+        self._shared = shared
+        # (moment the answer came back, units) sent while the shared store was unreachable,
+        # for the shared window once it is back.
+        self._unshared: collections.deque[tuple[float, int]] = collections.deque()
         # (moment the answer came back, units), oldest first: the monotonic clock keeps it sorted.
         self._completed: collections.deque[tuple[float, int]] = collections.deque()
         self._completed_units = 0
@@ -156,6 +210,7 @@ class SlidingWindowLimiter:
             waiting=self._waiters > 0,
             server_limit=self._server_limit,
             server_remaining=self._server_remaining,
+            shared=None if self._shared is None else self._shared.available,
         )
 
     async def acquire(self, units: int, *, max_pause: float | None = None) -> Grant:
@@ -164,6 +219,7 @@ class SlidingWindowLimiter:
         Raises RateLimitError at once, without sending, when a shared pause would last
         longer than ``max_pause`` seconds.
         """
+        token: str | None = None
         if self._turn is None:
             self._turn = asyncio.Lock()
             self._answered = asyncio.Event()
@@ -191,8 +247,17 @@ class SlidingWindowLimiter:
                         await self._answered.wait()
                     elif delay > 0:
                         await self._clock.sleep(delay)
-                    else:
+                    elif self._shared is None:
                         break
+                    else:
+                        decision = await self._ask_shared(units, now)
+                        if decision is None or decision.granted:
+                            token = decision.token if decision is not None else None
+                            break
+                        if decision.paused:
+                            self.pause(decision.wait)
+                        else:
+                            await self._clock.sleep(decision.wait)
                 self._in_flight_units += units
                 self._in_flight_requests += 1
                 self._sent_units += units
@@ -203,9 +268,27 @@ class SlidingWindowLimiter:
                     ours=self._completed_units + self._in_flight_units,
                     sent=self._sent_units,
                     probe=self._probing,
+                    token=token,
                 )
         finally:
             self._waiters -= 1
+
+    async def _ask_shared(self, units: int, now: float) -> SharedDecision | None:
+        """The shared window's answer (None: pace alone), after handing it the backlog."""
+        assert self._shared is not None
+        self._expire_unshared(now)
+        backlog = [(now - answered, units) for answered, units in self._unshared]
+        decision = await self._shared.acquire(units, self.limit, backlog)
+        if decision is not None:
+            # Recorded with the decision; releases meanwhile were appended after these.
+            for _ in backlog:
+                self._unshared.popleft()
+        return decision
+
+    def _expire_unshared(self, now: float) -> None:
+        horizon = now - self._window
+        while self._unshared and self._unshared[0][0] <= horizon:
+            self._unshared.popleft()
 
     def _delay(self, units: int, now: float) -> float | None:
         """0 when ``units`` may go now, seconds to wait, or None to wait for an answer."""
@@ -258,6 +341,11 @@ class SlidingWindowLimiter:
         self._in_flight_requests -= 1
         self._completed.append((now, units))
         self._completed_units += units
+        if self._shared is not None:
+            if grant is not None and grant.token is not None:
+                self._shared.answered(grant.token)
+            else:
+                self._unshared.append((now, units))
         if headers is not None:
             self._probing = False
             self._observe(headers, now, grant)
@@ -272,6 +360,11 @@ class SlidingWindowLimiter:
     def _observe(self, headers: RateLimitHeaders, now: float, grant: Grant | None) -> None:
         if headers.limit is not None and headers.limit > 0:
             self._server_limit = headers.limit
+        if grant is not None and grant.token is not None:
+            # The shared window granted it: it holds every process's units, so the
+            # server's remaining count shows nobody it does not already count.
+            self._server_remaining = None
+            return
         if headers.remaining is not None:
             if grant is not None and self._server_limit is not None:
                 ours = grant.ours + self._sent_units - grant.sent
@@ -296,6 +389,16 @@ class SlidingWindowLimiter:
         self._paused_until = max(self._paused_until, now + max(seconds, 0.0))
         self._server_remaining = None
         self._probing = True
+
+    async def share_pause(self, seconds: float) -> None:
+        """Hold every process sharing the store back for ``seconds``; no-op without a store."""
+        if self._shared is not None:
+            await self._shared.pause(seconds)
+
+    async def aclose(self) -> None:
+        """Close the shared window's connection, if any. Idempotent."""
+        if self._shared is not None:
+            await self._shared.aclose()
 
     def __repr__(self) -> str:
         state = self.state()

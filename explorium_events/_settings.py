@@ -16,6 +16,7 @@ from ._ids import check_batch_size
 
 API_KEY_VARIABLE = "EXPLORIUM_API_KEY"
 BASE_URL_VARIABLE = "EXPLORIUM_BASE_URL"
+RATE_LIMIT_STORE_VARIABLE = "EXPLORIUM_RATE_LIMIT_STORE"
 
 DEFAULT_BASE_URL = "https://api.explorium.ai"
 DEFAULT_MAX_CONCURRENCY = 8
@@ -34,6 +35,8 @@ def settings_from_environment() -> dict[str, str]:
         found["api_key"] = key
     if url := os.environ.get(BASE_URL_VARIABLE, "").strip():
         found["base_url"] = url
+    if store := os.environ.get(RATE_LIMIT_STORE_VARIABLE, "").strip():
+        found["rate_limit_store"] = store
     return found
 
 
