@@ -37,8 +37,10 @@ from ._settings import (
     DEFAULT_RATE_WINDOW,
     DEFAULT_REQUEST_TIMEOUT,
     check_client_settings,
+    check_namespace,
     mask_key,
     resolve_api_key,
+    resolve_rate_limit_store,
     settings_from_environment,
 )
 from ._stream import BatchStream, collect
@@ -121,15 +123,11 @@ class EventsClient:
         self._base_url = str(url)
         self._clock: Clock = clock or SystemClock()
         rng = rng or random.Random()
-        store = (
-            rate_limit_store
-            if rate_limit_store is not None
-            else environment.get("rate_limit_store")
-        )
+        store = resolve_rate_limit_store(rate_limit_store, environment)
         shared: SharedWindow | None = None
         if store:
             # Imported only with a store: users without one never load redis.
-            from ._ratelimit_redis import RedisWindow, check_namespace, namespace_for
+            from ._ratelimit_redis import RedisWindow, namespace_for
 
             namespace = (
                 namespace_for(key)

@@ -36,6 +36,7 @@ from typing import Any
 from ._checks import check_seconds
 from ._errors import ConfigurationError
 from ._ratelimit import SharedDecision
+from ._settings import check_namespace, check_store_url, safe_url
 
 logger = logging.getLogger("explorium_events")
 
@@ -44,7 +45,6 @@ CALL_TIMEOUT = 0.2
 RECONNECT_FIRST = 0.1
 RECONNECT_CAP = 2.0
 _NAMESPACE_HMAC_KEY = b"explorium-events rate limit"
-_SCHEMES = ("redis", "rediss", "unix")
 
 # KEYS: window, paused_until. ARGV: limit (0: no window, only the pause), window ms,
 # units, token, then backlog pairs (age ms, units). Returns {status, wait ms}: 1 granted,
@@ -106,43 +106,6 @@ def namespace_for(api_key: str) -> str:
     """The Redis namespace of a key: a keyed hash of it, from which the key cannot be read."""
     digest = hmac.new(_NAMESPACE_HMAC_KEY, api_key.encode(), hashlib.sha256).hexdigest()
     return "explorium-events:" + digest[:32]
-
-
-def check_namespace(namespace: object) -> str:
-    """``namespace`` if it can name Redis keys here, else ConfigurationError."""
-    if (
-        not isinstance(namespace, str)
-        or not 0 < len(namespace) <= 200
-        or not all(" " < character <= "~" for character in namespace)
-    ):
-        shown = repr(namespace) if not isinstance(namespace, str) else f"{len(namespace)} chars"
-        raise ConfigurationError(
-            f"rate_limit_namespace ({shown}): must be 1 to 200 printable ASCII characters "
-            "without spaces, e.g. 'my-service'"
-        )
-    return namespace
-
-
-def safe_url(url: str) -> str:
-    """The store's URL with any password replaced by ``****``: safe to log."""
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    port = f":{parts.port}" if parts.port is not None else ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:****@{host}{port}"))
-
-
-def check_store_url(url: object) -> str:
-    """``url`` if it is a Redis URL (redis://, rediss://, unix://); else ConfigurationError."""
-    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in _SCHEMES:
-        shown = safe_url(url) if isinstance(url, str) else repr(url)
-        raise ConfigurationError(
-            f"rate_limit_store={shown!r}: must be a Redis URL such as redis://localhost:6379/0 "
-            "(schemes: redis://, rediss://, unix://)"
-        )
-    return url
 
 
 class RedisWindow:

@@ -49,7 +49,7 @@ from ._progress import (
     summary_lines,
 )
 from ._query import utc_range_problem
-from ._settings import DEFAULT_BASE_URL
+from ._settings import DEFAULT_BASE_URL, resolve_rate_limit_store, settings_from_environment
 from ._sinks import FORMATS as SINKS
 from ._sinks import BuiltinSink as EventSink
 from ._sinks import format_for, open_sink
@@ -395,6 +395,17 @@ def _add_give_up(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_rate_limit_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate-limit-store",
+        metavar="URL",
+        default=None,
+        help="a Redis URL, e.g. redis://localhost:6379/0: every process given the same "
+        "store shares one rate-limit window and one 429 pause for the key (needs pip "
+        "install 'explorium-events[redis]'; default: $EXPLORIUM_RATE_LIMIT_STORE, else none)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(
@@ -519,6 +530,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="attempts per batch before it counts as failed; 1: no retries (default: %(default)s)",
     )
     _add_give_up(fetch)
+    _add_rate_limit_store(fetch)
     _add_progress(fetch)
     _add_common(fetch)
 
@@ -668,6 +680,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--seed", type=int, default=0, help="the made-up IDs and the faults (default: %(default)s)"
     )
     _add_give_up(demo)
+    _add_rate_limit_store(demo)
     _add_progress(demo)
     _add_common(demo)
     return parser
@@ -989,6 +1002,7 @@ def _fetch(args: argparse.Namespace, log: ProgressLogHandler) -> int:
             rate_limit_cost=args.rate_limit_cost,
             retry=RetryPolicy(max_attempts=args.max_attempts),
             give_up_after=args.give_up_after,
+            rate_limit_store=args.rate_limit_store,
         )
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None
@@ -1235,6 +1249,10 @@ def _demo(args: argparse.Namespace, log: ProgressLogHandler) -> int:
         total=args.prospects, rate_limit=rate_limit, rate_window=rate_window, rate_cost="request"
     )
     outcome = _DemoOutcome()
+    try:
+        resolve_rate_limit_store(args.rate_limit_store, settings_from_environment())
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
     interrupted = False
     log.progress = progress
     try:
@@ -1289,6 +1307,7 @@ async def _demo_async(
             rate_limit=state.rate_limit,
             rate_window=state.rate_window,
             give_up_after=args.give_up_after,
+            rate_limit_store=args.rate_limit_store,
         )
         limit = (
             "no rate limit"
