@@ -80,6 +80,7 @@ class SharedDecision:
     wait: float = 0.0
     paused: bool = False
     token: str | None = None
+    used: int | None = None  # units in the shared window, this grant's included
 
 
 class SharedWindow(Protocol):
@@ -95,9 +96,13 @@ class SharedWindow(Protocol):
         ...
 
     async def acquire(
-        self, units: int, limit: int | None, backlog: Sequence[tuple[float, int]]
+        self, units: int, limit: int | None, backlog: Sequence[tuple[float, int, str | None]]
     ) -> SharedDecision | None:
-        """Check and record ``units`` at once; first record ``backlog`` ((age s, units))."""
+        """Check and record ``units`` at once, after recording ``backlog``.
+
+        ``backlog``: (age in seconds, units, the shared entry or None) of requests
+        answered in the last window, each recorded unless its entry is already there.
+        """
         ...
 
     def answered(self, token: str) -> None:
@@ -158,11 +163,13 @@ class SlidingWindowLimiter:
         self._rng = rng
         self._pause_jitter = pause_jitter
         self._shared = shared
-        # (moment the answer came back, units) sent while the shared store was unreachable,
-        # for the shared window once it is back.
-        self._unshared: collections.deque[tuple[float, int]] = collections.deque()
-        # (moment the answer came back, units), oldest first: the monotonic clock keeps it sorted.
-        self._completed: collections.deque[tuple[float, int]] = collections.deque()
+        # After the store failed, the next answer it gives also records this process's
+        # window: what was sent meanwhile, and what a restarted store forgot.
+        self._backlog_due = False
+        self._shared_used: int | None = None  # units in the shared window at the last grant
+        # (moment the answer came back, units, shared entry or None), oldest first: the
+        # monotonic clock keeps it sorted.
+        self._completed: collections.deque[tuple[float, int, str | None]] = collections.deque()
         self._completed_units = 0
         self._in_flight_units = 0
         self._in_flight_requests = 0
@@ -250,7 +257,10 @@ class SlidingWindowLimiter:
                     elif self._shared is None:
                         break
                     else:
+                        falling_back = not self._backlog_due
                         decision = await self._ask_shared(units, now)
+                        if decision is None and falling_back:
+                            continue  # once more, against the estimate the fall-back set
                         if decision is None or decision.granted:
                             token = decision.token if decision is not None else None
                             break
@@ -274,21 +284,27 @@ class SlidingWindowLimiter:
             self._waiters -= 1
 
     async def _ask_shared(self, units: int, now: float) -> SharedDecision | None:
-        """The shared window's answer (None: pace alone), after handing it the backlog."""
+        """The shared window's answer (None: pace alone), with the backlog when one is due."""
         assert self._shared is not None
-        self._expire_unshared(now)
-        backlog = [(now - answered, units) for answered, units in self._unshared]
+        backlog: list[tuple[float, int, str | None]] = []
+        if self._backlog_due:
+            self._expire(now)
+            backlog = [(now - answered, count, token) for answered, count, token in self._completed]
         decision = await self._shared.acquire(units, self.limit, backlog)
-        if decision is not None:
-            # Recorded with the decision; releases meanwhile were appended after these.
-            for _ in backlog:
-                self._unshared.popleft()
+        if decision is None:
+            limit = self.limit
+            if not self._backlog_due and self._shared_used is not None and limit is not None:
+                # The store just failed. The other processes keep spending what the
+                # shared window held: until the server's headers tell more, take half
+                # of what was left, as with any other client spending the key.
+                self._server_remaining = max(0, limit - self._shared_used) // 2
+                self._server_reset_at = now + self._window
+            self._backlog_due = True
+        else:
+            self._backlog_due = False
+            if decision.used is not None:
+                self._shared_used = decision.used
         return decision
-
-    def _expire_unshared(self, now: float) -> None:
-        horizon = now - self._window
-        while self._unshared and self._unshared[0][0] <= horizon:
-            self._unshared.popleft()
 
     def _delay(self, units: int, now: float) -> float | None:
         """0 when ``units`` may go now, seconds to wait, or None to wait for an answer."""
@@ -339,13 +355,11 @@ class SlidingWindowLimiter:
         now = self._clock.monotonic()
         self._in_flight_units -= units
         self._in_flight_requests -= 1
-        self._completed.append((now, units))
+        token = grant.token if grant is not None else None
+        self._completed.append((now, units, token))
         self._completed_units += units
-        if self._shared is not None:
-            if grant is not None and grant.token is not None:
-                self._shared.answered(grant.token)
-            else:
-                self._unshared.append((now, units))
+        if self._shared is not None and token is not None:
+            self._shared.answered(token)
         if headers is not None:
             self._probing = False
             self._observe(headers, now, grant)
@@ -360,9 +374,9 @@ class SlidingWindowLimiter:
     def _observe(self, headers: RateLimitHeaders, now: float, grant: Grant | None) -> None:
         if headers.limit is not None and headers.limit > 0:
             self._server_limit = headers.limit
-        if grant is not None and grant.token is not None:
-            # The shared window granted it: it holds every process's units, so the
-            # server's remaining count shows nobody it does not already count.
+        if grant is not None and grant.token is not None and not self._backlog_due:
+            # The shared window granted it and still answers: it holds every process's
+            # units, so the server's remaining count shows nobody it does not count.
             self._server_remaining = None
             return
         if headers.remaining is not None:

@@ -47,14 +47,19 @@ RECONNECT_CAP = 2.0
 _NAMESPACE_HMAC_KEY = b"explorium-events rate limit"
 
 # KEYS: window, paused_until. ARGV: limit (0: no window, only the pause), window ms,
-# units, token, then backlog pairs (age ms, units). Returns {status, wait ms}: 1 granted,
-# 0 wait for the window, 2 paused.
+# units, token, then backlog triples (age ms, units, entry or ""): each recorded unless
+# its entry is already there. Returns {status, wait ms, units used}: status 1 granted,
+# 0 wait, 2 paused.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local window = tonumber(ARGV[2])
-for i = 5, #ARGV, 2 do
-  redis.call('ZADD', KEYS[1], now - tonumber(ARGV[i]), ARGV[i + 1] .. ':' .. ARGV[4] .. i)
+for i = 5, #ARGV, 3 do
+  local member = ARGV[i + 2]
+  if member == '' then
+    member = ARGV[i + 1] .. ':' .. ARGV[4] .. '-' .. i
+  end
+  redis.call('ZADD', KEYS[1], 'NX', now - tonumber(ARGV[i]), member)
 end
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 then
@@ -71,7 +76,7 @@ end
 if limit == 0 or used == 0 or used + units <= limit then
   redis.call('ZADD', KEYS[1], now, units .. ':' .. ARGV[4])
   redis.call('PEXPIRE', KEYS[1], window + 1000)
-  return {1, 0}
+  return {1, 0, used + units}
 end
 local excess = used + units - limit
 for i = 1, #entries, 2 do
@@ -215,6 +220,11 @@ class RedisWindow:
     async def _rejoin(self) -> None:
         """Ping the store with a growing backoff until it answers; then share again."""
         delay = self._reconnect_first
+        # A fresh connection pool: the old one's connections may all be dead.
+        stale, self._redis = self._redis, None
+        if stale is not None:
+            with contextlib.suppress(Exception):
+                await stale.aclose()
         while True:
             await asyncio.sleep(delay * self._rng.uniform(1.0, 1.25))
             try:
@@ -226,28 +236,33 @@ class RedisWindow:
                 delay = min(delay * 2, self._reconnect_cap)
                 continue
             self._available = True
-            logger.info("the shared rate limit store %s answers again", safe_url(self._url))
+            logger.info(
+                "the shared rate limit store %s answers again: the limit is shared again",
+                safe_url(self._url),
+            )
             return
 
     async def acquire(
-        self, units: int, limit: int | None, backlog: Sequence[tuple[float, int]]
+        self, units: int, limit: int | None, backlog: Sequence[tuple[float, int, str | None]]
     ) -> SharedDecision | None:
         """Check and record ``units`` at once; None while the store is unreachable.
 
-        ``backlog``: (age in seconds, units) of requests answered while it was, recorded first.
+        ``backlog``: (age in seconds, units, entry or None) of requests answered in the
+        last window, recorded first unless their entry is already there.
         """
         if not self._available or self._closed:
             return None
         token = uuid.uuid4().hex[:20]
         args: list[Any] = [limit or 0, self._window_ms, units, token]
-        for age, count in backlog:
-            args += [max(0, round(age * 1000)), count]
+        for age, count, entry in backlog:
+            args += [max(0, round(age * 1000)), count, entry or ""]
         try:
-            status, wait_ms = await self._call("acquire", [self._window_key, self._pause_key], args)
+            answer = await self._call("acquire", [self._window_key, self._pause_key], args)
         except _Down:
             return None
+        status, wait_ms = answer[0], answer[1]
         if status == 1:
-            return SharedDecision(granted=True, token=f"{units}:{token}")
+            return SharedDecision(granted=True, token=f"{units}:{token}", used=int(answer[2]))
         return SharedDecision(granted=False, wait=int(wait_ms) / 1000, paused=status == 2)
 
     def answered(self, token: str) -> None:
