@@ -39,6 +39,7 @@ BENCHMARKS = (
     ("decoding", "4. Decoding"),
     ("memory", "5. Memory"),
     ("batching", "6. Automatic batching (events_for)"),
+    ("shared_limit", "7. One key, many processes: the limit shared through Redis"),
 )
 
 
