@@ -42,6 +42,9 @@ from ._errors import RateLimitError
 
 RateLimitCost = Literal["request", "id"]
 
+# While the shared store is unreachable, how often a wait looks whether it is back.
+_RECHECK_STORE = 0.25
+
 
 @dataclass(frozen=True, slots=True)
 class RateLimitHeaders:
@@ -301,6 +304,9 @@ class SlidingWindowLimiter:
                 self._server_reset_at = now + self._window
             self._backlog_due = True
         else:
+            if self._backlog_due:
+                # Back: the shared window now holds this process's window too.
+                self._server_remaining = None
             self._backlog_due = False
             if decision.used is not None:
                 self._shared_used = decision.used
@@ -310,9 +316,15 @@ class SlidingWindowLimiter:
         """0 when ``units`` may go now, seconds to wait, or None to wait for an answer."""
         if self._probing and self._in_flight_requests:
             return None
-        if self._server_remaining is not None and self._server_remaining < units:
+        # After the shared store failed: whether it answers again (then it decides, with
+        # this process's window as backlog, and the server's view need not hold us back).
+        fell_back = self._shared is not None and self._backlog_due
+        store_back = fell_back and self._shared is not None and self._shared.available
+        if self._server_remaining is not None and self._server_remaining < units and not store_back:
             if now < self._server_reset_at:
-                return self._server_reset_at - now
+                wait = self._server_reset_at - now
+                # Look again soon: the store may be back well before the estimate ends.
+                return min(wait, _RECHECK_STORE) if fell_back else wait
             # The server's oldest unit has left its window: some room again, how much
             # only the next answer can say.
             self._server_remaining = None
