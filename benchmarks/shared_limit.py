@@ -159,6 +159,21 @@ async def measure(quick: bool) -> list[dict[str, Any]]:
     return rows
 
 
+def _versions() -> str:
+    binary = shutil.which("redis-server")
+    server = "not installed"
+    if binary is not None:
+        said = subprocess.run([binary, "--version"], capture_output=True, text=True, check=False)
+        server = next((w[2:] for w in said.stdout.split() if w.startswith("v=")), "?")
+    try:
+        import redis
+
+        client = redis.__version__
+    except ImportError:
+        client = "not installed"
+    return f"redis-server {server}, redis-py {client}"
+
+
 def describe(quick: bool) -> str:
     """The setup in one line, for the table's heading."""
     s = QUICK if quick else FULL
@@ -166,7 +181,7 @@ def describe(quick: bool) -> str:
         f"limit {s.limit} requests per {s.window:g} s sliding window, {s.requests} requests of "
         f"{BATCH} IDs split evenly over 1, 2, 4 and 8 processes sharing one key, each told the "
         f"full limit; latency {s.latency_ms:g} ± {s.jitter_ms:g} ms, concurrency "
-        f"{s.concurrency} per process; a real redis-server on loopback"
+        f"{s.concurrency} per process; a real redis-server on loopback ({_versions()})"
     )
 
 
