@@ -117,7 +117,7 @@ class RedisWindow:
     """A SharedWindow in Redis: at most ``limit`` units per ``window`` seconds, all processes.
 
     Binds to the event loop lazily, on first use. ``call_timeout``: the most any Redis
-    call may take before the store counts as unreachable.
+    call may take before the store counts as unreachable (default: CALL_TIMEOUT).
     """
 
     def __init__(
@@ -126,7 +126,7 @@ class RedisWindow:
         url: str,
         namespace: str,
         window: float,
-        call_timeout: float = CALL_TIMEOUT,
+        call_timeout: float | None = None,
         reconnect_first: float = RECONNECT_FIRST,
         reconnect_cap: float = RECONNECT_CAP,
         rng: random.Random | None = None,
@@ -134,7 +134,8 @@ class RedisWindow:
         self._url = check_store_url(url)
         check_namespace(namespace)
         self._window_ms = max(1, round(check_seconds("rate_window", window, zero_ok=False) * 1000))
-        self._call_timeout = check_seconds("call_timeout", call_timeout, zero_ok=False)
+        timeout = CALL_TIMEOUT if call_timeout is None else call_timeout
+        self._call_timeout = check_seconds("call_timeout", timeout, zero_ok=False)
         self._reconnect_first = reconnect_first
         self._reconnect_cap = reconnect_cap
         self._rng = rng or random.Random()
