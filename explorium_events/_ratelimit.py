@@ -25,6 +25,17 @@ in flight, those sent after it); an answer whose ``limit - remaining`` is no mor
 that shows nobody else spending the key, and the local window, which holds each unit
 longer than the server does, paces alone: more finely than a whole-second
 ``X-RateLimit-Reset``, and without counting requests in flight twice.
+
+Several processes spending one key can share one window through a SharedWindow (Redis,
+in ``_ratelimit_redis``): a request then goes when this process's own window admits it
+and the shared window grants it, and a 429's pause reaches every process. The shared
+window holds every process's units, so the server's remaining count no longer gates a
+shared grant; its limit still lowers the one in force. While the store is unreachable
+the shared window answers None and this process paces alone, keeping to the share of
+the window it held when the store failed (so that the processes that shared it stay
+within the limit together). Once the store answers again, this process's last window is
+recorded there (entries it already holds are skipped), so neither what was sent
+meanwhile nor what a restarted store forgot lets the processes together overshoot.
 """
 
 from __future__ import annotations
@@ -98,6 +109,11 @@ class SharedWindow(Protocol):
         """Whether the store answered the last call (False while pacing locally)."""
         ...
 
+    @property
+    def outages(self) -> int:
+        """How many times the store became unreachable so far."""
+        ...
+
     async def acquire(
         self, units: int, limit: int | None, backlog: Sequence[tuple[float, int, str | None]]
     ) -> SharedDecision | None:
@@ -169,7 +185,13 @@ class SlidingWindowLimiter:
         # After the store failed, the next answer it gives also records this process's
         # window: what was sent meanwhile, and what a restarted store forgot.
         self._backlog_due = False
-        self._shared_used: int | None = None  # units in the shared window at the last grant
+        # At the last shared grant: this process's units in the window, and everyone's.
+        self._own_used = 0
+        self._shared_used: int | None = None
+        # While the store is unreachable: the share of the limit this process keeps to,
+        # the share of the shared window it held when the store failed.
+        self._fallback_share: float | None = None
+        self._outages_seen = 0
         # (moment the answer came back, units, shared entry or None), oldest first: the
         # monotonic clock keeps it sorted.
         self._completed: collections.deque[tuple[float, int, str | None]] = collections.deque()
@@ -289,6 +311,12 @@ class SlidingWindowLimiter:
     async def _ask_shared(self, units: int, now: float) -> SharedDecision | None:
         """The shared window's answer (None: pace alone), with the backlog when one is due."""
         assert self._shared is not None
+        was_sharing = not self._backlog_due
+        outages = self._shared.outages
+        if outages != self._outages_seen:
+            # The store failed (and maybe came back) between two of our calls: it may
+            # have forgotten, or missed a move of, this process's entries.
+            self._backlog_due = True
         backlog: list[tuple[float, int, str | None]] = []
         if self._backlog_due:
             self._expire(now)
@@ -296,10 +324,11 @@ class SlidingWindowLimiter:
         decision = await self._shared.acquire(units, self.limit, backlog)
         if decision is None:
             limit = self.limit
-            if not self._backlog_due and self._shared_used is not None and limit is not None:
-                # The store just failed. The other processes keep spending what the
-                # shared window held: until the server's headers tell more, take half
-                # of what was left, as with any other client spending the key.
+            if was_sharing and self._shared_used and limit is not None:
+                # The store just failed. Every process keeps to the share of the limit
+                # it held, so that together they stay within it as they were; and for
+                # the first window takes at most half of what was left.
+                self._fallback_share = min(1.0, self._own_used / max(self._shared_used, limit))
                 self._server_remaining = max(0, limit - self._shared_used) // 2
                 self._server_reset_at = now + self._window
             self._backlog_due = True
@@ -308,8 +337,11 @@ class SlidingWindowLimiter:
                 # Back: the shared window now holds this process's window too.
                 self._server_remaining = None
             self._backlog_due = False
+            self._outages_seen = outages
+            self._fallback_share = None
             if decision.used is not None:
                 self._shared_used = decision.used
+                self._own_used = self._completed_units + self._in_flight_units + units
         return decision
 
     def _delay(self, units: int, now: float) -> float | None:
@@ -333,13 +365,17 @@ class SlidingWindowLimiter:
         limit = self.limit
         if limit is None:
             return 0.0
+        if self._fallback_share is not None and fell_back and not store_back:
+            limit = max(1, int(limit * self._fallback_share))
         self._expire(now)
         used = self._completed_units + self._in_flight_units
         # A request costing more than the whole limit still goes, alone, rather than never.
         if used + units <= limit or used == 0:
             return 0.0
         if self._completed:
-            return self._completed[0][0] + self._window - now
+            wait = self._completed[0][0] + self._window - now
+            # Paced alone while the store is away: look again soon whether it is back.
+            return min(wait, _RECHECK_STORE) if fell_back else wait
         return None
 
     def _expire(self, now: float) -> None:

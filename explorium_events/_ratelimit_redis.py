@@ -47,9 +47,9 @@ RECONNECT_CAP = 2.0
 _NAMESPACE_HMAC_KEY = b"explorium-events rate limit"
 
 # KEYS: window, paused_until. ARGV: limit (0: no window, only the pause), window ms,
-# units, token, then backlog triples (age ms, units, entry or ""): each recorded unless
-# its entry is already there. Returns {status, wait ms, units used}: status 1 granted,
-# 0 wait, 2 paused.
+# units, token, then backlog triples (age ms, units, entry or ""): each recorded, or
+# moved later if its answer's move was lost. Returns {status, wait ms, units used}:
+# status 1 granted, 0 wait, 2 paused.
 _ACQUIRE = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -59,7 +59,11 @@ for i = 5, #ARGV, 3 do
   if member == '' then
     member = ARGV[i + 1] .. ':' .. ARGV[4] .. '-' .. i
   end
-  redis.call('ZADD', KEYS[1], 'NX', now - tonumber(ARGV[i]), member)
+  local score = now - tonumber(ARGV[i])
+  local known = redis.call('ZSCORE', KEYS[1], member)
+  if not known or tonumber(known) < score then
+    redis.call('ZADD', KEYS[1], score, member)
+  end
 end
 local paused = redis.call('PTTL', KEYS[2])
 if paused > 0 then
@@ -150,6 +154,7 @@ class RedisWindow:
         self._redis: Any = None
         self._scripts: dict[str, Any] = {}
         self._available = True
+        self._outages = 0
         self._reconnect: asyncio.Task[None] | None = None
         self._answers: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -158,6 +163,11 @@ class RedisWindow:
     def available(self) -> bool:
         """Whether the store answered the last call (False while pacing locally)."""
         return self._available
+
+    @property
+    def outages(self) -> int:
+        """How many times the store became unreachable so far."""
+        return self._outages
 
     @property
     def keys(self) -> tuple[str, str]:
@@ -204,6 +214,7 @@ class RedisWindow:
         if not self._available or self._closed:
             return
         self._available = False
+        self._outages += 1
         # redis-py's messages name host and port, never the password; scrub it anyway.
         detail = str(exc) or type(exc).__name__
         password = urllib.parse.urlsplit(self._url).password

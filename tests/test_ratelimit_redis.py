@@ -397,12 +397,24 @@ async def run_through_fault(
     *,
     clients: int = 2,
     requests: int = 50,
+    window: float = WINDOW,
+    limit: int = LIMIT,
 ) -> tuple[Emulator, float]:
-    """A pull by ``clients`` clients while ``fault`` (a coroutine function) breaks the store."""
-    async with emulator() as emu:
+    """A pull by ``clients`` clients while ``fault`` (a coroutine function) breaks the store.
+
+    Each client is told the key's whole limit, as processes sharing it through Redis are.
+    """
+    async with emulator(rate_window=window, rate_limit=limit) as emu:
         started = time.monotonic()
         pull = asyncio.create_task(
-            pull_together(emu.url, redis_server.url, clients=clients, requests=requests)
+            pull_together(
+                emu.url,
+                redis_server.url,
+                clients=clients,
+                requests=requests,
+                rate_window=window,
+                rate_limit=limit,
+            )
         )
         await fault()
         asked, settled = await pull
@@ -443,7 +455,7 @@ async def test_a_store_killed_mid_pull_and_restarted_on_its_port_is_rejoined(
     async def fault() -> None:
         await asyncio.sleep(1.2)
         redis_server.stop(kill=True)
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.4)
         await asyncio.to_thread(redis_server.start)
 
     emu, _ = await run_through_fault(redis_server, fault)
