@@ -7,7 +7,6 @@ the PATH the tests that need it fail with what to install: CI installs it (.ci/r
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import socket
@@ -100,11 +99,3 @@ class RedisServer:
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.folder, ignore_errors=True)
-
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-
-def redis_available() -> bool:
-    return shutil.which("redis-server") is not None and os.name == "posix"
