@@ -21,6 +21,7 @@ from .._client import EventsClient
 from .._errors import ConfigurationError, ExploriumError
 from .._paths import output_problem
 from .._results import AnyEvent
+from .._settings import resolve_rate_limit_store, settings_from_environment
 from .._sinks import format_for
 from . import _flags
 from ._common import EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, PROG, UsageError, say
@@ -107,6 +108,7 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
     _flags.add_concurrency(demo)
     _flags.add_seed(demo, help="the made-up IDs and the faults (default: %(default)s)")
     _flags.add_give_up_after(demo)
+    _flags.add_rate_limit_store(demo)
     _flags.add_progress(demo)
     _flags.add_verbose(demo)
 
@@ -199,6 +201,11 @@ def run(args: argparse.Namespace) -> int:
     problem = None if out is None else output_problem("--out", out, sqlite=fmt == "sqlite")
     if problem is not None:
         raise UsageError(problem)
+    try:
+        # Checked before the emulator starts: a bad store is a usage error, not a failed pull.
+        resolve_rate_limit_store(args.rate_limit_store, settings_from_environment())
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
     check = _Check(businesses=demo_business_ids(DEMO_BUSINESSES, args.seed))
     request = PullRequest(
         command="demo",
@@ -245,6 +252,7 @@ async def _pull_from_an_emulator(
             rate_limit=config.rate_limit,
             rate_window=config.rate_window,
             give_up_after=args.give_up_after,
+            rate_limit_store=args.rate_limit_store,
         )
         limit = (
             "no rate limit"
