@@ -193,9 +193,13 @@ async def client(
     limit: int | None = None,
     window: float = 60.0,
     cost: str = "request",
+    store: str | None = None,
     **_: Any,
 ) -> PullResult:
-    """(d) this client; ``limit=None`` leaves it to learn the limit from the headers."""
+    """(d) this client; ``limit=None`` leaves it to learn the limit from the headers.
+
+    ``store``: a Redis URL through which processes sharing the key share its limit.
+    """
     from explorium_events import EventsClient
 
     started, cpu = time.time(), time.process_time()
@@ -206,6 +210,7 @@ async def client(
         rate_limit=limit,
         rate_window=window,
         rate_limit_cost="id" if cost == "id" else "request",
+        rate_limit_store=store or "",
     ) as events_client:
         result = await events_client.fetch(ids, raise_on_error=False)
     stats = result.stats
@@ -246,6 +251,12 @@ async def _child(spec: dict[str, Any]) -> None:
     from ._common import prospect_ids
 
     ids = prospect_ids(spec["count"], start=spec["start"])
+    # Imports are start-up, not pulling: done before the agreed moment (on a busy machine
+    # they take a good part of a second, which would count as pacing otherwise).
+    import explorium_events  # noqa: F401
+
+    if spec["knobs"].get("store"):
+        import redis.asyncio  # noqa: F401
     # Start together with the other process: at an agreed wall-clock moment.
     await asyncio.sleep(max(0.0, spec["start_at"] - time.time()))
     result = await run_one(spec["name"], spec["url"], spec["key"], ids, **spec["knobs"])

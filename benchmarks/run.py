@@ -41,6 +41,7 @@ BENCHMARKS = (
     ("batching", "6. Automatic batching (events_for)"),
     ("mixed", "7. One key, prospects and businesses together"),
     ("sync_memory", "8. Memory of an incremental sync"),
+    ("shared_limit", "9. One key, many processes: the limit shared through Redis"),
 )
 
 

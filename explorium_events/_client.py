@@ -29,7 +29,7 @@ from ._entity_client import EntityEvents
 from ._ids import MAX_BATCH_SIZE
 from ._models import Event, EventType
 from ._query import Timestamp
-from ._ratelimit import RateLimitCost, RateLimitState, SlidingWindowLimiter
+from ._ratelimit import RateLimitCost, RateLimitState, SharedWindow, SlidingWindowLimiter
 from ._results import FetchResult
 from ._retry import RetryPolicy
 from ._settings import (
@@ -42,8 +42,10 @@ from ._settings import (
     DEFAULT_RATE_WINDOW,
     DEFAULT_REQUEST_TIMEOUT,
     check_client_settings,
+    check_namespace,
     mask_key,
     resolve_api_key,
+    resolve_rate_limit_store,
     settings_from_environment,
 )
 from ._stream import BatchStream
@@ -81,6 +83,15 @@ class EventsClient:
     300 s, outlasts ten request timeouts, a deploy or a short outage, and the longest
     ``Retry-After`` the default retry policy waits for; a dead server then costs
     minutes, not hours. ``None``: never give up.
+
+    ``rate_limit_store``: a Redis URL (``redis://host:6379/0``; default: the
+    ``EXPLORIUM_RATE_LIMIT_STORE`` environment variable) through which every process
+    spending this key shares one sliding window and one 429 pause; needs
+    ``pip install 'explorium-events[redis]'``. Every such process must use the same
+    store, ``rate_window`` and ``rate_limit_cost``. The Redis keys are named after
+    ``rate_limit_namespace``, by default a keyed hash of the API key (never the key
+    itself). While the store is unreachable each process paces itself alone, as
+    without one, and shares again once it answers.
     """
 
     def __init__(
@@ -102,6 +113,8 @@ class EventsClient:
         cache_ttl: float | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         give_up_after: float | None = DEFAULT_GIVE_UP_AFTER,
+        rate_limit_store: str | None = None,
+        rate_limit_namespace: str | None = None,
     ) -> None:
         environment = settings_from_environment()
         key = resolve_api_key(api_key, environment)
@@ -123,8 +136,25 @@ class EventsClient:
         self._base_url = str(url)
         self._clock: Clock = clock or SystemClock()
         rng = rng or random.Random()
+        store = resolve_rate_limit_store(rate_limit_store, environment)
+        shared: SharedWindow | None = None
+        if store:
+            # Imported only with a store: users without one never load redis.
+            from ._ratelimit_redis import RedisWindow, namespace_for
+
+            namespace = (
+                namespace_for(key)
+                if rate_limit_namespace is None
+                else check_namespace(rate_limit_namespace)
+            )
+            shared = RedisWindow(url=store, namespace=namespace, window=rate_window)
         self._limiter = SlidingWindowLimiter(
-            limit=rate_limit, window=rate_window, cost=rate_limit_cost, clock=self._clock, rng=rng
+            limit=rate_limit,
+            window=rate_window,
+            cost=rate_limit_cost,
+            clock=self._clock,
+            rng=rng,
+            shared=shared,
         )
         transport = Transport(
             base_url=url,

@@ -193,7 +193,10 @@ class BatchRunner:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self._transport.aclose()
+        try:
+            await self._transport.aclose()
+        finally:
+            await self._limiter.aclose()
 
     async def run_batch(
         self,
@@ -338,6 +341,7 @@ class BatchRunner:
                     policy=self._retry,
                 )
                 self._limiter.pause(pause)
+                await self._limiter.share_pause(pause)
             if unusable is not None:
                 self._unusable(unusable, sent_at)
             raise outcome

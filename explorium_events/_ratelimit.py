@@ -25,6 +25,17 @@ in flight, those sent after it); an answer whose ``limit - remaining`` is no mor
 that shows nobody else spending the key, and the local window, which holds each unit
 longer than the server does, paces alone: more finely than a whole-second
 ``X-RateLimit-Reset``, and without counting requests in flight twice.
+
+Several processes spending one key can share one window through a SharedWindow (Redis,
+in ``_ratelimit_redis``): a request then goes when this process's own window admits it
+and the shared window grants it, and a 429's pause reaches every process. The shared
+window holds every process's units, so the server's remaining count no longer gates a
+shared grant; its limit still lowers the one in force. While the store is unreachable
+the shared window answers None and this process paces alone, keeping to the share of
+the window it held when the store failed (so that the processes that shared it stay
+within the limit together). Once the store answers again, this process's last window is
+recorded there (entries it already holds are skipped), so neither what was sent
+meanwhile nor what a restarted store forgot lets the processes together overshoot.
 """
 
 from __future__ import annotations
@@ -32,14 +43,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from ._checks import check_count, check_seconds
 from ._clock import Clock
 from ._errors import RateLimitError
 
 RateLimitCost = Literal["request", "id"]
+
+# While the shared store is unreachable, how often a wait looks whether it is back.
+_RECHECK_STORE = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +80,61 @@ class Grant:
     ours: int
     sent: int
     probe: bool = False
+    token: str | None = None  # the shared window's entry, when it granted the request
+
+
+@dataclass(frozen=True, slots=True)
+class SharedDecision:
+    """The shared window's answer: granted (its entry is ``token``), or wait ``wait`` seconds.
+
+    ``paused``: the wait is a 429's pause that another process (or this one) shared.
+    """
+
+    granted: bool
+    wait: float = 0.0
+    paused: bool = False
+    token: str | None = None
+    used: int | None = None  # units in the shared window, this grant's included
+
+
+class SharedWindow(Protocol):
+    """A sliding window kept outside the process, shared by every process spending one key.
+
+    Each call answers within a short timeout; None from ``acquire`` means the store is
+    unreachable and the caller paces alone.
+    """
+
+    @property
+    def available(self) -> bool:
+        """Whether the store answered the last call (False while pacing locally)."""
+        ...
+
+    @property
+    def outages(self) -> int:
+        """How many times the store became unreachable so far."""
+        ...
+
+    async def acquire(
+        self, units: int, limit: int | None, backlog: Sequence[tuple[float, int, str | None]]
+    ) -> SharedDecision | None:
+        """Check and record ``units`` at once, after recording ``backlog``.
+
+        ``backlog``: (age in seconds, units, the shared entry or None) of requests
+        answered in the last window, each recorded unless its entry is already there.
+        """
+        ...
+
+    def answered(self, token: str) -> None:
+        """The request of ``token`` was answered: its slot ages from now."""
+        ...
+
+    async def pause(self, seconds: float) -> None:
+        """Hold every process back for ``seconds``."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop background work and close the connection. Idempotent."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +150,9 @@ class RateLimitState:
     waiting: bool
     server_limit: int | None
     server_remaining: int | None
+    # None without a shared store; True while it paces every process, False while
+    # this process paces alone because the store is unreachable.
+    shared: bool | None = None
 
 
 class SlidingWindowLimiter:
@@ -97,6 +170,7 @@ class SlidingWindowLimiter:
         clock: Clock,
         rng: random.Random,
         pause_jitter: float = 0.25,
+        shared: SharedWindow | None = None,
     ) -> None:
         if limit is not None:
             check_count("rate_limit", limit, also="or None for no client-side limit")
@@ -107,8 +181,20 @@ class SlidingWindowLimiter:
         self._clock = clock
         self._rng = rng
         self._pause_jitter = pause_jitter
-        # (moment the answer came back, units), oldest first: the monotonic clock keeps it sorted.
-        self._completed: collections.deque[tuple[float, int]] = collections.deque()
+        self._shared = shared
+        # After the store failed, the next answer it gives also records this process's
+        # window: what was sent meanwhile, and what a restarted store forgot.
+        self._backlog_due = False
+        # At the last shared grant: this process's units in the window, and everyone's.
+        self._own_used = 0
+        self._shared_used: int | None = None
+        # While the store is unreachable: the share of the limit this process keeps to,
+        # the share of the shared window it held when the store failed.
+        self._fallback_share: float | None = None
+        self._outages_seen = 0
+        # (moment the answer came back, units, shared entry or None), oldest first: the
+        # monotonic clock keeps it sorted.
+        self._completed: collections.deque[tuple[float, int, str | None]] = collections.deque()
         self._completed_units = 0
         self._in_flight_units = 0
         self._in_flight_requests = 0
@@ -156,6 +242,7 @@ class SlidingWindowLimiter:
             waiting=self._waiters > 0,
             server_limit=self._server_limit,
             server_remaining=self._server_remaining,
+            shared=None if self._shared is None else self._shared.available,
         )
 
     async def acquire(self, units: int, *, max_pause: float | None = None) -> Grant:
@@ -164,6 +251,7 @@ class SlidingWindowLimiter:
         Raises RateLimitError at once, without sending, when a shared pause would last
         longer than ``max_pause`` seconds.
         """
+        token: str | None = None
         if self._turn is None:
             self._turn = asyncio.Lock()
             self._answered = asyncio.Event()
@@ -191,8 +279,20 @@ class SlidingWindowLimiter:
                         await self._answered.wait()
                     elif delay > 0:
                         await self._clock.sleep(delay)
-                    else:
+                    elif self._shared is None:
                         break
+                    else:
+                        falling_back = not self._backlog_due
+                        decision = await self._ask_shared(units, now)
+                        if decision is None and falling_back:
+                            continue  # once more, against the estimate the fall-back set
+                        if decision is None or decision.granted:
+                            token = decision.token if decision is not None else None
+                            break
+                        if decision.paused:
+                            self.pause(decision.wait)
+                        else:
+                            await self._clock.sleep(decision.wait)
                 self._in_flight_units += units
                 self._in_flight_requests += 1
                 self._sent_units += units
@@ -203,17 +303,60 @@ class SlidingWindowLimiter:
                     ours=self._completed_units + self._in_flight_units,
                     sent=self._sent_units,
                     probe=self._probing,
+                    token=token,
                 )
         finally:
             self._waiters -= 1
+
+    async def _ask_shared(self, units: int, now: float) -> SharedDecision | None:
+        """The shared window's answer (None: pace alone), with the backlog when one is due."""
+        assert self._shared is not None
+        was_sharing = not self._backlog_due
+        outages = self._shared.outages
+        if outages != self._outages_seen:
+            # The store failed (and maybe came back) between two of our calls: it may
+            # have forgotten, or missed a move of, this process's entries.
+            self._backlog_due = True
+        backlog: list[tuple[float, int, str | None]] = []
+        if self._backlog_due:
+            self._expire(now)
+            backlog = [(now - answered, count, token) for answered, count, token in self._completed]
+        decision = await self._shared.acquire(units, self.limit, backlog)
+        if decision is None:
+            limit = self.limit
+            if was_sharing and self._shared_used and limit is not None:
+                # The store just failed. Every process keeps to the share of the limit
+                # it held, so that together they stay within it as they were; and for
+                # the first window takes at most half of what was left.
+                self._fallback_share = min(1.0, self._own_used / max(self._shared_used, limit))
+                self._server_remaining = max(0, limit - self._shared_used) // 2
+                self._server_reset_at = now + self._window
+            self._backlog_due = True
+        else:
+            if self._backlog_due:
+                # Back: the shared window now holds this process's window too.
+                self._server_remaining = None
+            self._backlog_due = False
+            self._outages_seen = outages
+            self._fallback_share = None
+            if decision.used is not None:
+                self._shared_used = decision.used
+                self._own_used = self._completed_units + self._in_flight_units + units
+        return decision
 
     def _delay(self, units: int, now: float) -> float | None:
         """0 when ``units`` may go now, seconds to wait, or None to wait for an answer."""
         if self._probing and self._in_flight_requests:
             return None
-        if self._server_remaining is not None and self._server_remaining < units:
+        # After the shared store failed: whether it answers again (then it decides, with
+        # this process's window as backlog, and the server's view need not hold us back).
+        fell_back = self._shared is not None and self._backlog_due
+        store_back = fell_back and self._shared is not None and self._shared.available
+        if self._server_remaining is not None and self._server_remaining < units and not store_back:
             if now < self._server_reset_at:
-                return self._server_reset_at - now
+                wait = self._server_reset_at - now
+                # Look again soon: the store may be back well before the estimate ends.
+                return min(wait, _RECHECK_STORE) if fell_back else wait
             # The server's oldest unit has left its window: some room again, how much
             # only the next answer can say.
             self._server_remaining = None
@@ -222,13 +365,17 @@ class SlidingWindowLimiter:
         limit = self.limit
         if limit is None:
             return 0.0
+        if self._fallback_share is not None and fell_back and not store_back:
+            limit = max(1, int(limit * self._fallback_share))
         self._expire(now)
         used = self._completed_units + self._in_flight_units
         # A request costing more than the whole limit still goes, alone, rather than never.
         if used + units <= limit or used == 0:
             return 0.0
         if self._completed:
-            return self._completed[0][0] + self._window - now
+            wait = self._completed[0][0] + self._window - now
+            # Paced alone while the store is away: look again soon whether it is back.
+            return min(wait, _RECHECK_STORE) if fell_back else wait
         return None
 
     def _expire(self, now: float) -> None:
@@ -256,8 +403,11 @@ class SlidingWindowLimiter:
         now = self._clock.monotonic()
         self._in_flight_units -= units
         self._in_flight_requests -= 1
-        self._completed.append((now, units))
+        token = grant.token if grant is not None else None
+        self._completed.append((now, units, token))
         self._completed_units += units
+        if self._shared is not None and token is not None:
+            self._shared.answered(token)
         if headers is not None:
             self._probing = False
             self._observe(headers, now, grant)
@@ -272,6 +422,11 @@ class SlidingWindowLimiter:
     def _observe(self, headers: RateLimitHeaders, now: float, grant: Grant | None) -> None:
         if headers.limit is not None and headers.limit > 0:
             self._server_limit = headers.limit
+        if grant is not None and grant.token is not None and not self._backlog_due:
+            # The shared window granted it and still answers: it holds every process's
+            # units, so the server's remaining count shows nobody it does not count.
+            self._server_remaining = None
+            return
         if headers.remaining is not None:
             if grant is not None and self._server_limit is not None:
                 ours = grant.ours + self._sent_units - grant.sent
@@ -296,6 +451,16 @@ class SlidingWindowLimiter:
         self._paused_until = max(self._paused_until, now + max(seconds, 0.0))
         self._server_remaining = None
         self._probing = True
+
+    async def share_pause(self, seconds: float) -> None:
+        """Hold every process sharing the store back for ``seconds``; no-op without a store."""
+        if self._shared is not None:
+            await self._shared.pause(seconds)
+
+    async def aclose(self) -> None:
+        """Close the shared window's connection, if any. Idempotent."""
+        if self._shared is not None:
+            await self._shared.aclose()
 
     def __repr__(self) -> str:
         state = self.state()

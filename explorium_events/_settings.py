@@ -9,6 +9,7 @@ shown, only where the problem is. Pure: reads the environment, does no I/O other
 from __future__ import annotations
 
 import os
+import urllib.parse
 
 from ._checks import check_count, check_seconds
 from ._errors import ConfigurationError
@@ -16,6 +17,7 @@ from ._ids import check_batch_size
 
 API_KEY_VARIABLE = "EXPLORIUM_API_KEY"
 BASE_URL_VARIABLE = "EXPLORIUM_BASE_URL"
+RATE_LIMIT_STORE_VARIABLE = "EXPLORIUM_RATE_LIMIT_STORE"
 
 DEFAULT_BASE_URL = "https://api.explorium.ai"
 DEFAULT_MAX_CONCURRENCY = 8
@@ -25,6 +27,7 @@ DEFAULT_REQUEST_TIMEOUT = 30.0
 DEFAULT_GIVE_UP_AFTER = 300.0
 DEFAULT_BATCH_WINDOW = 0.005
 DEFAULT_CACHE_SIZE = 10_000
+_STORE_SCHEMES = ("redis", "rediss", "unix")
 
 
 def settings_from_environment() -> dict[str, str]:
@@ -34,6 +37,8 @@ def settings_from_environment() -> dict[str, str]:
         found["api_key"] = key
     if url := os.environ.get(BASE_URL_VARIABLE, "").strip():
         found["base_url"] = url
+    if store := os.environ.get(RATE_LIMIT_STORE_VARIABLE, "").strip():
+        found["rate_limit_store"] = store
     return found
 
 
@@ -125,3 +130,52 @@ def check_batching_settings(batch_window: float, cache_ttl: float | None, cache_
     if cache_ttl is not None:
         check_seconds("cache_ttl", cache_ttl, zero_ok=False, also="or None for no cache")
     check_count("cache_size", cache_size)
+
+
+def safe_url(url: str) -> str:
+    """The store's URL with any password replaced by ``****``: safe to log."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port is not None else ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:****@{host}{port}"))
+
+
+def check_store_url(url: object, *, from_environment: bool = False) -> str:
+    """``url`` if it is a Redis URL (redis://, rediss://, unix://); else ConfigurationError."""
+    if not isinstance(url, str) or urllib.parse.urlsplit(url).scheme not in _STORE_SCHEMES:
+        shown = safe_url(url) if isinstance(url, str) else repr(url)
+        raise ConfigurationError(
+            f"{RATE_LIMIT_STORE_VARIABLE if from_environment else 'rate_limit_store'}="
+            f"{shown!r}: must be a Redis URL such as redis://localhost:6379/0 "
+            "(schemes: redis://, rediss://, unix://)"
+        )
+    return url
+
+
+def check_namespace(namespace: object) -> str:
+    """``namespace`` if it can name Redis keys here, else ConfigurationError."""
+    if (
+        not isinstance(namespace, str)
+        or not 0 < len(namespace) <= 200
+        or not all(" " < character <= "~" for character in namespace)
+    ):
+        shown = repr(namespace) if not isinstance(namespace, str) else f"{len(namespace)} chars"
+        raise ConfigurationError(
+            f"rate_limit_namespace ({shown}): must be 1 to 200 printable ASCII characters "
+            "without spaces, e.g. 'my-service'"
+        )
+    return namespace
+
+
+def resolve_rate_limit_store(store: str | None, environment: dict[str, str]) -> str | None:
+    """The shared store's URL: ``store``, else the environment's; None (or "") for none.
+
+    ConfigurationError when it is not a Redis URL.
+    """
+    if store is not None:
+        return check_store_url(store) if store else None
+    found = environment.get("rate_limit_store")
+    return check_store_url(found, from_environment=True) if found else None

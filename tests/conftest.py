@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests._aioresponses_compat import install_aioresponses_compat
+from tests._redis import RedisServer
 
 install_aioresponses_compat()
 
@@ -168,3 +169,28 @@ def json_bytes(value: Any) -> bytes:
 def _no_key_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("EXPLORIUM_API_KEY", raising=False)
     monkeypatch.delenv("EXPLORIUM_BASE_URL", raising=False)
+    monkeypatch.delenv("EXPLORIUM_RATE_LIMIT_STORE", raising=False)
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """A real redis-server for the session, on a loopback port; fails without one installed."""
+    server = RedisServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's redis-server, running (a fault test may have stopped it) and empty."""
+    if redis_server.frozen:
+        redis_server.thaw()
+    redis_server.start()
+    import redis
+
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 
 import pytest
 
 from explorium_events import RateLimitError
-from explorium_events._ratelimit import RateLimitHeaders, SlidingWindowLimiter
+from explorium_events._ratelimit import RateLimitHeaders, SharedDecision, SlidingWindowLimiter
 from tests.conftest import FakeClock
 
 
@@ -190,3 +191,72 @@ async def test_units_of_another_process_in_the_server_count_still_hold_until_res
     sent: list[float] = []
     await send(lim, clock, sent)
     assert sent == [42.0]
+
+
+class FakeShared:
+    """A SharedWindow that grants everything, or is unreachable; records what it was told."""
+
+    def __init__(self) -> None:
+        self.available = True
+        self.outages = 0
+        self.used = 0
+        self.backlogs: list[list[tuple[float, int, str | None]]] = []
+        self.answered_tokens: list[str] = []
+
+    async def acquire(
+        self, units: int, limit: int | None, backlog: Sequence[tuple[float, int, str | None]]
+    ) -> SharedDecision | None:
+        if not self.available:
+            return None
+        self.backlogs.append(list(backlog))
+        self.used += units
+        return SharedDecision(granted=True, token=f"{units}:t{self.used}", used=self.used)
+
+    def answered(self, token: str) -> None:
+        self.answered_tokens.append(token)
+
+    async def pause(self, seconds: float) -> None:
+        pass
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_when_the_store_fails_each_process_keeps_to_its_share_of_the_limit(
+    clock: FakeClock,
+) -> None:
+    """Held 2 of the limit's 10 when the store failed: paces alone at 2, then rejoins."""
+    shared = FakeShared()
+    lim = SlidingWindowLimiter(limit=10, window=60.0, cost="request", clock=clock,
+                               rng=random.Random(0), pause_jitter=0.0, shared=shared)  # fmt: skip
+    shared.used = 2
+    for _ in range(2):
+        grant = await lim.acquire(1)
+        lim.release(1, RateLimitHeaders(limit=10, remaining=6), grant)
+        assert grant.token is not None and shared.answered_tokens[-1] == grant.token
+    shared.available = False
+    third = asyncio.create_task(lim.acquire(1))
+    for _ in range(5):
+        await asyncio.sleep(0)
+    # It waits, in short steps, looking whether the store is back.
+    assert not third.done() and clock.sleeps and max(clock.sleeps) <= 0.25
+    assert lim.state().shared is False
+    shared.available = True
+    granted = await asyncio.wait_for(third, 1)
+    assert granted.token is not None
+    # The store got this process's window with the grant: both earlier units.
+    assert sorted(count for _, count, _ in shared.backlogs[-1]) == [1, 1]
+    assert clock.now < 60.0
+
+
+async def test_with_a_store_the_servers_remaining_count_does_not_gate(clock: FakeClock) -> None:
+    """Shared grants: another process's units in X-RateLimit-Remaining do not hold us back."""
+    shared = FakeShared()
+    lim = SlidingWindowLimiter(limit=10, window=60.0, cost="request", clock=clock,
+                               rng=random.Random(0), pause_jitter=0.0, shared=shared)  # fmt: skip
+    grant = await lim.acquire(1)
+    lim.release(1, RateLimitHeaders(limit=10, remaining=1, reset=clock.time() + 60), grant)
+    for _ in range(5):
+        grant = await lim.acquire(1)
+        lim.release(1, RateLimitHeaders(limit=10, remaining=0, reset=clock.time() + 60), grant)
+    assert clock.now == 0.0 and lim.state().server_remaining is None

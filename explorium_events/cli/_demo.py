@@ -18,9 +18,10 @@ from typing import TYPE_CHECKING
 
 from .._bulk import pull
 from .._client import EventsClient
-from .._errors import ExploriumError
+from .._errors import ConfigurationError, ExploriumError
 from .._paths import output_problem
 from .._results import AnyEvent
+from .._settings import resolve_rate_limit_store, settings_from_environment
 from . import _flags
 from ._common import (
     EXIT_FAILED,
@@ -123,6 +124,7 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
     _flags.add_concurrency(demo)
     _flags.add_seed(demo, help="the made-up IDs and the faults (default: %(default)s)")
     _flags.add_give_up_after(demo)
+    _flags.add_rate_limit_store(demo)
     _flags.add_progress(demo)
     _flags.add_summary_json(demo)
     _flags.add_verbose(demo)
@@ -216,6 +218,11 @@ def run(args: argparse.Namespace) -> int:
     if problem is not None:
         raise UsageError(problem)
     check_target(args.summary_json, data_on_stdout=out is None, others=[("--out", out)])
+    try:
+        # Checked before the emulator starts: a bad store is a usage error, not a failed pull.
+        resolve_rate_limit_store(args.rate_limit_store, settings_from_environment())
+    except ConfigurationError as exc:
+        raise UsageError(str(exc)) from None
     check = _Check(businesses=demo_business_ids(DEMO_BUSINESSES, args.seed))
     request = PullRequest(
         command="demo",
@@ -269,6 +276,7 @@ async def _pull_from_an_emulator(
             rate_limit=config.rate_limit,
             rate_window=config.rate_window,
             give_up_after=args.give_up_after,
+            rate_limit_store=args.rate_limit_store,
         )
         limit = (
             "no rate limit"

@@ -189,6 +189,7 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
     _flags.add_rate_limit_cost(fetch)
     _flags.add_max_attempts(fetch)
     _flags.add_give_up_after(fetch)
+    _flags.add_rate_limit_store(fetch)
     _flags.add_progress(fetch)
     _flags.add_summary_json(fetch)
     _flags.add_verbose(fetch)
@@ -339,6 +340,7 @@ def _client(args: argparse.Namespace) -> EventsClient:
             rate_limit_cost=args.rate_limit_cost,
             retry=RetryPolicy(max_attempts=args.max_attempts),
             give_up_after=args.give_up_after,
+            rate_limit_store=args.rate_limit_store,
         )
     except ConfigurationError as exc:
         raise UsageError(str(exc)) from None

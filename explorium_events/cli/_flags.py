@@ -27,6 +27,7 @@ from .._settings import (
     DEFAULT_MAX_CONCURRENCY,
     DEFAULT_RATE_LIMIT,
     DEFAULT_RATE_WINDOW,
+    RATE_LIMIT_STORE_VARIABLE,
 )
 from .._sinks import DEFAULT_FORMAT, EXTENSIONS, FORMATS
 from ._common import UsageError
@@ -203,6 +204,17 @@ def add_rate_limit_cost(
 ) -> None:
     parser.add_argument(
         "--rate-limit-cost", choices=("request", "id"), default="request", help=help
+    )
+
+
+def add_rate_limit_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--rate-limit-store",
+        metavar="URL",
+        default=None,
+        help="a Redis URL, e.g. redis://localhost:6379/0: every process given the same "
+        "store shares one rate-limit window and one 429 pause for the key (needs pip "
+        f"install 'explorium-events[redis]'; default: ${RATE_LIMIT_STORE_VARIABLE}, else none)",
     )
 
 

@@ -45,7 +45,7 @@ def emit(value: Any) -> None:
 
 
 def add_api_flags(parser: argparse.ArgumentParser, *, pacing: bool = False) -> None:
-    """--base-url, --api-key (and with ``pacing`` the rate and retry flags of fetch), -v."""
+    """--base-url, --api-key, --rate-limit-store, -v; with ``pacing`` also fetch's pacing flags."""
     _flags.add_base_url(parser)
     _flags.add_api_key(parser)
     if pacing:
@@ -54,6 +54,7 @@ def add_api_flags(parser: argparse.ArgumentParser, *, pacing: bool = False) -> N
         _flags.add_rate_limit_cost(parser)
         _flags.add_max_attempts(parser)
         _flags.add_give_up_after(parser)
+    _flags.add_rate_limit_store(parser)
     _flags.add_verbose(parser)
 
 
@@ -112,7 +113,12 @@ def _client(args: argparse.Namespace) -> EventsClient:
             "retry": RetryPolicy(max_attempts=args.max_attempts),
             "give_up_after": args.give_up_after,
         }
-    return EventsClient(api_key=args.api_key, base_url=args.base_url, **settings)
+    return EventsClient(
+        api_key=args.api_key,
+        base_url=args.base_url,
+        rate_limit_store=args.rate_limit_store,
+        **settings,
+    )
 
 
 def run_with_client(

@@ -166,6 +166,7 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
     _flags.add_max_attempts(parser)
     _flags.add_give_up_after(parser)
     _flags.add_summary_json(parser)
+    _flags.add_rate_limit_store(parser)
     _flags.add_verbose(parser)
 
 
@@ -365,6 +366,7 @@ def run(args: argparse.Namespace, *, wait: Wait | None = None) -> int:
             rate_limit_cost=args.rate_limit_cost,
             retry=RetryPolicy(max_attempts=args.max_attempts),
             give_up_after=args.give_up_after,
+            rate_limit_store=args.rate_limit_store,
         )
     except ExploriumError as error:
         raise UsageError(str(error)) from None
