@@ -1,0 +1,111 @@
+"""Edges a hostile review of the command line found: each was a silent or unclear loss."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from explorium_events.emulator import Emulator, EmulatorConfig
+from tests.conftest import TEST_KEY, prospect_id
+
+NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+FULL = "/dev/full"  # every write to it fails with ENOSPC, as a full disk does
+needs_dev_full = pytest.mark.skipif(not os.path.exists(FULL), reason="needs /dev/full")
+
+
+@pytest.fixture
+async def failing() -> AsyncIterator[Emulator]:
+    """An emulator that answers every events request with a 5xx."""
+    async with Emulator(EmulatorConfig(rate_limit=None, now=NOW, error_rate=1.0)) as emu:
+        yield emu
+
+
+@pytest.fixture
+async def healthy() -> AsyncIterator[Emulator]:
+    async with Emulator(EmulatorConfig(rate_limit=None, now=NOW)) as emu:
+        yield emu
+
+
+async def run_cli(*argv: str) -> tuple[int, str]:
+    """A real `python -m explorium_events` process: its exit status and standard error."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "explorium_events",
+        *argv,
+        env={**os.environ, "EXPLORIUM_API_KEY": TEST_KEY},
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode is not None
+    return process.returncode, err.decode()
+
+
+def write_ids(path: Path, count: int) -> Path:
+    path.write_text("".join(f"{prospect_id(number)}\n" for number in range(count)))
+    return path
+
+
+@needs_dev_full
+@pytest.mark.parametrize("checkpoint", [False, True])
+async def test_a_failed_out_that_cannot_be_written_is_named_and_fails_the_run(
+    failing: Emulator, tmp_path: Path, checkpoint: bool
+) -> None:
+    """--failed-out on a full disk: exit 1 with an error naming it, not a bare errno."""
+    source = write_ids(tmp_path / "ids.txt", 120)
+    extra = ["--checkpoint", str(tmp_path / "pull.ckpt")] if checkpoint else []
+    code, err = await run_cli(
+        "fetch",
+        "--ids",
+        str(source),
+        "--out",
+        str(tmp_path / "e.jsonl"),
+        "--failed-out",
+        FULL,
+        "--base-url",
+        failing.url,
+        "--rate-limit",
+        "off",
+        "--max-attempts",
+        "1",
+        "--give-up-after",
+        "off",
+        "--no-progress",
+        *extra,
+    )
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert f"error: cannot write {FULL}: No space left on device (ENOSPC)" in err
+    assert "[Errno" not in err
+
+
+@needs_dev_full
+async def test_a_summary_json_that_cannot_be_written_is_named(
+    healthy: Emulator, tmp_path: Path
+) -> None:
+    """--summary-json on a full disk: exit 1 with an error naming the file."""
+    source = write_ids(tmp_path / "ids.txt", 40)
+    code, err = await run_cli(
+        "fetch",
+        "--ids",
+        str(source),
+        "--out",
+        str(tmp_path / "e.jsonl"),
+        "--summary-json",
+        FULL,
+        "--base-url",
+        healthy.url,
+        "--rate-limit",
+        "off",
+        "-q",
+    )
+    assert code == 1, err
+    assert f"error: cannot write {FULL}: No space left on device (ENOSPC)" in err
+    assert "[Errno" not in err
