@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
+from explorium_events import EventsClient, sync
 from explorium_events.emulator import Emulator, EmulatorConfig
-from tests.conftest import TEST_KEY, prospect_id
+from tests.conftest import TEST_KEY, ApiServer, FakeClock, Seen, events_body, prospect_id
 
 NOW = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 FULL = "/dev/full"  # every write to it fails with ENOSPC, as a full disk does
@@ -109,3 +112,28 @@ async def test_a_summary_json_that_cannot_be_written_is_named(
     assert code == 1, err
     assert f"error: cannot write {FULL}: No space left on device (ENOSPC)" in err
     assert "[Errno" not in err
+
+
+def old_events(server: ApiServer, seen: Seen) -> web.StreamResponse:
+    """Every ID's event, dated years back, whatever window was asked for."""
+    body = events_body(seen.ids)
+    for event in body["output_events"]:
+        event["event_time"] = "2020-01-01T00:00:00+00:00"
+    return web.json_response(body)
+
+
+async def test_a_sync_never_writes_twice_an_event_dated_before_the_retention(
+    api: ApiServer, clock: FakeClock, tmp_path: Path
+) -> None:
+    """A server that sends an event dated before what the state keeps: the next run skips it."""
+    api.handler = old_events
+    source = write_ids(tmp_path / "ids.txt", 80)
+    out, state = tmp_path / "e.jsonl", tmp_path / "s"
+    async with EventsClient(api_key=TEST_KEY, base_url=api.url, clock=clock) as client:
+        first = await sync(client, source, out, state)
+        clock.now += 86_400  # the next day
+        again = await sync(client, source, out, state)
+    assert first.new_events == 80
+    assert again.new_events == 0
+    written = [json.loads(line)["event_id"] for line in out.read_text().splitlines()]
+    assert len(written) == len(set(written)) == 80
