@@ -115,6 +115,9 @@ class SyncState:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
             version = db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if name.startswith("SQLITE_IOERR") or name == "SQLITE_FULL":  # a full disk
+                raise OutputWriteError(self.path, exc) from exc
             raise ConfigurationError(
                 f"{self.path} is not a sync state ({exc}): give --state a file of its own"
             ) from exc

@@ -35,8 +35,16 @@ async def healthy() -> AsyncIterator[Emulator]:
         yield emu
 
 
-async def run_cli(*argv: str) -> tuple[int, str]:
-    """A real `python -m explorium_events` process: its exit status and standard error."""
+async def run_cli(*argv: str, file_size_limit: int | None = None) -> tuple[int, str]:
+    """A real `python -m explorium_events` process (optionally under RLIMIT_FSIZE): its exit
+    status and standard error."""
+
+    def limit() -> None:  # in the child: CPython ignores SIGXFSZ, so writes get EFBIG
+        import resource  # POSIX only, like preexec_fn
+
+        if file_size_limit is not None:
+            resource.setrlimit(resource.RLIMIT_FSIZE, (file_size_limit, resource.RLIM_INFINITY))
+
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -45,6 +53,7 @@ async def run_cli(*argv: str) -> tuple[int, str]:
         env={**os.environ, "EXPLORIUM_API_KEY": TEST_KEY},
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
+        preexec_fn=limit,
     )
     _, err = await process.communicate()
     assert process.returncode is not None
@@ -137,3 +146,32 @@ async def test_a_sync_never_writes_twice_an_event_dated_before_the_retention(
     assert again.new_events == 0
     written = [json.loads(line)["event_id"] for line in out.read_text().splitlines()]
     assert len(written) == len(set(written)) == 80
+
+
+@pytest.mark.skipif(os.name != "posix", reason="RLIMIT_FSIZE is POSIX")
+@pytest.mark.parametrize("command", ["fetch", "sync"])
+async def test_a_checkpoint_or_state_that_cannot_be_created_is_a_write_error_not_a_bad_file(
+    healthy: Emulator, tmp_path: Path, command: str
+) -> None:
+    """A new checkpoint (or sync state) on a full disk: exit 1, "cannot write", not "bad file"."""
+    source = write_ids(tmp_path / "ids.txt", 40)
+    keeper = tmp_path / "new.ckpt"
+    flag = "--checkpoint" if command == "fetch" else "--state"
+    code, err = await run_cli(
+        command,
+        "--ids",
+        str(source),
+        "--out",
+        str(tmp_path / "e.jsonl"),
+        flag,
+        str(keeper),
+        "--base-url",
+        healthy.url,
+        "--rate-limit",
+        "off",
+        file_size_limit=4096,  # less than SQLite's shared-memory file
+    )
+    assert code == 1, err
+    assert "Traceback" not in err
+    assert f"cannot write {keeper}" in err
+    assert "not a checkpoint" not in err and "not a sync state" not in err
