@@ -43,7 +43,7 @@ from dataclasses import asdict, dataclass, fields
 from types import TracebackType
 from typing import IO, Any, Self
 
-from ._errors import CheckpointMismatchError, ConfigurationError
+from ._errors import CheckpointMismatchError, ConfigurationError, OutputWriteError
 
 SCHEMA_VERSION = 1
 STATE_PENDING = 0
@@ -180,6 +180,12 @@ class CheckpointCounts:
     events: int
 
 
+def _cannot_write(exc: sqlite3.DatabaseError) -> bool:
+    """Whether SQLite failed to write (I/O error, disk full), not to read a database."""
+    name = getattr(exc, "sqlite_errorname", "") or ""
+    return name.startswith("SQLITE_IOERR") or name == "SQLITE_FULL"
+
+
 class Checkpoint:
     """A pull's progress in an SQLite file (WAL mode). Open with ``Checkpoint.open``."""
 
@@ -254,6 +260,8 @@ class Checkpoint:
             db.execute("PRAGMA synchronous=NORMAL")
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
         except sqlite3.DatabaseError as exc:
+            if _cannot_write(exc):  # a full disk, a file-size limit: not the file's fault
+                raise OutputWriteError(name, exc) from exc
             raise ConfigurationError(
                 f"{name} is not a checkpoint (not an SQLite database: {exc}); "
                 "pass a new path or the checkpoint of this pull"

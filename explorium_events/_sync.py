@@ -213,11 +213,22 @@ class _SyncRun:
                 for event in events
                 if event.event_id not in known and event.event_id not in pending.ids
             ]
+            # An event dated before what the state keeps (a server that ignores the asked
+            # window, say) is kept as if dated this run, and again each run it comes back:
+            # else the next run's prune forgets it and writes it twice.
+            horizon = self._started - _RETENTION_S - int(self._lookback.total_seconds())
             if fresh:
                 self._output.write(fresh)
                 for event in fresh:
                     pending.ids.add(event.event_id)
-                    pending.emitted.append((event.event_id, _seconds(event.event_time)))
+                    moment = _seconds(event.event_time)
+                    kept = self._started if moment < horizon else moment
+                    pending.emitted.append((event.event_id, kept))
+            pending.emitted.extend(
+                (event.event_id, self._started)
+                for event in events
+                if event.event_id in known and _seconds(event.event_time) < horizon
+            )
             pending.covered.extend(result.prospect_ids)
             self.new_events += len(fresh)
             self.synced += len(result.prospect_ids)

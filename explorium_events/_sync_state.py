@@ -8,8 +8,9 @@ One SQLite file, written only by ``sync()``. Schema version 1 (``PRAGMA user_ver
     prospects (prospect_id TEXT PRIMARY KEY, cursor INTEGER NOT NULL) WITHOUT ROWID
               -- cursor: Unix seconds when the last run that fetched this ID STARTED
     emitted   (event_id TEXT PRIMARY KEY, event_time INTEGER NOT NULL) WITHOUT ROWID
-              -- every event written to the output, with its event_time (Unix seconds),
-              -- kept until it is older than the retention window plus the lookback
+              -- every event written to the output, with its event_time (Unix seconds;
+              -- for one dated before the retention window plus the lookback, the start
+              -- of the last run that saw it), kept until older than that window
     runs      (run INTEGER PRIMARY KEY, started INTEGER NOT NULL, finished INTEGER,
                status TEXT NOT NULL, ids INTEGER, new_ids INTEGER, removed_ids INTEGER,
                failed_ids INTEGER, new_events INTEGER, requests INTEGER)
@@ -114,6 +115,9 @@ class SyncState:
             tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
             version = db.execute("PRAGMA user_version").fetchone()[0]
         except sqlite3.DatabaseError as exc:
+            name = getattr(exc, "sqlite_errorname", "") or ""
+            if name.startswith("SQLITE_IOERR") or name == "SQLITE_FULL":  # a full disk
+                raise OutputWriteError(self.path, exc) from exc
             raise ConfigurationError(
                 f"{self.path} is not a sync state ({exc}): give --state a file of its own"
             ) from exc
@@ -288,7 +292,11 @@ class SyncState:
         """
 
         def write(db: sqlite3.Connection) -> None:
-            db.executemany("INSERT OR IGNORE INTO emitted VALUES (?, ?)", emitted)
+            db.executemany(
+                "INSERT INTO emitted VALUES (?, ?) ON CONFLICT (event_id) "
+                "DO UPDATE SET event_time = max(event_time, excluded.event_time)",
+                emitted,
+            )
             db.executemany(
                 "INSERT INTO prospects VALUES (?, ?) "
                 "ON CONFLICT (prospect_id) DO UPDATE SET cursor = excluded.cursor",

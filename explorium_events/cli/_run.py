@@ -138,6 +138,7 @@ class PullRun:
         self._key_refused: str | None = None
         self._gave_up: str | None = None
         self._write_failed: str | None = None
+        self._failed_out_error: str | None = None  # --failed-out could not be written
         self._usage: str | None = None
         self._stop_requested_at: float | None = None
         self._stopped_at: float | None = None
@@ -214,9 +215,21 @@ class PullRun:
 
     def _hand_back(self, prospect_ids: tuple[str, ...]) -> None:
         """IDs not done: into --failed-out at once, so that a crash later loses none."""
-        if self._failed_file is not None:
-            self._failed_file.write("".join(f"{pid}\n" for pid in prospect_ids))
-            self._failed_file.flush()
+        failed = self._failed_file
+        if failed is None:
+            return
+        try:
+            failed.write("".join(f"{pid}\n" for pid in prospect_ids))
+            failed.flush()
+        except OSError as exc:  # a full disk: told at the end, naming the file
+            self._failed_file = None
+            with contextlib.suppress(OSError):  # its buffer cannot be flushed either
+                failed.close()
+            self._failed_out_failed(exc)
+
+    def _failed_out_failed(self, exc: OSError) -> None:
+        assert self.request.failed_out is not None
+        self._failed_out_error = str(OutputWriteError(self.request.failed_out, exc))
 
     def _cost_is_per_id(self) -> bool:
         assert self._client is not None
@@ -383,7 +396,9 @@ class PullRun:
             summary = replace(summary, interrupted=True)
         failures = self._failures
         if request.checkpoint is not None:
-            failures = self._from_checkpoint(request.checkpoint, request.failed_out)
+            failures, problem = self._from_checkpoint(request.checkpoint, request.failed_out)
+            if problem is not None:
+                self._failed_out_failed(problem)
         limiter = self._client.rate_limit_state() if self._client is not None else None
         stopped_after = None
         if summary.interrupted and self._stop_requested_at is not None and self._stopped_at:
@@ -437,11 +452,18 @@ class PullRun:
             return EXIT_PIPE  # quietly: the reader asked for no more, as `yes | head` does
         if not request.quiet:
             say(*summary_lines(report))
+        if self._failed_out_error:
+            say(
+                f"{PROG} {request.command}: error: {self._failed_out_error}: it lacks IDs "
+                "that were not fetched; fix the cause and run the same command again"
+            )
         if summary.interrupted:
             say(f"{PROG} {request.command}: interrupted")
             return EXIT_INTERRUPTED
         if self._write_failed:
             say(f"{PROG} {request.command}: error: {self._write_failed}")
+            return EXIT_FAILED
+        if self._failed_out_error:
             return EXIT_FAILED
         if report.unaccounted:
             say(f"{PROG} {request.command}: error: {lost_message(report)}")
@@ -457,24 +479,34 @@ class PullRun:
         return self._write_failed is not None
 
     @staticmethod
-    def _from_checkpoint(checkpoint: str, failed_out: str | None) -> list[str]:
-        """Every run's failed batches: their errors, and their IDs into --failed-out."""
+    def _from_checkpoint(
+        checkpoint: str, failed_out: str | None
+    ) -> tuple[list[str], OSError | None]:
+        """Every run's failed batches: their errors, and their IDs into --failed-out (and
+        the error that kept them out of it: a full disk)."""
         errors: list[str] = []
+        problem: OSError | None = None
         try:
             reader = Checkpoint.read(checkpoint)
         except ConfigurationError:  # stopped before the checkpoint was made
             reader = None
-        with contextlib.ExitStack() as stack:
-            target = None
-            if failed_out is not None:
-                target = stack.enter_context(open(failed_out, "w", encoding="utf-8"))
-            if reader is not None:
-                stack.enter_context(reader)
-                for record in reader.failed_batches():
-                    errors.append(record.error)
-                    if target is not None:
-                        target.write("".join(f"{pid}\n" for pid in record.prospect_ids))
-        return errors
+        try:
+            with contextlib.ExitStack() as stack:
+                target = None
+                if failed_out is not None:
+                    target = stack.enter_context(open(failed_out, "w", encoding="utf-8"))
+                if reader is not None:
+                    stack.enter_context(reader)
+                    for record in reader.failed_batches():
+                        errors.append(record.error)
+                        if target is not None and problem is None:
+                            try:
+                                target.write("".join(f"{pid}\n" for pid in record.prospect_ids))
+                            except OSError as exc:
+                                problem = exc
+        except OSError as exc:  # opening it, or flushing it on close
+            problem = problem or exc
+        return errors, problem
 
 
 def _nothing_done(request: PullRequest) -> PullSummary:

@@ -16,6 +16,7 @@ from typing import Any
 
 import msgspec
 
+from .._errors import OutputWriteError
 from .._paths import Named, clash, output_problem
 from ._common import UsageError
 
@@ -70,8 +71,11 @@ def write_summary(
             sys.stdout.write(data.decode())
             sys.stdout.flush()
         return
-    with open(path, "wb") as handle:
-        handle.write(data)
+    try:
+        with open(path, "wb") as handle:
+            handle.write(data)
+    except OSError as exc:  # a full disk: the message names the file
+        raise OutputWriteError(path, exc) from exc
 
 
 __all__ = ["SCHEMA_VERSION", "check_target", "write_summary"]
