@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -21,6 +21,7 @@ import aiohttp
 from ._batcher import Batcher
 from ._clock import Clock, SystemClock
 from ._engine import BatchRunner
+from ._errors import ConfigurationError
 from ._ids import MAX_BATCH_SIZE, prepare_prospect_ids
 from ._models import Event, EventType
 from ._query import Query, Timestamp, build_query, older_than_retention
@@ -89,7 +90,14 @@ class EventsClient:
         cache_ttl: float | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         give_up_after: float | None = DEFAULT_GIVE_UP_AFTER,
+        trust_env: bool = True,
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
     ) -> None:
+        if session is not None and (trace_configs or not trust_env):
+            raise ConfigurationError(
+                "trust_env and trace_configs configure the session the client makes: "
+                "with session=..., set them on that session instead"
+            )
         environment = settings_from_environment()
         key = resolve_api_key(api_key, environment)
         url = check_base_url(base_url or environment.get("base_url") or DEFAULT_BASE_URL)
@@ -120,6 +128,8 @@ class EventsClient:
             max_connections=max_concurrency,
             request_timeout=request_timeout,
             clock=self._clock,
+            trust_env=trust_env,
+            trace_configs=trace_configs or (),
         )
         self._runner = BatchRunner(
             transport=transport,

@@ -38,6 +38,7 @@ from ._errors import (
 from ._models import EventsResponse, decode_response
 from ._ratelimit import RateLimitHeaders
 from ._retry import parse_retry_after
+from ._settings import proxy_from_environment
 from ._version import __version__
 
 logger = logging.getLogger("explorium_events")
@@ -213,8 +214,12 @@ class Transport:
         max_connections: int,
         request_timeout: float,
         clock: Clock,
+        trust_env: bool = True,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         self._url = base_url.join(URL(EVENTS_PATH))
+        self._trust_env = trust_env
+        self._trace_configs = list(trace_configs)
         self._api_key = api_key
         # Longest first, so that a longer spelling is replaced before a shorter one inside it.
         self._secret_forms = sorted(
@@ -242,9 +247,32 @@ class Transport:
             # limit: never limit=0 (unlimited).
             connector = aiohttp.TCPConnector(limit=self._max_connections)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": USER_AGENT}
+                connector=connector,
+                headers={"User-Agent": USER_AGENT},
+                trust_env=self._trust_env and self._environment_proxy_keeps_key_local(),
+                trace_configs=self._trace_configs or None,
             )
         return self._session
+
+    def _environment_proxy_keeps_key_local(self) -> bool:
+        """False when a plain-http (loopback) URL would go through a proxy on another host.
+
+        Over https a proxy only tunnels the encrypted bytes. Plain http is allowed for
+        loopback only, so that the key never crosses a network in clear text: an
+        ``HTTP_PROXY`` elsewhere would carry it there, so it is ignored (with a warning).
+        """
+        if self._url.scheme != "http":
+            return True
+        proxy = proxy_from_environment("http", self._url.host or "")
+        if proxy is None or is_loopback_host(URL(proxy).host):
+            return True
+        logger.warning(
+            "ignoring the environment's http proxy (%s) for %s: plain http would carry the "
+            "API key to it in clear text; add the host to NO_PROXY to silence this",
+            URL(proxy).host,
+            self._url.host,
+        )
+        return False
 
     async def post(self, body: bytes, prospect_ids: Sequence[str]) -> Answer:
         """Send one request.
