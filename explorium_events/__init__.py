@@ -49,6 +49,7 @@ from ._results import BatchFailure, BatchResult, FetchResult, FetchStats, Invali
 from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
 from ._stream import BatchStream
+from ._sync_client import SyncEventsClient
 from ._version import __version__
 
 __all__ = [
@@ -92,6 +93,7 @@ __all__ = [
     "ServerError",
     "ServerUnavailableError",
     "SqliteSink",
+    "SyncEventsClient",
     "SystemClock",
     "TransportError",
     "UnprocessableEntityError",

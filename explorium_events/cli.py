@@ -12,7 +12,6 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import logging
 import math
 import os
@@ -1198,11 +1197,10 @@ def _serve(args: argparse.Namespace, log: ProgressLogHandler) -> int:
 
 
 def demo_prospect_ids(count: int, seed: int = 0) -> list[str]:
-    """``count`` made-up, valid, distinct prospect IDs; the same ones for the same seed."""
-    return [
-        hashlib.sha1(f"explorium-events-demo-{seed}-{number}".encode()).hexdigest()
-        for number in range(count)
-    ]
+    """The demo's IDs: the emulator's public ``make_prospect_ids``, for tests to pull too."""
+    from explorium_events.emulator import make_prospect_ids
+
+    return make_prospect_ids(count, seed)
 
 
 @dataclass

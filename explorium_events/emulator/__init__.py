@@ -15,7 +15,7 @@ The package is standalone: it uses nothing private from ``explorium_events``.
 
 from ._app import STATS_KEY, create_app
 from ._config import EmulatorConfig
-from ._data import expected_events
+from ._data import expected_events, make_prospect_ids
 from ._server import Emulator, serve_forever
 from ._stats import EmulatorStats
 
@@ -26,5 +26,6 @@ __all__ = [
     "EmulatorStats",
     "create_app",
     "expected_events",
+    "make_prospect_ids",
     "serve_forever",
 ]
