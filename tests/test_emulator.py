@@ -1148,6 +1148,7 @@ def test_public_names_are_exactly_the_sorted_all() -> None:
         "EmulatorStats",
         "create_app",
         "expected_events",
+        "make_prospect_ids",
         "serve_forever",
     }
     for name in names:
