@@ -363,8 +363,8 @@ def _add_output(parser: argparse.ArgumentParser, default: str | None) -> None:
         "--format",
         choices=sorted(SINKS),
         default=None,
-        help="output format (default: from the --out extension: .csv, .jsonl, .db or "
-        ".sqlite; else jsonl)",
+        help="output format (default: from the --out extension: .csv, .jsonl, .db, .sqlite or "
+        ".parquet; else jsonl). parquet needs the [parquet] extra (pyarrow)",
     )
     parser.add_argument(
         "--append",
@@ -931,6 +931,8 @@ def _open_outputs(
         sink = open_sink(path, fmt, append=append, csv_raw_cells=csv_raw_cells)
     except OSError as exc:
         raise UsageError(f"cannot write {out}: {exc.strerror or exc}") from None
+    except ConfigurationError as exc:  # parquet without pyarrow, or to standard output
+        raise UsageError(str(exc)) from None
     failed = None
     if failed_out is not None:
         try:

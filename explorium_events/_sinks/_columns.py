@@ -1,17 +1,19 @@
-"""The one column table of the CSV and SQLite outputs, derived from the event models.
+"""The one column table of the CSV, SQLite and Parquet outputs, derived from the event models.
 
 The common columns are the fields of ``Event`` (but ``data``), in its order; the data
 columns are the fields of the known event types' data structs (``EventData``), their
 union in a fixed order, ``event_name`` left out (it repeats the event's own). A field
-added to a model becomes a column of both outputs; an SQLite table made before gains it
+added to a model becomes a column of every output; an SQLite table made before gains it
 (``ALTER TABLE ... ADD COLUMN``), and a CSV header lists it.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import types
 import typing
 from dataclasses import dataclass
+from typing import Literal
 
 import msgspec
 
@@ -26,6 +28,14 @@ class Column:
     sql_type: str  # "TEXT" or "INTEGER": an SQLite column's declared type
     required: bool  # every event has it (NOT NULL in SQLite)
     in_data: bool  # a field of event.data, else of the event itself
+    kind: Literal["text", "integer", "timestamp"] = "text"  # a typed output's column type
+
+
+def _kind(annotation: object) -> Literal["text", "integer", "timestamp"]:
+    members = typing.get_args(annotation) or (annotation,)
+    if dt.datetime in members:
+        return "timestamp"
+    return "integer" if _sql_type(annotation) == "INTEGER" else "text"
 
 
 def _sql_type(annotation: object) -> str:
@@ -39,7 +49,13 @@ def _required(annotation: object) -> bool:
 
 def _common() -> tuple[Column, ...]:
     return tuple(
-        Column(field.name, _sql_type(field.type), _required(field.type), in_data=False)
+        Column(
+            field.name,
+            _sql_type(field.type),
+            _required(field.type),
+            in_data=False,
+            kind=_kind(field.type),
+        )
         for field in msgspec.structs.fields(Event)
         if field.name != "data"
     )
@@ -53,7 +69,11 @@ def _data() -> tuple[Column, ...]:
         for field in msgspec.structs.fields(kind):
             if field.name != "event_name" and field.name not in columns:
                 columns[field.name] = Column(
-                    field.name, _sql_type(field.type), required=False, in_data=True
+                    field.name,
+                    _sql_type(field.type),
+                    required=False,
+                    in_data=True,
+                    kind=_kind(field.type),
                 )
     return tuple(columns.values())
 

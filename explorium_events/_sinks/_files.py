@@ -231,12 +231,18 @@ def csv_row(event: Event, *, raw_cells: bool = False) -> list[str]:
     data = data if isinstance(data, dict) else {}
     row = [_cell(raw.get(column), raw=raw_cells) for column in _COMMON_NAMES]
     row.extend(_cell(data.get(column), raw=raw_cells) for column in _DATA_NAMES)
-    unknown_type = event.event_name not in _KNOWN_TYPES
-    if unknown_type or not CARRIED_DATA_KEYS.issuperset(data):
-        row.append(_encode_json(data).decode())  # starts with "{": never a formula
-    else:
-        row.append("")
+    row.append(data_json(event, data) or "")  # starts with "{": never a formula
     return row
+
+
+def data_json(event: Event, data: dict[str, Any]) -> str | None:
+    """The event's whole ``data`` as JSON when the columns cannot carry it, else None.
+
+    That is an event type this client does not know, or fields the API added since.
+    """
+    if event.event_name not in _KNOWN_TYPES or not CARRIED_DATA_KEYS.issuperset(data):
+        return _encode_json(data).decode()
+    return None
 
 
 class CsvSink(_ByteSink):
