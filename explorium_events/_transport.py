@@ -220,6 +220,8 @@ class Transport:
         self._url = base_url.join(URL(EVENTS_PATH))
         self._trust_env = trust_env
         self._trace_configs = list(trace_configs)
+        self._proxy: URL | None = None
+        self._proxy_auth: aiohttp.BasicAuth | None = None
         self._api_key = api_key
         # Longest first, so that a longer spelling is replaced before a shorter one inside it.
         self._secret_forms = sorted(
@@ -249,30 +251,35 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 headers={"User-Agent": USER_AGENT},
-                trust_env=self._trust_env and self._environment_proxy_keeps_key_local(),
                 trace_configs=self._trace_configs or None,
             )
+            if self._trust_env:
+                self._proxy, self._proxy_auth = self._environment_proxy()
         return self._session
 
-    def _environment_proxy_keeps_key_local(self) -> bool:
-        """False when a plain-http (loopback) URL would go through a proxy on another host.
+    def _environment_proxy(self) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+        """The proxy the environment names for the base URL, read once per session.
 
-        Over https a proxy only tunnels the encrypted bytes. Plain http is allowed for
-        loopback only, so that the key never crosses a network in clear text: an
-        ``HTTP_PROXY`` elsewhere would carry it there, so it is ignored (with a warning).
+        Read here rather than by aiohttp's ``trust_env``, which reads ``~/.netrc`` in a
+        worker thread on every request. Over https a proxy only tunnels the encrypted
+        bytes. Plain http is allowed for loopback only, so that the key never crosses a
+        network in clear text: an ``HTTP_PROXY`` elsewhere would carry it there, so it
+        is ignored (with a warning).
         """
-        if self._url.scheme != "http":
-            return True
-        proxy = proxy_from_environment("http", self._url.host or "")
-        if proxy is None or is_loopback_host(URL(proxy).host):
-            return True
-        logger.warning(
-            "ignoring the environment's http proxy (%s) for %s: plain http would carry the "
-            "API key to it in clear text; add the host to NO_PROXY to silence this",
-            URL(proxy).host,
-            self._url.host,
-        )
-        return False
+        found = proxy_from_environment(self._url.scheme, self._url.host or "")
+        if found is None:
+            return None, None
+        proxy = URL(found if "://" in found else f"http://{found}")
+        if self._url.scheme == "http" and not is_loopback_host(proxy.host):
+            logger.warning(
+                "ignoring the environment's http proxy (%s) for %s: plain http would carry "
+                "the API key to it in clear text; add the host to NO_PROXY to silence this",
+                proxy.host,
+                self._url.host,
+            )
+            return None, None
+        auth = aiohttp.BasicAuth.from_url(proxy) if proxy.user else None
+        return proxy.with_user(None), auth
 
     async def post(self, body: bytes, prospect_ids: Sequence[str]) -> Answer:
         """Send one request.
@@ -299,6 +306,8 @@ class Transport:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                proxy=self._proxy,
+                proxy_auth=self._proxy_auth,
             ) as response:
                 status = response.status
                 reason = response.reason or ""

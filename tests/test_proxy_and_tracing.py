@@ -26,6 +26,7 @@ class Proxy:
 
     url: str = ""
     seen: list[str] = field(default_factory=list)
+    authorizations: list[str | None] = field(default_factory=list)
 
 
 @pytest.fixture(autouse=True)
@@ -49,7 +50,9 @@ async def proxy() -> AsyncIterator[Proxy]:
     async def handle(request: web.Request) -> web.Response:
         # A proxied plain-http request names the whole target URL in its request line.
         record.seen.append(str(request.url))
-        headers = {k: v for k, v in request.headers.items() if k.lower() not in {"host"}}
+        record.authorizations.append(request.headers.get("Proxy-Authorization"))
+        dropped = {"host", "proxy-authorization"}
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in dropped}
         async with forward.request(
             request.method, request.url, headers=headers, data=await request.read()
         ) as answer:
@@ -87,6 +90,15 @@ async def test_http_proxy_from_the_environment_carries_the_requests(
     await _fetch_one(emulator)
     assert proxy.seen == [f"{emulator.url}/v1/prospects/events"]
     assert emulator.stats.requests == 1
+
+
+async def test_credentials_in_the_proxy_url_are_sent_to_the_proxy(
+    emulator: Emulator, proxy: Proxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """http://user:pass@proxy sends Proxy-Authorization to the proxy (and only there)."""
+    monkeypatch.setenv("http_proxy", proxy.url.replace("http://", "http://me:s3cret@"))
+    await _fetch_one(emulator)
+    assert proxy.authorizations == [aiohttp.BasicAuth("me", "s3cret").encode()]
 
 
 async def test_no_proxy_exempts_the_host(
