@@ -221,7 +221,7 @@ class Transport:
         self._trust_env = trust_env
         self._trace_configs = list(trace_configs)
         self._proxy: URL | None = None
-        self._proxy_auth: aiohttp.BasicAuth | None = None
+        self._proxy_headers: dict[str, str] | None = None
         self._api_key = api_key
         # Longest first, so that a longer spelling is replaced before a shorter one inside it.
         self._secret_forms = sorted(
@@ -254,10 +254,10 @@ class Transport:
                 trace_configs=self._trace_configs or None,
             )
             if self._trust_env:
-                self._proxy, self._proxy_auth = self._environment_proxy()
+                self._proxy, self._proxy_headers = self._environment_proxy()
         return self._session
 
-    def _environment_proxy(self) -> tuple[URL | None, aiohttp.BasicAuth | None]:
+    def _environment_proxy(self) -> tuple[URL | None, dict[str, str] | None]:
         """The proxy the environment names for the base URL, read once per session.
 
         Read here rather than by aiohttp's ``trust_env``, which reads ``~/.netrc`` in a
@@ -278,8 +278,10 @@ class Transport:
                 self._url.host,
             )
             return None, None
-        auth = aiohttp.BasicAuth.from_url(proxy) if proxy.user else None
-        return proxy.with_user(None), auth
+        if not proxy.user:
+            return proxy, None
+        auth = aiohttp.BasicAuth(proxy.user, proxy.password or "").encode()
+        return proxy.with_user(None), {"Proxy-Authorization": auth}
 
     async def post(self, body: bytes, prospect_ids: Sequence[str]) -> Answer:
         """Send one request.
@@ -307,7 +309,7 @@ class Transport:
                 timeout=self._timeout,
                 allow_redirects=False,
                 proxy=self._proxy,
-                proxy_auth=self._proxy_auth,
+                proxy_headers=self._proxy_headers,
             ) as response:
                 status = response.status
                 reason = response.reason or ""
