@@ -7,6 +7,7 @@ become ApiError subclasses built from whichever body shape the server chose.
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import json
 import logging
@@ -280,7 +281,8 @@ class Transport:
             return None, None
         if not proxy.user:
             return proxy, None
-        auth = aiohttp.BasicAuth(proxy.user, proxy.password or "").encode()
+        credentials = f"{proxy.user}:{proxy.password or ''}".encode()
+        auth = "Basic " + base64.b64encode(credentials).decode("ascii")
         return proxy.with_user(None), {"Proxy-Authorization": auth}
 
     async def post(self, body: bytes, prospect_ids: Sequence[str]) -> Answer:
