@@ -298,6 +298,10 @@ class Transport:
         """
         session = self._session_for_use()
         headers = {"api_key": self._api_key, "Content-Type": "application/json"}
+        if self._proxy_headers and self._url.scheme == "http":
+            # aiohttp sends proxy_headers on an https tunnel's CONNECT only; a plain-http
+            # request goes to the proxy itself, so they ride on the request.
+            headers.update(self._proxy_headers)
         failure: TransportError | None = None
         cause: BaseException | None = None
         payload = b""
