@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from explorium_events import (
@@ -11,7 +13,9 @@ from explorium_events import (
     RetryPolicy,
     ServerError,
     SyncEventsClient,
+    normalize_prospect_id,
 )
+from explorium_events.cli import demo_prospect_ids
 from explorium_events.emulator import expected_events, make_prospect_ids
 from explorium_events.pytest_plugin import EMULATOR_API_KEY, RunningEmulator
 
@@ -106,3 +110,19 @@ def test_a_running_emulator_works_without_pytest_fixtures() -> None:
     assert url.startswith("http://127.0.0.1:")
     with pytest.raises(ValueError, match="forward"):
         emulator.advance(-1)
+
+
+def test_the_readme_shows_the_user_project_that_ci_runs() -> None:
+    """The README's complete example is, verbatim, examples/user_project (which .ci/run runs)."""
+    root = Path(__file__).parent.parent
+    readme = (root / "README.md").read_text()
+    for name in ("pipeline.py", "test_pipeline.py"):
+        assert (root / "examples" / "user_project" / name).read_text() in readme, name
+
+
+def test_make_prospect_ids_are_valid_distinct_and_the_demos() -> None:
+    """make_prospect_ids gives distinct valid IDs, the same for a seed: those the demo pulls."""
+    ids = make_prospect_ids(50, seed=1)
+    assert len(set(ids)) == 50 and all(normalize_prospect_id(pid) == pid for pid in ids)
+    assert ids == make_prospect_ids(50, seed=1) != make_prospect_ids(50, seed=2)
+    assert ids == demo_prospect_ids(50, 1)

@@ -30,13 +30,13 @@ def test_counts_company_changes_from_sync_code(explorium_sync_client, explorium_
     assert company_changes_blocking(explorium_sync_client, IDS) == wanted(explorium_emulator)
 
 
-@pytest.mark.explorium_emulator(error_rate=0.3, seed=7)
+@pytest.mark.explorium_emulator(error_rate=0.5, seed=2)
 def test_survives_server_errors(explorium_emulator: RunningEmulator) -> None:
     fast = RetryPolicy(max_attempts=10, initial=0.0, cap=0.0)
-    with explorium_emulator.sync_client(retry=fast) as client:
+    with explorium_emulator.sync_client(retry=fast, max_concurrency=1) as client:
         assert company_changes_blocking(client, IDS) == wanted(explorium_emulator)
     assert explorium_emulator.stats.requests_by_status.get(200) == 3
-    assert explorium_emulator.stats.requests > 3  # the 5xx were retried
+    assert explorium_emulator.stats.requests > 3  # the 5xx were retried (seed 2: some were)
 
 
 def test_reports_a_failure_when_the_server_keeps_failing(explorium_emulator) -> None:
