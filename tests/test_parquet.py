@@ -31,6 +31,8 @@ from tests.test_bulk import (
     stop_after,
     write_ids,
 )
+from tests.test_edges_writes import fetch_argv as edges_fetch_argv
+from tests.test_edges_writes import run_cli
 
 pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
@@ -193,3 +195,28 @@ def test_without_pyarrow_the_error_names_the_extra(
     )
     assert code == 2
     assert "explorium-events[parquet]" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+async def test_a_part_refused_by_a_file_size_limit_leaves_nothing_and_the_rerun_is_whole(
+    emulator: Emulator,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """EFBIG writing a part: exit 1 naming the output, no torn part; the rerun writes all once."""
+    ids = [prospect_id(number) for number in range(COUNT)]
+    source = write_ids(tmp_path / "ids.txt", ids)
+    out, checkpoint = tmp_path / "events.parquet", tmp_path / "pull.ckpt"
+    argv = edges_fetch_argv(source, out, emulator.url, "--checkpoint", str(checkpoint))
+
+    # Room for the checkpoint, not for a part that holds a second's worth of events.
+    code, err = await run_cli(argv, file_size_limit=100_000)
+
+    assert code == 1, err
+    assert "Traceback" not in err and f"cannot write {out}" in err
+    assert checkpointed(checkpoint)[1] == len(parts_in(out))  # only whole, recorded parts
+    assert not list(out.glob(".*.tmp"))
+    code, err = await run_cli(argv)
+    assert code == 0, err
+    written = [row["event_id"] for row in table_of(out)]
+    assert len(written) == len(set(written))
+    assert set(written) == expected_ids(ids)
