@@ -75,6 +75,7 @@ from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
 from ._stream import BatchStream
 from ._sync import DEFAULT_LOOKBACK, SyncSummary, sync
+from ._sync_client import SyncEventsClient
 from ._version import __version__
 
 __all__ = [
@@ -137,6 +138,7 @@ __all__ = [
     "ServerError",
     "ServerUnavailableError",
     "SqliteSink",
+    "SyncEventsClient",
     "SyncSummary",
     "SystemClock",
     "TransportError",

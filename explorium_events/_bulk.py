@@ -393,8 +393,8 @@ async def pull(
     ``prospect_ids`` is a text file with one ID per line (with a checkpoint, a regular
     file: a pipe or FIFO cannot be read again, so it is refused), or a collection that
     can be read more than once (a list; a set is pulled in sorted order, so that another
-    process, whatever its hash seed, can resume it). ``out`` is a path (``.jsonl``,
-    ``.csv``, or ``.db`` for SQLite; or say ``format=``) or your own EventSink.
+    process, whatever its hash seed, can resume it). ``out`` is a path (``.jsonl``, ``.csv``,
+    ``.db`` for SQLite, ``.parquet`` for a Parquet folder; or ``format=``) or an EventSink.
     ``checkpoint`` is the path of the pull's checkpoint: run the same call again after
     any interruption, a crash or ``kill -9`` included, and it carries on where the last
     durable commit left off.

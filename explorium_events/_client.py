@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -24,6 +24,7 @@ from ._clock import Clock, SystemClock
 from ._engine import BatchRunner
 from ._entity import BUSINESS, PROSPECT, entity_named
 from ._entity_client import EntityEvents
+from ._errors import ConfigurationError
 from ._ids import MAX_BATCH_SIZE
 from ._models import Event, EventType
 from ._query import Timestamp
@@ -78,6 +79,10 @@ class EventsClient:
     300 s, outlasts ten request timeouts, a deploy or a short outage, and the longest
     ``Retry-After`` the default retry policy waits for; a dead server then costs
     minutes, not hours. ``None``: never give up.
+
+    ``trust_env`` (default True): use the proxy that ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+    ``NO_PROXY`` name, read once when the session is made. ``trace_configs``: aiohttp
+    TraceConfigs (timing, OpenTelemetry) for that session. Neither goes with ``session=``.
     """
 
     def __init__(
@@ -99,7 +104,14 @@ class EventsClient:
         cache_ttl: float | None = None,
         cache_size: int = DEFAULT_CACHE_SIZE,
         give_up_after: float | None = DEFAULT_GIVE_UP_AFTER,
+        trust_env: bool = True,
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
     ) -> None:
+        if session is not None and (trace_configs or not trust_env):
+            raise ConfigurationError(
+                "trust_env and trace_configs configure the session the client makes: "
+                "with session=..., set them on that session instead"
+            )
         environment = settings_from_environment()
         key = resolve_api_key(api_key, environment)
         url = check_base_url(base_url or environment.get("base_url") or DEFAULT_BASE_URL)
@@ -130,6 +142,8 @@ class EventsClient:
             max_connections=max_concurrency,
             request_timeout=request_timeout,
             clock=self._clock,
+            trust_env=trust_env,
+            trace_configs=trace_configs or (),
         )
         self._runner = BatchRunner(
             transport=transport,

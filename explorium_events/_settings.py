@@ -9,6 +9,7 @@ shown, only where the problem is. Pure: reads the environment, does no I/O other
 from __future__ import annotations
 
 import os
+import urllib.request
 
 from ._checks import check_count, check_seconds
 from ._errors import ConfigurationError
@@ -35,6 +36,15 @@ def settings_from_environment() -> dict[str, str]:
     if url := os.environ.get(BASE_URL_VARIABLE, "").strip():
         found["base_url"] = url
     return found
+
+
+def proxy_from_environment(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for ``scheme://host`` (``*_PROXY``), unless
+    ``NO_PROXY`` exempts the host; the same reading as aiohttp's ``trust_env``."""
+    proxy = urllib.request.getproxies().get(scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    return proxy
 
 
 def mask_key(api_key: str) -> str:

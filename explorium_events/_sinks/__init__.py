@@ -1,13 +1,15 @@
 """Where events are written: the EventSink protocol, the format registry and the built-in sinks.
 
 Modules: ``_protocol`` (what a sink is), ``_columns`` (the one column table, from the
-models), ``_files`` (JSONL and CSV), ``_sqlite`` (SQLite, upserted), ``_registry`` (the
+models), ``_files`` (JSONL and CSV), ``_sqlite`` (SQLite, upserted), ``_parquet`` (a Parquet
+dataset of part files; needs pyarrow), ``_registry`` (the
 formats, ``open_sink``, and a pull's output). This package imports only lower modules
 (``_models``, ``_errors``): the client, the pull and the command line build on it.
 """
 
 from ._columns import COLUMNS, COMMON_COLUMNS, DATA_COLUMNS, TABLES, Column, ColumnTable, table_for
 from ._files import CSV_COLUMNS, CsvSink, JsonlSink, csv_row
+from ._parquet import ParquetSink
 from ._protocol import BuiltinSink, EventSink
 from ._registry import (
     DEFAULT_FORMAT,
@@ -37,6 +39,7 @@ __all__ = [
     "EventSink",
     "Format",
     "JsonlSink",
+    "ParquetSink",
     "PullOutput",
     "Resume",
     "SqliteSink",

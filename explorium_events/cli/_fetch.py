@@ -18,7 +18,7 @@ from .._paths import Named, clash, output_problem, read_once
 from .._query import start_of
 from .._retry import RetryPolicy
 from .._settings import API_KEY_VARIABLE, BASE_URL_VARIABLE, settings_from_environment
-from .._sinks import format_for
+from .._sinks import FORMATS, format_for
 from . import _entity, _flags
 from ._common import PROG, UsageError, descriptor, is_terminal
 from ._input import InputError, read_ids
@@ -242,6 +242,16 @@ def _check_flags(args: argparse.Namespace, out: str | None) -> str:
     fmt = format_for(out, args.format)
     if fmt == "sqlite" and out is None:
         raise UsageError("--format sqlite writes to a file: give --out FILE, e.g. events.db")
+    if fmt == "parquet" and out is None:
+        raise UsageError(
+            "--format parquet writes a folder of part files: give --out DIR, e.g. events.parquet"
+        )
+    require = FORMATS[fmt].require
+    if require is not None:
+        try:
+            require()  # a missing extra, said before the input is read
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
     # Before the input is read (a pipe is consumed by it) and before any output is opened.
     _check_paths(args, out, fmt)
     if args.checkpoint is not None:
@@ -291,7 +301,7 @@ def _check_paths(args: argparse.Namespace, out: str | None, fmt: str) -> None:
     ]
     problem = clash(inputs, outputs)
     if problem is None and out is not None:
-        problem = output_problem("--out", out, sqlite=fmt == "sqlite")
+        problem = output_problem("--out", out, sqlite=fmt == "sqlite", folder=fmt == "parquet")
     if problem is None and args.failed_out is not None:
         problem = output_problem("--failed-out", args.failed_out)
     if problem is None and args.checkpoint is not None:

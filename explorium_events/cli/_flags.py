@@ -250,8 +250,8 @@ def add_format(parser: argparse.ArgumentParser) -> None:
         "--format",
         choices=sorted(FORMATS),
         default=None,
-        help="output format (default: from the --out extension: .csv, .jsonl, .db or "
-        ".sqlite; else jsonl)",
+        help="output format (default: from the --out extension: .csv, .jsonl, .db, .sqlite or "
+        ".parquet; else jsonl). parquet needs the [parquet] extra (pyarrow)",
     )
 
 
