@@ -88,6 +88,7 @@ from ._retry import RetryPolicy
 from ._sinks import EventSink, SqliteSink
 from ._stream import BatchStream
 from ._sync import DEFAULT_LOOKBACK, SyncSummary, sync
+from ._sync_client import SyncEventsClient
 from ._verify import sign_webhook, verify_webhook
 from ._version import __version__
 from ._webhooks import Webhook, Webhooks
@@ -156,6 +157,7 @@ __all__ = [
     "ServerError",
     "ServerUnavailableError",
     "SqliteSink",
+    "SyncEventsClient",
     "SyncSummary",
     "SystemClock",
     "TransportError",

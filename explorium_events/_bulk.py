@@ -394,8 +394,8 @@ async def pull(
     file: a pipe or FIFO cannot be read again, so it is refused), or a collection that
     can be read more than once (a list; a set is pulled in sorted order, so that another
     process, whatever its hash seed, can resume it). ``out`` is a path (``.jsonl``,
-    ``.csv``, ``.db`` for SQLite, or ``.json`` for one JSON array, which no checkpoint
-    can resume; or say ``format=``) or your own EventSink.
+    ``.csv``, ``.db`` for SQLite, ``.parquet`` for a Parquet folder, or ``.json`` for one
+    JSON array, which no checkpoint can resume; or say ``format=``) or your own EventSink.
     ``checkpoint`` is the path of the pull's checkpoint: run the same call again after
     any interruption, a crash or ``kill -9`` included, and it carries on where the last
     durable commit left off.

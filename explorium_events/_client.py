@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Self
 
@@ -26,6 +26,7 @@ from ._engine import BatchRunner
 from ._enrollments import Enrollments
 from ._entity import BUSINESS, PROSPECT, entity_named
 from ._entity_client import EntityEvents
+from ._errors import ConfigurationError
 from ._ids import MAX_BATCH_SIZE
 from ._models import Event, EventType
 from ._query import Timestamp
@@ -92,6 +93,10 @@ class EventsClient:
     ``rate_limit_namespace``, by default a keyed hash of the API key (never the key
     itself). While the store is unreachable each process paces itself alone, as
     without one, and shares again once it answers.
+
+    ``trust_env`` (default True): use the proxy that ``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+    ``NO_PROXY`` name, read once when the session is made. ``trace_configs``: aiohttp
+    TraceConfigs (timing, OpenTelemetry) for that session. Neither goes with ``session=``.
     """
 
     def __init__(
@@ -115,7 +120,14 @@ class EventsClient:
         give_up_after: float | None = DEFAULT_GIVE_UP_AFTER,
         rate_limit_store: str | None = None,
         rate_limit_namespace: str | None = None,
+        trust_env: bool = True,
+        trace_configs: Sequence[aiohttp.TraceConfig] | None = None,
     ) -> None:
+        if session is not None and (trace_configs or not trust_env):
+            raise ConfigurationError(
+                "trust_env and trace_configs configure the session the client makes: "
+                "with session=..., set them on that session instead"
+            )
         environment = settings_from_environment()
         key = resolve_api_key(api_key, environment)
         url = check_base_url(base_url or environment.get("base_url") or DEFAULT_BASE_URL)
@@ -163,6 +175,8 @@ class EventsClient:
             max_connections=max_concurrency,
             request_timeout=request_timeout,
             clock=self._clock,
+            trust_env=trust_env,
+            trace_configs=trace_configs or (),
         )
         self._runner = BatchRunner(
             transport=transport,

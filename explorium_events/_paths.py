@@ -95,17 +95,43 @@ def clash(inputs: Sequence[Named], outputs: Sequence[Named]) -> str | None:
 
 
 def output_problem(
-    flag: str, path: str, *, sqlite: bool = False, database: bool | None = None
+    flag: str,
+    path: str,
+    *,
+    sqlite: bool = False,
+    database: bool | None = None,
+    folder: bool = False,
 ) -> str | None:
     """Why ``path`` cannot be written as this output, or None when it looks writable.
 
     ``sqlite``: the file is an SQLite database (an SQLite output, a checkpoint), which
     also needs its folder writable for its journal; ``database`` (default: ``sqlite``):
-    an existing file must already be one. Root may write anywhere, so the permission
-    checks find nothing when run as root.
+    an existing file must already be one. ``folder``: the output is a folder of files
+    (a Parquet dataset), made if missing; what it holds is for its format to judge.
+    Root may write anywhere, so the permission checks find nothing when run as root.
     """
-    reason = _output_reason(path, sqlite=sqlite, database=sqlite if database is None else database)
+    if folder:
+        reason = _folder_output_reason(path)
+    else:
+        database = sqlite if database is None else database
+        reason = _output_reason(path, sqlite=sqlite, database=database)
     return None if reason is None else f"{flag}: cannot write {path}: {reason}"
+
+
+def _folder_output_reason(path: str) -> str | None:
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return _folder_problem(os.path.dirname(os.path.abspath(path)))
+    except NotADirectoryError:
+        return f"{_not_a_folder(os.path.dirname(os.path.abspath(path)))} is not a folder"
+    except OSError as exc:
+        return str(exc.strerror or exc)
+    if not stat.S_ISDIR(info.st_mode):
+        return "it is a file, and this output is a folder of part files; give a new name"
+    if not os.access(path, os.W_OK | os.X_OK):
+        return "cannot create files in it (permission denied)"
+    return None
 
 
 def _output_reason(path: str, *, sqlite: bool, database: bool) -> str | None:

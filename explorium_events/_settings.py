@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+import urllib.request
 
 from ._checks import check_count, check_seconds
 from ._errors import ConfigurationError
@@ -40,6 +41,15 @@ def settings_from_environment() -> dict[str, str]:
     if store := os.environ.get(RATE_LIMIT_STORE_VARIABLE, "").strip():
         found["rate_limit_store"] = store
     return found
+
+
+def proxy_from_environment(scheme: str, host: str) -> str | None:
+    """The proxy the environment names for ``scheme://host`` (``*_PROXY``), unless
+    ``NO_PROXY`` exempts the host; the same reading as aiohttp's ``trust_env``."""
+    proxy = urllib.request.getproxies().get(scheme)
+    if not proxy or urllib.request.proxy_bypass(host):
+        return None
+    return proxy
 
 
 def mask_key(api_key: str) -> str:

@@ -42,7 +42,7 @@ from ._errors import ConfigurationError
 from ._models import Event, EventType
 from ._query import RETENTION, build_query
 from ._results import BatchResult, FetchStats, InvalidProspectId
-from ._sinks import FORMATS, EventSink, PullOutput
+from ._sinks import FORMATS, EventSink, Format, PullOutput
 from ._sync_state import SyncState
 
 logger = logging.getLogger("explorium_events")
@@ -284,13 +284,14 @@ def _read_list(source: Source, found: Scan, *, skip_invalid: bool) -> Iterator[s
         yield normalized
 
 
-def _settle_output(state: SyncState, output: PullOutput, fmt_resume: str) -> int:
+def _settle_output(state: SyncState, output: PullOutput, fmt: Format | None) -> int:
     """Cut outputs back to what the state accounts for; the length to open ``output`` at.
 
-    A JSONL or CSV file may hold events written after the last commit of a killed run:
-    they are cut off (their IDs are fetched again). That holds for the previous output
-    too when each run writes a new file. A file that was moved away, replaced or
-    emptied since is taken as it is now: its events were delivered.
+    A JSONL or CSV file (or a Parquet folder) may hold events written after the last
+    commit of a killed run: they are cut off (their IDs are fetched again). That holds
+    for the previous output too when each run writes a new file. A file that was moved
+    away, replaced or emptied since is taken as it is now: its events were delivered.
+    Lengths are in the format's unit: bytes, or Parquet's parts.
     """
     previous = state.output()
     if (
@@ -299,21 +300,23 @@ def _settle_output(state: SyncState, output: PullOutput, fmt_resume: str) -> int
         and previous.file
         and _file_id(previous.path) == previous.file
     ):
+        kind = FORMATS.get(previous.format, FORMATS["jsonl"])
         try:
-            size = os.path.getsize(previous.path)
-        except OSError:
+            size = kind.size(previous.path)
+        except (OSError, ConfigurationError):
             size = -1
         if size > previous.length:
             logger.info(
-                "%s: dropping %d bytes written after the last commit of the sync state",
+                "%s: dropping %d %s written after the last commit of the sync state",
                 previous.path,
                 size - previous.length,
+                kind.unit,
             )
-            os.truncate(previous.path, previous.length)
-    if fmt_resume != "truncate":
+            kind.cut(previous.path, previous.length)
+    if fmt is None or fmt.resume != "truncate":
         return 0
     try:
-        return os.path.getsize(output.name)
+        return max(fmt.size(output.name), 0)
     except OSError:
         return 0
 
@@ -336,9 +339,9 @@ async def sync(
     """Bring the events of this list that are new since the last run into ``out``.
 
     ``prospect_ids``: a file with one ID per line, or any iterable (read once).
-    ``out``: a path (``.jsonl``, ``.csv``, ``.db``; or say ``format=``), appended to
-    (SQLite: upserted); ``{started}`` in it is replaced by the run's start time, for a
-    new file per run; or your own EventSink. ``state``: the sync's state file (made on
+    ``out``: a path (``.jsonl``, ``.csv``, ``.db``, ``.parquet``; or say ``format=``),
+    appended to (SQLite: upserted); ``{started}`` in it is replaced by the run's start
+    time, for a new file per run; or your own EventSink. ``state``: the sync's state file (made on
     the first run; see ``_sync_state`` for its documented, versioned schema).
 
     Each run asks IDs new to the list for their whole window, and every other ID from
@@ -417,7 +420,7 @@ async def sync(
                 gap[1].date().isoformat(),
             )
         fmt = FORMATS.get(output.format)
-        length = _settle_output(ledger, output, fmt.resume if fmt else "")
+        length = _settle_output(ledger, output, fmt)
         run = _SyncRun(
             client=client,
             state=ledger,

@@ -9,6 +9,7 @@ webhooks are others (any method, path and body).
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import ipaddress
 import json
@@ -43,6 +44,7 @@ from ._models import EventsResponse, ResponseContext, decode_response_with
 from ._ratelimit import RateLimitHeaders
 from ._results import E
 from ._retry import parse_retry_after
+from ._settings import proxy_from_environment
 from ._version import __version__
 
 logger = logging.getLogger("explorium_events")
@@ -247,9 +249,15 @@ class Transport:
         max_connections: int,
         request_timeout: float,
         clock: Clock,
+        trust_env: bool = True,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
     ) -> None:
         self._base_url = base_url
         self._url = base_url.join(URL(EVENTS_PATH))
+        self._trust_env = trust_env
+        self._trace_configs = list(trace_configs)
+        self._proxy: URL | None = None
+        self._proxy_headers: dict[str, str] | None = None
         self._api_key = api_key
         # Longest first, so that a longer spelling is replaced before a shorter one inside it.
         self._secret_forms = sorted(
@@ -281,9 +289,40 @@ class Transport:
             # limit: never limit=0 (unlimited).
             connector = aiohttp.TCPConnector(limit=self._max_connections)
             self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": USER_AGENT}
+                connector=connector,
+                headers={"User-Agent": USER_AGENT},
+                trace_configs=self._trace_configs or None,
             )
+            if self._trust_env:
+                self._proxy, self._proxy_headers = self._environment_proxy()
         return self._session
+
+    def _environment_proxy(self) -> tuple[URL | None, dict[str, str] | None]:
+        """The proxy the environment names for the base URL, read once per session.
+
+        Read here rather than by aiohttp's ``trust_env``, which reads ``~/.netrc`` in a
+        worker thread on every request. Over https a proxy only tunnels the encrypted
+        bytes. Plain http is allowed for loopback only, so that the key never crosses a
+        network in clear text: an ``HTTP_PROXY`` elsewhere would carry it there, so it
+        is ignored (with a warning).
+        """
+        found = proxy_from_environment(self._url.scheme, self._url.host or "")
+        if found is None:
+            return None, None
+        proxy = URL(found if "://" in found else f"http://{found}")
+        if self._url.scheme == "http" and not is_loopback_host(proxy.host):
+            logger.warning(
+                "ignoring the environment's http proxy (%s) for %s: plain http would carry "
+                "the API key to it in clear text; add the host to NO_PROXY to silence this",
+                proxy.host,
+                self._url.host,
+            )
+            return None, None
+        if not proxy.user:
+            return proxy, None
+        credentials = f"{proxy.user}:{proxy.password or ''}".encode()
+        auth = "Basic " + base64.b64encode(credentials).decode("ascii")
+        return proxy.with_user(None), {"Proxy-Authorization": auth}
 
     async def post(
         self,
@@ -311,6 +350,10 @@ class Transport:
         headers = {"api_key": self._api_key}
         if call.body is not None:
             headers["Content-Type"] = "application/json"
+        if self._proxy_headers and self._url.scheme == "http":
+            # aiohttp sends proxy_headers on an https tunnel's CONNECT only; a plain-http
+            # request goes to the proxy itself, so they ride on the request.
+            headers.update(self._proxy_headers)
         failure: TransportError | None = None
         cause: BaseException | None = None
         payload = b""
@@ -324,6 +367,8 @@ class Transport:
                 headers=headers,
                 timeout=self._timeout,
                 allow_redirects=False,
+                proxy=self._proxy,
+                proxy_headers=self._proxy_headers,
             ) as response:
                 status = response.status
                 reason = response.reason or ""

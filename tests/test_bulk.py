@@ -181,7 +181,7 @@ async def test_an_sqlite_output_resumed_twice_has_one_row_per_event(
         # The same IDs again under a new checkpoint: every row is upserted, none added.
         again = await pull(client, ids, out, tmp_path / "again.ckpt")
     expected = expected_ids(ids)
-    with sqlite3.connect(out) as db:
+    with contextlib.closing(sqlite3.connect(out)) as db:
         (rows,) = db.execute("SELECT COUNT(*) FROM events").fetchone()
         stored = {row[0] for row in db.execute("SELECT event_id FROM events")}
         indexes = {row[1] for row in db.execute("PRAGMA index_list(events)")}
@@ -200,7 +200,7 @@ async def test_sqlite_rows_carry_the_common_and_data_fields(
     out = tmp_path / "events.db"
     async with client_for(emulator.url) as client:
         await pull(client, ids, out, tmp_path / "pull.ckpt")
-    with sqlite3.connect(out) as db:
+    with contextlib.closing(sqlite3.connect(out)) as db:
         db.row_factory = sqlite3.Row
         rows = list(db.execute("SELECT * FROM events"))
     assert rows

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import hashlib
@@ -511,7 +512,7 @@ async def test_a_stopped_business_pull_resumes_to_each_event_once(
         assert tuple(table[0]) == TABLES["business"].csv_columns
         written = [row[0] for row in table[1:]]
     else:
-        with sqlite3.connect(out) as db:
+        with contextlib.closing(sqlite3.connect(out)) as db:
             written = [row[0] for row in db.execute("SELECT event_id FROM business_events")]
     assert len(written) == len(set(written)) and set(written) == expected_ids(ids)
     assert final.events_total == len(written)
@@ -593,13 +594,13 @@ def test_one_sqlite_file_holds_both_kinds_and_keeps_the_prospect_table_as_it_was
 
     with SqliteSink(path) as sink:
         sink.write([decode_event(prospect)])
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         before = db.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
     raw = business_event(business_id(1), event_name="hiring_in_legal_department", job_count=4)
     with SqliteSink(path, entity="business") as sink:
         sink.write([decode_business_event(json.dumps(raw).encode())])
         sink.write([decode_business_event(json.dumps(raw).encode())])  # upserted, not doubled
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db:
         after = db.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
         row = db.execute(
             "SELECT business_id, event_name, job_count, raw_json FROM business_events"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -121,7 +122,7 @@ async def test_fetch_entity_business_with_a_checkpoint_into_sqlite_resumes_and_r
     requests = emulator.stats.requests
     again = await run(capsys, *argv, "--entity", "business")
     assert again.code == 0 and emulator.stats.requests == requests
-    with sqlite3.connect(out) as db:
+    with contextlib.closing(sqlite3.connect(out)) as db:
         rows = {row[0] for row in db.execute("SELECT event_id FROM business_events")}
     assert rows == expected(ids)
     prospects = tmp_path / "prospects.txt"

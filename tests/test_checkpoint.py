@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import sqlite3
 from pathlib import Path
@@ -161,7 +162,7 @@ def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="not a checkpoint"):
         Checkpoint.open(text, SPEC)
     other = tmp_path / "other.db"
-    with sqlite3.connect(other) as db:
+    with contextlib.closing(sqlite3.connect(other)) as db:
         db.execute("CREATE TABLE things (x)")
     with pytest.raises(ConfigurationError, match="not a checkpoint"):
         Checkpoint.open(other, SPEC)

@@ -270,6 +270,12 @@ def test_demo_refuses_an_unknown_out_extension(
     assert code == 2 and "is not the extension of an output format" in err
 
 
+def test_demo_refuses_parquet_on_standard_output(capsys: pytest.CaptureFixture[str]) -> None:
+    """Parquet is a folder of part files: to standard output it is a usage error, exit 2."""
+    code, _, err = run_here(capsys, *DEMO, "--format", "parquet", "--out", "-")
+    assert code == 2 and "not standard output" in err and "Traceback" not in err
+
+
 # -- -q/--quiet ------------------------------------------------------------------------------
 
 

@@ -1156,6 +1156,8 @@ def test_public_names_are_exactly_the_sorted_all() -> None:
         "expected_business_events",
         "expected_events",
         "expected_events_at",
+        "make_business_ids",
+        "make_prospect_ids",
         "parse_duration",
         "serve_forever",
     }

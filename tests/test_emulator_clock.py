@@ -156,3 +156,39 @@ async def test_business_events_stay_those_of_the_origin_when_the_clock_moves() -
             assert answer.status == 200
             served = (await answer.json())["output_events"]
     assert served == wanted and len(wanted) > 0
+
+
+async def test_the_one_clock_moved_on_also_ages_the_rate_windows_told_in_wall_time() -> None:
+    """A full window, then the clock moved 61 s: admitted again; X-RateLimit-Reset stays wall."""
+    wall = 1_800_000_000.0
+    config = EmulatorConfig(now=ORIGIN, rate_limit=1, rate_window=60.0, clock=lambda: wall)
+    body = {"prospect_ids": IDS[:1], "event_types": ["prospect_changed_role"]}
+    async with Emulator(config) as emu, aiohttp.ClientSession() as session:
+
+        async def post() -> tuple[int, str]:
+            async with session.post(
+                f"{emu.url}/v1/prospects/events", json=body, headers={"api_key": TEST_KEY}
+            ) as response:
+                return response.status, response.headers["X-RateLimit-Reset"]
+
+        assert await post() == (200, "1800000060")
+        assert (await post())[0] == 429
+        async with session.post(f"{emu.url}/_emulator/clock", json={"advance": "61s"}) as r:
+            assert r.status == 200
+        assert emu.clock.skipped == 61.0
+        assert await post() == (200, "1800000060")  # the wall clock did not move
+        assert (await post())[0] == 429
+
+
+async def test_configure_now_restarts_the_clock_and_a_move_back_skips_no_window() -> None:
+    """configure(now=...) starts the clock again there; only forward moves age the windows."""
+    async with Emulator(CONFIG) as emu:
+        emu.clock.advance(dt.timedelta(days=2))
+        emu.clock.set(ORIGIN + dt.timedelta(days=1))  # back a day: skipped keeps 2 days
+        assert emu.clock.skipped == 2 * 86_400
+        later = ORIGIN + dt.timedelta(days=30)
+        emu.configure(now=later)
+        assert (emu.clock.origin, emu.clock.now, emu.clock.moved) == (later, later, False)
+        assert emu.clock.skipped == 2 * 86_400
+        # Served from the new origin: the history of the 90 days before it.
+        assert await post_events(emu.url, IDS[:40]) == expected_events(IDS[:40], config=emu.config)

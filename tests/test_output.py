@@ -183,14 +183,14 @@ def test_format_comes_from_the_flag_then_the_extension_then_jsonl() -> None:
 def test_every_extension_names_a_registered_format_and_unknown_ones_are_refused() -> None:
     """The extensions come from the one registry; an unknown format is a ConfigurationError."""
     assert set(EXTENSIONS.values()) == set(FORMATS)
-    with pytest.raises(ConfigurationError, match="unknown output format 'parquet'"):
-        format_for("x.csv", "parquet")
+    with pytest.raises(ConfigurationError, match="unknown output format 'xlsx'"):
+        format_for("x.csv", "xlsx")
 
 
 def test_open_sink_refuses_an_unknown_format(tmp_path: Path) -> None:
     """An unregistered format is a ConfigurationError naming the known ones; no file made."""
-    with pytest.raises(ConfigurationError, match="csv, json, jsonl"):
-        open_sink(str(tmp_path / "x"), "parquet")
+    with pytest.raises(ConfigurationError, match="csv, json, jsonl, parquet, sqlite"):
+        open_sink(str(tmp_path / "x"), "xlsx")
     assert not (tmp_path / "x").exists()
 
 
@@ -207,4 +207,5 @@ def test_the_registry_opens_each_format_with_its_sink_and_resume_rule(tmp_path: 
         "csv": "truncate",
         "sqlite": "upsert",
         "json": "none",
+        "parquet": "truncate",
     }

@@ -4,6 +4,7 @@ and every event the emulator delivered stored exactly once."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -47,7 +48,7 @@ async def start_listen(port: int, secret: Path, out: Path, log: Path) -> asyncio
 
 def stored_ids(out: Path) -> list[str]:
     if out.suffix == ".db":
-        with sqlite3.connect(out) as db:
+        with contextlib.closing(sqlite3.connect(out)) as db:
             return [row[0] for row in db.execute("SELECT event_id FROM events")]
     return [json.loads(line)["event_id"] for line in out.read_bytes().splitlines()]
 
@@ -188,7 +189,7 @@ async def test_enrolled_businesses_are_pushed_as_business_events_dated_by_the_cl
             await receiver.close()
         moment = emulator.clock.now
     assert (report.generated, report.delivered) == (4, 4)
-    with sqlite3.connect(out) as db:
+    with contextlib.closing(sqlite3.connect(out)) as db:
         rows = db.execute(
             "SELECT business_id, event_name, event_time, raw_json FROM business_events"
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import sqlite3
 import time
@@ -80,7 +81,7 @@ def out(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 def stored_ids(out: Path) -> list[str]:
     """The event_id of every stored row or line, repeats included."""
     if out.suffix == ".db":
-        with sqlite3.connect(out) as db:
+        with contextlib.closing(sqlite3.connect(out)) as db:
             return [row[0] for row in db.execute("SELECT event_id FROM events")]
     return [json.loads(line)["event_id"] for line in out.read_bytes().splitlines()]
 
@@ -219,7 +220,7 @@ async def test_business_deliveries_go_to_the_business_table_with_their_business_
         for body in (prospect, business):
             status, answer = await server.post(body, signed(body))
             assert (status, answer["status"]) == (200, "stored")
-    with sqlite3.connect(out) as db:
+    with contextlib.closing(sqlite3.connect(out)) as db:
         assert [row[0] for row in db.execute("SELECT event_id FROM events")] == ["ev-p"]
         rows = db.execute("SELECT event_id, business_id, event_name, raw_json FROM business_events")
         assert [row[:3] for row in rows] == [("ev-b", "d" * 32, "new_office")]
@@ -236,7 +237,7 @@ async def test_a_prospect_only_database_gets_no_business_table(tmp_path: Path) -
     body = delivery("ev-only")
     async for server in running(out):
         await server.post(body, signed(body))
-    with sqlite3.connect(out) as db:
+    with contextlib.closing(sqlite3.connect(out)) as db:
         tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
     assert "events" in tables and "business_events" not in tables
 

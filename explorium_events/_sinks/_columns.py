@@ -1,9 +1,9 @@
-"""The one column table of the CSV and SQLite outputs, derived from the event models.
+"""The one column table of the CSV, SQLite and Parquet outputs, derived from the event models.
 
 The common columns are the fields of ``Event`` (but ``data``), in its order; the data
 columns are the fields of the known event types' data structs (``EventData``), their
 union in a fixed order, ``event_name`` left out (it repeats the event's own). A field
-added to a model becomes a column of both outputs; an SQLite table made before gains it
+added to a model becomes a column of every output; an SQLite table made before gains it
 (``ALTER TABLE ... ADD COLUMN``), and a CSV header lists it.
 
 Business events have a table of their own (``TABLES["business"]``): the fields of
@@ -15,14 +15,19 @@ data structs). The 39 types have some 70 data fields between them: the rest stay
 
 from __future__ import annotations
 
+import datetime as dt
 import types
 import typing
 from dataclasses import dataclass
+from typing import Literal
 
 import msgspec
 
 from .._business_models import BusinessEvent, BusinessEventData, BusinessEventType
 from .._models import Event, EventData, EventType
+
+Kind = Literal["text", "integer", "real", "timestamp"]
+"""A typed output's column type: Parquet's string, int64, float64, timestamp[us, UTC]."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +38,17 @@ class Column:
     sql_type: str  # "TEXT", "INTEGER" or "REAL": an SQLite column's declared type
     required: bool  # every event has it (NOT NULL in SQLite)
     in_data: bool  # a field of event.data, else of the event itself
+    kind: Kind = "text"  # a typed output's column type (Parquet)
+
+
+def _kind(annotation: object) -> Kind:
+    members = typing.get_args(annotation) or (annotation,)
+    if dt.datetime in members:
+        return "timestamp"
+    sql_type = _sql_type(annotation)
+    if sql_type == "INTEGER":
+        return "integer"
+    return "real" if sql_type == "REAL" else "text"
 
 
 def _sql_type(annotation: object) -> str:
@@ -48,7 +64,13 @@ def _required(annotation: object) -> bool:
 
 def _common(event: type[msgspec.Struct] = Event) -> tuple[Column, ...]:
     return tuple(
-        Column(field.name, _sql_type(field.type), _required(field.type), in_data=False)
+        Column(
+            field.name,
+            _sql_type(field.type),
+            _required(field.type),
+            in_data=False,
+            kind=_kind(field.type),
+        )
         for field in msgspec.structs.fields(event)
         if field.name != "data"
     )
@@ -62,7 +84,11 @@ def _data(union: object = EventData) -> tuple[Column, ...]:
         for field in msgspec.structs.fields(kind):
             if field.name != "event_name" and field.name not in columns:
                 columns[field.name] = Column(
-                    field.name, _sql_type(field.type), required=False, in_data=True
+                    field.name,
+                    _sql_type(field.type),
+                    required=False,
+                    in_data=True,
+                    kind=_kind(field.type),
                 )
     return tuple(columns.values())
 

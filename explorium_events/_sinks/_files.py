@@ -230,12 +230,21 @@ def csv_row(
     data = data if isinstance(data, dict) else {}
     row = [_cell(raw.get(column.name), raw=raw_cells) for column in table.common]
     row.extend(_cell(data.get(column.name), raw=raw_cells) for column in table.data)
-    unknown_type = event.event_name not in table.known_types
-    if unknown_type or not table.carried_data_keys.issuperset(data):
-        row.append(_encode_json(data).decode())  # starts with "{": never a formula
-    else:
-        row.append("")
+    row.append(data_json(event, data, table) or "")  # starts with "{": never a formula
     return row
+
+
+def data_json(
+    event: AnyEvent, data: dict[str, Any], table: ColumnTable = TABLES["prospect"]
+) -> str | None:
+    """The event's whole ``data`` as JSON when ``table``'s columns cannot carry it, else None.
+
+    That is an event type this client does not know, or fields the API added since (or,
+    for business events, a data field beyond the common ones).
+    """
+    if event.event_name not in table.known_types or not table.carried_data_keys.issuperset(data):
+        return _encode_json(data).decode()
+    return None
 
 
 class CsvSink(_ByteSink):

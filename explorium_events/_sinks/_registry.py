@@ -15,18 +15,33 @@ import logging
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from .._errors import ConfigurationError, OutputWriteError
 from .._results import AnyEvent
-from ._files import CsvSink, JsonlSink, _ByteSink
+from . import _parquet
+from ._files import CsvSink, JsonlSink
 from ._json import JsonArraySink
+from ._parquet import ParquetSink
 from ._protocol import BuiltinSink, EventSink
 from ._sqlite import SqliteSink
 
 logger = logging.getLogger("explorium_events")
 
 Resume = Literal["truncate", "upsert", "none"]
+
+
+def _file_size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except FileNotFoundError:
+        return -1
+
+
+class _Counted(Protocol):
+    """A sink that counts what it has made durable, in its format's unit."""
+
+    durable_length: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +57,18 @@ class Format:
     length the checkpoint recorded (the batches written after it run again); "upsert"
     keeps it, since a batch written again replaces its own rows; "none": it cannot be
     resumed (a JSON array is whole only once closed), so a checkpoint refuses it."""
+    size: Callable[[str], int] = _file_size
+    """For "truncate": how much the output holds now, in ``unit``s; -1 when it is missing."""
+    cut: Callable[[str, int], None] = os.truncate
+    """For "truncate": cut the output back to this many ``unit``s."""
+    unit: str = "bytes"
+    require: Callable[[], object] | None = None
+    """ConfigurationError when the format cannot be written here (a missing extra)."""
+    flush_per_batch: bool = True
+    """Whether a pull without a checkpoint may make each batch durable on its own, so
+    that a batch counts as done (and a failed one is told) at once. False where each
+    durable flush makes a file (parquet's parts): such a pull commits on the normal
+    interval instead, a part a second rather than one per batch."""
 
 
 FORMATS: dict[str, Format] = {
@@ -72,6 +99,18 @@ FORMATS: dict[str, Format] = {
             (".json",),
             lambda path, append, _raw, _entity: JsonArraySink(path, append=append),
             "none",
+        ),
+        # A directory of part files; the checkpoint counts parts (see _parquet).
+        Format(
+            "parquet",
+            (".parquet",),
+            lambda path, append, _raw, entity: ParquetSink(path, append=append, entity=entity),
+            "truncate",
+            size=_parquet.dataset_size,
+            cut=_parquet.cut_back,
+            unit="parts",
+            require=_parquet.require_pyarrow,
+            flush_per_batch=False,
         ),
     )
 }
@@ -139,9 +178,11 @@ class PullOutput:
         self._path = ""
         self._csv_raw_cells = csv_raw_cells
         self._sink: EventSink | None = None
-        self._file: _ByteSink | None = None  # the sink, when it is cut back on resume
+        self._file: _Counted | None = None  # the sink, when it is cut back on resume
         if isinstance(out, str | os.PathLike):
             self._format = FORMATS[format_for(out, fmt)]
+            if self._format.require is not None:
+                self._format.require()  # before a checkpoint is made for it
             self._path = self.name = os.path.abspath(os.fspath(out))
             self.format = self._format.name
         elif isinstance(out, EventSink):
@@ -181,29 +222,32 @@ class PullOutput:
             self._sink = fmt.open(self._path, True, self._csv_raw_cells, self._entity)
             return
         if durable_length:
-            self._cut_back(durable_length, ledger)
+            self._cut_back(fmt, durable_length, ledger)
         sink = fmt.open(self._path, durable_length > 0, self._csv_raw_cells, self._entity)
-        assert isinstance(sink, _ByteSink)  # "truncate" formats count their durable bytes
-        self._sink = self._file = sink
+        # "truncate" formats count what they made durable (bytes, or parquet's parts).
+        assert isinstance(getattr(sink, "durable_length", None), int)
+        self._sink = sink
+        self._file = sink  # type: ignore[assignment]  # checked just above
 
-    def _cut_back(self, length: int, ledger: str) -> None:
-        try:
-            size = os.path.getsize(self._path)
-        except FileNotFoundError:
-            size = -1
+    def _cut_back(self, fmt: Format, length: int, ledger: str) -> None:
+        size = fmt.size(self._path)
         if size < length:
-            found = "is missing" if size < 0 else f"holds {size:,} bytes"
+            found = "is missing" if size < 0 else f"holds {size:,} {fmt.unit}"
             raise ConfigurationError(
                 f"the output {self._path} {found}, but the checkpoint {ledger} recorded "
-                f"{length:,} bytes of finished batches: it was moved, replaced or cut. "
+                f"{length:,} {fmt.unit} of finished batches: it was moved, replaced or cut. "
                 "Restore it, or start anew with a new checkpoint"
             )
         if size > length:
             # Events of batches written after the last commit: those batches run again.
             logger.info(
-                "%s: dropping %d bytes written after the last checkpoint", self._path, size - length
+                "%s: dropping %d %s written after the last checkpoint",
+                self._path,
+                size - length,
+                fmt.unit,
             )
-            os.truncate(self._path, length)
+        # Always, for parquet: a part being written when the run died may be lying around.
+        fmt.cut(self._path, length)
 
     def write(self, events: Sequence[AnyEvent]) -> None:
         """Write one batch; OutputWriteError naming the output when it is refused."""

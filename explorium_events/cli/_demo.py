@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
-import hashlib
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -131,19 +130,17 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
 
 
 def demo_prospect_ids(count: int, seed: int = 0) -> list[str]:
-    """``count`` made-up, valid, distinct prospect IDs; the same ones for the same seed."""
-    return [
-        hashlib.sha1(f"explorium-events-demo-{seed}-{number}".encode()).hexdigest()
-        for number in range(count)
-    ]
+    """The demo's prospect IDs: the emulator's public ``make_prospect_ids``, for tests too."""
+    from ..emulator import make_prospect_ids
+
+    return make_prospect_ids(count, seed)
 
 
 def demo_business_ids(count: int, seed: int = 0) -> list[str]:
-    """``count`` made-up, valid, distinct business IDs; the same ones for the same seed."""
-    return [
-        hashlib.md5(f"explorium-events-demo-business-{seed}-{number}".encode()).hexdigest()
-        for number in range(count)
-    ]
+    """The demo's business IDs: the emulator's public ``make_business_ids``, for tests too."""
+    from ..emulator import make_business_ids
+
+    return make_business_ids(count, seed)
 
 
 @dataclass
@@ -214,7 +211,11 @@ def run(args: argparse.Namespace) -> int:
     fmt = _flags.output_format(out, args.format)
     if fmt == "sqlite" and out is None:
         raise UsageError("--format sqlite writes to a file: give --out FILE, e.g. demo.db")
-    problem = None if out is None else output_problem("--out", out, sqlite=fmt == "sqlite")
+    problem = (
+        None
+        if out is None
+        else output_problem("--out", out, sqlite=fmt == "sqlite", folder=fmt == "parquet")
+    )
     if problem is not None:
         raise UsageError(problem)
     check_target(args.summary_json, data_on_stdout=out is None, others=[("--out", out)])

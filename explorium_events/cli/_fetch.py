@@ -255,6 +255,16 @@ def _check_flags(args: argparse.Namespace, out: str | None) -> str:
     fmt = _check_paths(args, out)
     if fmt == "sqlite" and out is None:
         raise UsageError("--format sqlite writes to a file: give --out FILE, e.g. events.db")
+    if fmt == "parquet" and out is None:
+        raise UsageError(
+            "--format parquet writes a folder of part files: give --out DIR, e.g. events.parquet"
+        )
+    require = FORMATS[fmt].require
+    if require is not None:
+        try:
+            require()  # a missing extra, said before the input is read
+        except ConfigurationError as exc:
+            raise UsageError(str(exc)) from None
     if args.checkpoint is not None:
         problem = _checkpoint_problem(args, out, fmt)
         if problem is not None:
@@ -313,7 +323,7 @@ def _check_paths(args: argparse.Namespace, out: str | None) -> str:
         raise UsageError(problem)
     fmt = _flags.output_format(out, args.format)
     if problem is None and out is not None:
-        problem = output_problem("--out", out, sqlite=fmt == "sqlite")
+        problem = output_problem("--out", out, sqlite=fmt == "sqlite", folder=fmt == "parquet")
     if problem is None and args.failed_out is not None:
         problem = output_problem("--failed-out", args.failed_out)
     if problem is None and args.checkpoint is not None:

@@ -286,7 +286,8 @@ def add_format(parser: argparse.ArgumentParser) -> None:
         help=f"output format (default: from the --out extension: {_known_extensions()}; "
         "jsonl for standard output and for a name without an extension, such as /dev/fd/3; "
         "any other extension needs --format). json is one array, closed at the end: it "
-        "cannot be appended to or resumed",
+        "cannot be appended to or resumed. parquet is a folder of part files and needs "
+        "the [parquet] extra (pyarrow)",
     )
 
 

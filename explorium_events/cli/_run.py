@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self, TextIO
 
-from .._bulk import pull
+from .._bulk import COMMIT_INTERVAL, pull
 from .._checkpoint import Checkpoint, FinishedBatch
 from .._client import EventsClient
 from .._errors import (
@@ -30,7 +30,7 @@ from .._errors import (
 )
 from .._models import Event
 from .._results import PullSummary
-from .._sinks import BuiltinSink, open_sink
+from .._sinks import FORMATS, BuiltinSink, open_sink
 from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -76,6 +76,22 @@ class PullRequest:
     quiet: bool = False  # -q: no summary (errors still)
     summary_json: str | None = None  # --summary-json: where the figures go, or None
     watch: Callable[[Sequence[Event]], None] | None = None
+
+
+def commit_interval(request: PullRequest) -> float:
+    """Seconds between the pull's durable flushes (each followed by a checkpoint commit).
+
+    With a checkpoint, pull()'s usual interval. Without one, a batch counts as done, and
+    a failed one reaches --failed-out, once a commit has made it durable: so every batch
+    commits on its own (0). Not for a format whose every durable flush makes a file
+    (parquet: a part per batch would be thousands of tiny files): it keeps the usual
+    interval, a part a second, and the batches of the last second reach --failed-out
+    (if they failed) that much later; an orderly stop or an error still hands every
+    batch not done to --failed-out. ``kill -9`` loses them: use --checkpoint.
+    """
+    if request.checkpoint is not None or not FORMATS[request.fmt].flush_per_batch:
+        return COMMIT_INTERVAL
+    return 0.0
 
 
 def run_pull(client: EventsClient, request: PullRequest, progress: Progress) -> int:
@@ -303,8 +319,7 @@ class PullRun:
                         retry_failed=request.retry_failed,
                         progress=self._on_progress,
                         stop=stop,
-                        # Without a checkpoint a batch is done once durable: one per commit.
-                        commit_interval=1.0 if request.checkpoint else 0.0,
+                        commit_interval=commit_interval(request),
                         csv_raw_cells=request.csv_raw_cells,
                         on_batch=self._on_batch,
                         on_unfinished=self._hand_back,

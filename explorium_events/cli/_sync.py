@@ -396,7 +396,7 @@ def _check_files(args: argparse.Namespace) -> None:
             "or SQLite (.db)"
         )
     if problem is None:
-        problem = output_problem("--out", out, sqlite=fmt == "sqlite")
+        problem = output_problem("--out", out, sqlite=fmt == "sqlite", folder=fmt == "parquet")
     if problem is None:
         # What an existing file holds, the state itself tells better ("not a sync state").
         problem = output_problem("--state", args.state, sqlite=True, database=False)

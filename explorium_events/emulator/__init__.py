@@ -17,10 +17,10 @@ The package is standalone: it uses nothing private from ``explorium_events``.
 """
 
 from ._app import STATS_KEY, create_app
-from ._business import expected_business_events
+from ._business import expected_business_events, make_business_ids
 from ._clock import EmulatorClock, expected_events_at, parse_duration
 from ._config import EmulatorConfig
-from ._data import expected_events
+from ._data import expected_events, make_prospect_ids
 from ._delivery import DeliveryOptions, DeliveryReport, deliver
 from ._enrollments import PUSH_KEY, PushStats
 from ._server import Emulator, serve_forever
@@ -41,6 +41,8 @@ __all__ = [
     "expected_business_events",
     "expected_events",
     "expected_events_at",
+    "make_business_ids",
+    "make_prospect_ids",
     "parse_duration",
     "serve_forever",
 ]

@@ -57,6 +57,8 @@ __all__ = [
     "STATS_KEY",
     "STATS_PATH",
     "create_app",
+    "reconfigure_app",
+    "reset_app",
 ]
 
 EVENTS_PATH = "/v1/prospects/events"
@@ -103,13 +105,9 @@ def create_app(config: EmulatorConfig | None = None) -> web.Application:
     """
     config = config or EmulatorConfig()
     stats = EmulatorStats()
-    limiter = (
-        SlidingWindowLimiter(limit=config.rate_limit, window=config.rate_window, clock=config.clock)
-        if config.rate_limit
-        else None
-    )
-    app = web.Application()
     clock = EmulatorClock(config.anchor())
+    limiter = _limiter(config, clock)
+    app = web.Application()
     app[STATS_KEY] = stats
     app[CLOCK_KEY] = clock
     app[_STATE_KEY] = _State(
@@ -164,15 +162,57 @@ async def _clock(request: web.Request) -> web.Response:
     return _json(200, clock.as_dict())
 
 
+_LIMIT_FIELDS = frozenset({"rate_limit", "rate_window", "clock"})
+
+
+def reconfigure_app(app: web.Application, **changes: Any) -> EmulatorConfig:
+    """Change the running app's config (faults, latency, rate limit, seed...); the new config.
+
+    The fault draws start again from the (new) seed; a change to ``rate_limit``,
+    ``rate_window`` or ``clock`` starts an empty window; a new ``now`` restarts the
+    emulator's clock there (``EmulatorClock.restart``). Raises ValueError for a field
+    that does not exist or a value that EmulatorConfig refuses.
+    """
+    state = app[_STATE_KEY]
+    unknown = set(changes) - {field.name for field in dataclasses.fields(EmulatorConfig)}
+    if unknown:
+        raise ValueError(f"EmulatorConfig has no field {', '.join(sorted(unknown))}")
+    config = dataclasses.replace(state.config, **changes)
+    state.config = config
+    state.faults = FaultInjector(config)
+    if "now" in changes:
+        state.clock.restart(config.anchor())
+    if _LIMIT_FIELDS & set(changes):
+        state.limiter = _limiter(config, state.clock)
+    return config
+
+
+def reset_app(app: web.Application) -> None:
+    """Zero the counters and empty every rate window (``POST /_emulator/reset``)."""
+    state = app[_STATE_KEY]
+    state.stats.reset()
+    if state.limiter is not None:
+        state.limiter.reset()
+
+
+def _limiter(config: EmulatorConfig, clock: EmulatorClock) -> SlidingWindowLimiter | None:
+    if not config.rate_limit:
+        return None
+    # One clock: moving the emulator's clock on also ages the rate windows by as much.
+    return SlidingWindowLimiter(
+        limit=config.rate_limit,
+        window=config.rate_window,
+        clock=config.clock,
+        skipped=lambda: clock.skipped,
+    )
+
+
 async def _stats(request: web.Request) -> web.Response:
     return _json(200, request.app[STATS_KEY].as_dict())
 
 
 async def _reset(request: web.Request) -> web.Response:
-    state = request.app[_STATE_KEY]
-    state.stats.reset()
-    if state.limiter is not None:
-        state.limiter.reset()
+    reset_app(request.app)
     return _json(200, {"reset": True})
 
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
 import json
 import re
 from collections.abc import Callable, Iterable
@@ -60,6 +61,7 @@ __all__ = [
     "Endpoint",
     "events_for_business",
     "expected_business_events",
+    "make_business_ids",
     "select_business_events",
     "served_business_events",
     "validate_business_body",
@@ -392,6 +394,20 @@ def select_business_events(
     selected.sort(key=lambda pair: pair[1]["event_id"])
     selected.sort(key=lambda pair: pair[0], reverse=True)
     return [event for _, event in selected]
+
+
+def make_business_ids(count: int, seed: int = 0) -> list[str]:
+    """``count`` made-up, valid, distinct business IDs; the same ones for the same seed.
+
+    Any 32-hex-digit ID is a business to the emulator; these are the IDs
+    ``explorium-events demo`` pulls beside its prospects.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, not {count!r}")
+    return [
+        hashlib.md5(f"explorium-events-demo-business-{seed}-{number}".encode()).hexdigest()
+        for number in range(count)
+    ]
 
 
 def expected_business_events(

@@ -17,10 +17,13 @@ served are those a real service would hold at ``now``:
   plus up to 3 days of delay), and anniversaries are visible up to 7 days before
   their date (an ``event_time`` in the future).
 
-The clock moves from Python (``Emulator.clock``), from ``serve --start-time``, and over
+The clock moves from Python (``Emulator.clock``, the pytest plugin's
+``RunningEmulator.advance``), from ``serve --start-time``, and over
 ``POST /_emulator/clock`` with ``{"advance": "7d"}`` or ``{"set": "2026-08-01T00:00:00Z"}``
 (``GET`` reads it). Like the other ``/_emulator`` routes it needs no key and is served
-only where the emulator listens.
+only where the emulator listens. It is the emulator's one clock: however far it moves
+forward (``skipped``), the rate windows age by as much, so ``advance(61s)`` also ends a
+60-second window (the windows otherwise run on the wall clock, ``config.clock``).
 """
 
 from __future__ import annotations
@@ -76,6 +79,7 @@ class EmulatorClock:
     def __init__(self, origin: dt.datetime) -> None:
         self._origin_us = to_micros(origin)
         self._now_us: int | None = None  # None: never moved
+        self._skipped_us = 0  # every forward move, summed: what the rate windows skip
 
     @property
     def moved(self) -> bool:
@@ -91,6 +95,12 @@ class EmulatorClock:
     def now(self) -> dt.datetime:
         """The emulator's present moment."""
         return _datetime(self.now_us)
+
+    @property
+    def skipped(self) -> float:
+        """Seconds the clock was moved forward in all (a move back or a restart takes
+        none off): the rate windows, which run on the wall clock, skip as much."""
+        return self._skipped_us / _US
 
     @property
     def origin_us(self) -> int:
@@ -114,7 +124,16 @@ class EmulatorClock:
                 f"{moment.isoformat()} is before the clock's origin {self.origin.isoformat()}: "
                 "start the emulator earlier (serve --start-time) to go there"
             )
+        self._move_to(micros)
+
+    def _move_to(self, micros: int) -> None:
+        self._skipped_us += max(0, micros - self.now_us)
         self._now_us = micros
+
+    def restart(self, origin: dt.datetime) -> None:
+        """Start again at ``origin``, never moved (``Emulator.configure(now=...)``)."""
+        self._origin_us = to_micros(origin)
+        self._now_us = None
 
     def advance(self, by: dt.timedelta) -> None:
         """Move the clock forward by ``by`` (not backward).
@@ -124,7 +143,7 @@ class EmulatorClock:
         """
         if by < dt.timedelta(0):
             raise ValueError(f"the clock only moves forward, not by {by}")
-        self._now_us = self.now_us + by // dt.timedelta(microseconds=1)
+        self._move_to(self.now_us + by // dt.timedelta(microseconds=1))
 
     def as_dict(self) -> dict[str, Any]:
         """What ``GET /_emulator/clock`` answers."""

@@ -49,7 +49,8 @@ class EmulatorConfig:
         rate_limit_cost: ``"request"`` (one unit per request) or ``"id"`` (one unit
             per prospect ID in the request).
         clock: wall clock in Unix seconds that the window reads; inject a fake one
-            in tests instead of sleeping.
+            in tests instead of sleeping. Moving the emulator's clock (``Emulator.clock``)
+            forward adds to it, so the windows age with the events' ``now``.
 
     Faults, each drawn from one ``random.Random(seed)`` owned by the app:
         latency_ms, latency_jitter_ms: added to every response (uniform jitter, +-).

@@ -22,9 +22,31 @@ from ._config import EmulatorConfig
 from ._timestamps import format_event_time, parse_bound, to_micros
 from ._validation import EVENT_TYPES
 
-__all__ = ["HISTORY_DAYS", "events_for_prospect", "expected_events", "select_events"]
+__all__ = [
+    "HISTORY_DAYS",
+    "events_for_prospect",
+    "expected_events",
+    "make_prospect_ids",
+    "select_events",
+]
 
 HISTORY_DAYS = 90
+
+
+def make_prospect_ids(count: int, seed: int = 0) -> list[str]:
+    """``count`` made-up, valid, distinct prospect IDs; the same ones for the same seed.
+
+    Any 40-hex-digit ID is a prospect to the emulator (most have events, about 35% have
+    none); these are the IDs ``explorium-events demo`` pulls.
+    """
+    if count < 0:
+        raise ValueError(f"count must be >= 0, not {count!r}")
+    return [
+        hashlib.sha1(f"explorium-events-demo-{seed}-{number}".encode()).hexdigest()
+        for number in range(count)
+    ]
+
+
 _HISTORY_SECONDS = HISTORY_DAYS * 86_400
 
 _FIRST_NAMES = (

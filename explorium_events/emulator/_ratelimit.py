@@ -2,7 +2,9 @@
 
 A unit stamped at ``t`` counts until ``t + window``. A request is admitted when
 the units still in the window plus its own cost fit the limit; a rejected
-request consumes nothing.
+request consumes nothing. Time is the wall clock plus ``skipped()``: how far the
+emulator's clock was moved on (``_clock``), so that moving it ages the windows too;
+``X-RateLimit-Reset`` is still told in wall-clock time.
 """
 
 from __future__ import annotations
@@ -46,10 +48,18 @@ class RateDecision:
 class SlidingWindowLimiter:
     """Counts units per key over the last ``window`` seconds of ``clock``."""
 
-    def __init__(self, *, limit: int, window: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        *,
+        limit: int,
+        window: float,
+        clock: Callable[[], float],
+        skipped: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         self._limit = limit
         self._window = window
         self._clock = clock
+        self._skipped = skipped
         # Keyed by a digest so that the emulator never holds the keys themselves.
         self._stamps: dict[bytes, collections.deque[tuple[float, int]]] = {}
         self._used: dict[bytes, int] = {}
@@ -84,7 +94,7 @@ class SlidingWindowLimiter:
 
     def _prune(self, key: str) -> tuple[bytes, float]:
         digest = hashlib.sha256(key.encode()).digest()
-        now = self._clock()
+        now = self._clock() + self._skipped()
         stamps = self._stamps.get(digest)
         if stamps is not None:
             while stamps and stamps[0][0] + self._window <= now:
@@ -110,7 +120,7 @@ class SlidingWindowLimiter:
         self, digest: bytes, now: float, *, allowed: bool, retry_after: int = 0
     ) -> RateDecision:
         stamps = self._stamps.get(digest)
-        reset = math.ceil(stamps[0][0] + self._window if stamps else now)
+        reset = math.ceil((stamps[0][0] + self._window if stamps else now) - self._skipped())
         return RateDecision(
             allowed=allowed,
             limit=self._limit,

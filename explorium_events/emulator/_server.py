@@ -13,7 +13,7 @@ from typing import Any, Self
 from aiohttp import web
 from aiohttp.log import access_logger
 
-from ._app import CLOCK_KEY, STATS_KEY, create_app
+from ._app import CLOCK_KEY, STATS_KEY, create_app, reconfigure_app, reset_app
 from ._clock import EmulatorClock
 from ._config import EmulatorConfig
 from ._delivery import DeliveryOptions, DeliveryReport, deliver
@@ -98,6 +98,23 @@ class Emulator:
         """One round of new events for every enrollment, delivered to the webhooks; see
         ``DeliveryOptions``. Returns once each is acknowledged or given up."""
         return await deliver(self.app, options)
+
+    def configure(self, **changes: Any) -> EmulatorConfig:
+        """Change how the running emulator behaves, from the next request on.
+
+        Takes EmulatorConfig's fields (``error_rate=0.2``, ``latency_ms=50``,
+        ``rate_limit=10``, ``seed=3``...); ``config`` becomes the new config, which is
+        returned. The fault draws restart from the seed; a new rate limit, window or
+        clock starts with an empty window; a new ``now`` restarts ``clock`` there.
+        ValueError for a value EmulatorConfig refuses. Call it from the emulator's event
+        loop thread.
+        """
+        self.config = reconfigure_app(self.app, **changes)
+        return self.config
+
+    def reset(self) -> None:
+        """Zero the counters and empty every rate window, as ``POST /_emulator/reset`` does."""
+        reset_app(self.app)
 
     async def start(self) -> None:
         """Start serving; ``async with`` calls this."""
