@@ -9,7 +9,6 @@ webhooks are others (any method, path and body).
 from __future__ import annotations
 
 import asyncio
-import functools
 import ipaddress
 import json
 import logging
@@ -39,7 +38,7 @@ from ._errors import (
     TransportError,
     UnprocessableEntityError,
 )
-from ._models import EventsResponse, ResponseContext, decode_response_with
+from ._models import EventsResponse, ResponseContext
 from ._ratelimit import RateLimitHeaders
 from ._results import E
 from ._retry import parse_retry_after
@@ -111,8 +110,7 @@ class Call(Generic[_T]):
 
 def events_call(entity: Entity[E], body: bytes, ids: Sequence[str]) -> Call[EventsResponse[E]]:
     """The events POST of ``ids`` to ``entity``'s endpoint, decoded as its events."""
-    decode = functools.partial(decode_response_with, decode=entity.decode_event)
-    return Call("POST", entity.path, body, decode, ids=tuple(ids))
+    return Call("POST", entity.path, body, entity.decode_response, ids=tuple(ids))
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
