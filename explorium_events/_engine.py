@@ -45,7 +45,7 @@ from ._errors import (
     ServerUnavailableError,
     TransportError,
 )
-from ._merge import EventDeduper, newest_first
+from ._merge import EventDeduper, newest_first, unique_events
 from ._query import Query
 from ._ratelimit import SlidingWindowLimiter
 from ._results import BatchResult, E, FetchStats, batch_failure
@@ -204,11 +204,15 @@ class BatchRunner:
         query: Query,
         stats: FetchStats,
         entity: Entity[E] = PROSPECT,  # type: ignore[assignment]
+        deduper: EventDeduper | None = None,
     ) -> BatchResult[E]:
         """One batch of ``entity``'s IDs with its retries: a result, a failure record, or a
         fatal error raised. Every entity's batches share this runner's limiter and pause.
 
-        Fatal: AuthenticationError (the key was rejected) and ServerUnavailableError.
+        The answer's events are deduplicated by event_id against ``deduper`` (a pull's,
+        so that one pass drops repeats within and across its answers), or within the
+        answer alone without one. Fatal: AuthenticationError (the key was rejected) and
+        ServerUnavailableError.
         """
         body = entity.encode_request(
             list(batch), list(query.event_types), query.timestamp_from, query.timestamp_to
@@ -229,10 +233,13 @@ class BatchRunner:
                 attempts=attempts.count,
                 correlation_id=error.correlation_id,
             )
-        # Duplicates inside one response are dropped here; across batches, by the stream.
-        deduper = EventDeduper()
-        events = deduper.first_sightings(response.output_events)
-        stats.duplicates_dropped += deduper.duplicates
+        if deduper is None:
+            events, repeats = unique_events(response.output_events)
+        else:
+            before = deduper.duplicates
+            events = deduper.first_sightings(response.output_events)
+            repeats = deduper.duplicates - before
+        stats.duplicates_dropped += repeats
         return BatchResult(
             prospect_ids=batch,
             events=tuple(newest_first(events)),
