@@ -119,27 +119,26 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return decoded
 
 
-class RawEvents:
+# A Struct with gc=False, not a plain class: the garbage collector does not track it,
+# nor, therefore, the __dict__ of each event that holds it (it never forms a cycle: it
+# holds the body and, once sliced, a list of msgspec.Raw).
+class RawEvents(msgspec.Struct, gc=False):
     """The raw JSON of each event of one answer, sliced out of its body when first asked for.
 
     Every event decoded from the answer holds this object and its index (in its
-    ``__dict__``, under ``_raw`` and ``_at``: two keys rather than a tuple, one object
-    fewer per event for the garbage collector to track), so that decoding pays nothing
-    for a ``to_json()`` that may never come; the first call reads the body once more,
+    ``__dict__``, under ``_raw`` and ``_at``), so that decoding pays nothing for a
+    ``to_json()`` that may never come; the first call reads the body once more,
     untyped, for all of them.
     """
 
-    __slots__ = ("_body", "_events")
-
-    def __init__(self, body: bytes) -> None:
-        self._body = body
-        self._events: list[msgspec.Raw] | None = None
+    body: bytes
+    events: list[msgspec.Raw] | None = None
 
     def event(self, index: int) -> bytes:
         """The ``index``-th event's JSON object, byte for byte as the answer held it."""
-        events = self._events
+        events = self.events
         if events is None:
-            events = self._events = _decode_raw_events.decode(self._body).output_events
+            events = self.events = _decode_raw_events.decode(self.body).output_events
         return bytes(events[index])
 
 
