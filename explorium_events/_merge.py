@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from operator import attrgetter
 
-from ._digests import DigestSet
+from ._digests import SMALL, DigestSet
 from ._results import E
 
 _LOWER_HEX = frozenset("0123456789abcdef")
@@ -15,13 +15,16 @@ _EVENT_ID_HEX = 32
 class EventDeduper:
     """Remembers which event ids were seen; compact enough for millions of events.
 
-    The documented 32-hex ids are packed into a DigestSet (about 20 bytes each instead
-    of about 100); any other id is kept as it is. Only the canonical lowercase form is
-    packed: fromhex() ignores case and whitespace, so "AB.." and "ab.." must not meet.
+    The first ``SMALL`` ids are kept as they are, in a plain set: the fastest check,
+    at a fixed price of a few MB. Past that, the documented 32-hex ids are packed into a
+    DigestSet (about 20 bytes each instead of about 100); any other id is kept as it
+    is. Only the canonical lowercase form is packed: fromhex() ignores case and
+    whitespace, so "AB.." and "ab.." must not meet.
     """
 
     def __init__(self) -> None:
-        self._packed = DigestSet(_EVENT_ID_HEX // 2)
+        self._small: set[str] | None = set()
+        self._packed = DigestSet(_EVENT_ID_HEX // 2, small=0)
         self._other: set[str] = set()
         self.duplicates = 0
 
@@ -36,6 +39,20 @@ class EventDeduper:
     def first_sightings(self, events: Iterable[E]) -> list[E]:
         """The events whose id was not seen before, in their order; counts the rest."""
         fresh: list[E] = []
+        small = self._small
+        if small is not None:
+            for event in events:
+                event_id = event.event_id
+                if event_id in small:
+                    self.duplicates += 1
+                else:
+                    small.add(event_id)
+                    fresh.append(event)
+            if len(small) > SMALL:
+                self._small = None
+                for event_id in small:
+                    self._first_time(event_id)
+            return fresh
         first_time = self._first_time
         for event in events:
             if first_time(event.event_id):
