@@ -326,7 +326,8 @@ class Transport:
                 status = response.status
                 reason = response.reason or ""
                 limits = rate_limit_headers(response.headers, now=self._clock.time())
-                location = self._redact(response.headers.get("Location", ""))[:200]
+                redirect = 300 <= status < 400
+                location = response.headers.get("Location", "") if redirect else ""
                 try:
                     payload = await response.read()
                 except aiohttp.ClientPayloadError as exc:
@@ -369,6 +370,7 @@ class Transport:
             # parse errors carry the raw header bytes) is not chained in as the context.
             raise failure from self._safe_cause(cause)
         if 300 <= status < 400:
+            location = self._redact(location)[:200]  # only here: a 200 needs no redaction
             return Answer(
                 BadRequestError(
                     f"the server redirected to {location!r}; not followed, so that the API "
