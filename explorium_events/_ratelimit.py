@@ -13,6 +13,12 @@ Three more things can hold a request back:
   once (plus a small positive jitter each), not just the one that got it;
 - a probe: until the first answer (and again after a pause or a reset) only one request
   is in flight, so that a window still full from an earlier run costs one 429 at most.
+  The first probe is skipped where the limit is not in play, since it costs a whole
+  answer's latency while every other worker waits: with no client-side limit
+  (``limit=None``: the client assumes none until an answer shows one), or with a limit
+  far above what ``concurrency`` requests in flight could spend in a window even at
+  one answer every ``FASTEST_ANSWER`` seconds each (an earlier run of this client
+  cannot have filled such a window). After a 429 the probe is back, always.
   A probe that fails without a word on the window (a timeout, a dropped connection, an
   unreadable body) ends the probe all the same: waiting for a readable answer would
   hold a silent server's whole pull to one request at a time, and the local window
@@ -55,6 +61,11 @@ RateLimitCost = Literal["request", "id"]
 
 # While the shared store is unreachable, how often a wait looks whether it is back.
 _RECHECK_STORE = 0.25
+# Faster than any answer the API gives (it takes about 0.75 s): a limit that concurrency
+# requests in flight cannot spend in a window even at this pace is not in play.
+FASTEST_ANSWER = 0.01
+# The most IDs a request carries: its most units when the limit counts IDs.
+_MOST_IDS = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +182,7 @@ class SlidingWindowLimiter:
         rng: random.Random,
         pause_jitter: float = 0.25,
         shared: SharedWindow | None = None,
+        concurrency: int | None = None,
     ) -> None:
         if limit is not None:
             check_count("rate_limit", limit, also="or None for no client-side limit")
@@ -204,11 +216,23 @@ class SlidingWindowLimiter:
         self._server_remaining: int | None = None
         self._server_reset_at = 0.0
         self._paused_until = 0.0
-        self._probing = True
+        self._probing = self._limit_in_play(concurrency)
         self._waiters = 0
         # Created lazily, inside the running loop (nothing binds to a loop in __init__).
         self._turn: asyncio.Lock | None = None
         self._answered: asyncio.Event | None = None
+
+    def _limit_in_play(self, concurrency: int | None) -> bool:
+        """Whether the first request must probe alone (see the module's docstring)."""
+        limit = self._configured_limit
+        if self._shared is not None:
+            return True  # the shared window decides; its grants are what it knows
+        if limit is None:
+            return False
+        if concurrency is None:
+            return True
+        most_units = concurrency * (_MOST_IDS if self._cost == "id" else 1)
+        return limit < most_units * self._window / FASTEST_ANSWER
 
     @property
     def limit(self) -> int | None:

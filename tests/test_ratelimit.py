@@ -77,6 +77,59 @@ async def test_first_request_probes_alone(clock: FakeClock) -> None:
     assert lim.state().in_flight == 1
 
 
+@pytest.mark.parametrize(
+    ("limit", "concurrency", "cost"),
+    [(None, 8, "request"), (50_000, 8, "request"), (2_000_000, 8, "id")],
+)
+async def test_no_probe_where_the_limit_is_not_in_play(
+    clock: FakeClock, limit: int | None, concurrency: int, cost: str
+) -> None:
+    """No limit, or one 8 requests in flight cannot spend in 60 s at 10 ms each: all go at once."""
+    lim = SlidingWindowLimiter(
+        limit=limit, window=60.0, cost=cost,  # type: ignore[arg-type]
+        clock=clock, rng=random.Random(0), concurrency=concurrency,
+    )  # fmt: skip
+    units = lim.cost_of(40)
+    grants = [await asyncio.wait_for(lim.acquire(units), 1) for _ in range(concurrency)]
+    assert not any(grant.probe for grant in grants)
+    assert lim.state().in_flight == concurrency
+
+
+@pytest.mark.parametrize(("limit", "cost"), [(200, "request"), (47_999, "request"), (8_000, "id")])
+async def test_the_first_request_probes_where_the_limit_is_within_reach(
+    clock: FakeClock, limit: int, cost: str
+) -> None:
+    """A limit 8 in flight could spend in a window at 10 ms an answer: the probe goes alone."""
+    lim = SlidingWindowLimiter(
+        limit=limit, window=60.0, cost=cost,  # type: ignore[arg-type]
+        clock=clock, rng=random.Random(0), concurrency=8,
+    )  # fmt: skip
+    assert (await lim.acquire(lim.cost_of(40))).probe
+    second = asyncio.create_task(lim.acquire(lim.cost_of(40)))
+    await asyncio.sleep(0)
+    assert not second.done()
+    second.cancel()
+
+
+async def test_without_a_limit_a_429_still_brings_the_probe_back(clock: FakeClock) -> None:
+    """No probe at first with limit=None; after a 429's pause one request goes alone again."""
+    lim = SlidingWindowLimiter(
+        limit=None, window=60.0, cost="request", clock=clock, rng=random.Random(0),
+        pause_jitter=0.0, concurrency=8,
+    )  # fmt: skip
+    first = await lim.acquire(1)
+    assert not first.probe
+    lim.release(1, RateLimitHeaders(limit=200, remaining=0, retry_after=5.0), first)
+    lim.pause(5.0)
+    probe = await lim.acquire(1)
+    assert probe.probe and clock.monotonic() == 5.0
+    second = asyncio.create_task(lim.acquire(1))
+    await asyncio.sleep(0)
+    assert not second.done()
+    lim.release(1, RateLimitHeaders(limit=200, remaining=150), probe)
+    await asyncio.wait_for(second, 1)
+
+
 async def test_lower_server_limit_is_adopted(clock: FakeClock) -> None:
     """X-RateLimit-Limit below the configured limit becomes the limit in force."""
     lim = limiter(clock, limit=200)
