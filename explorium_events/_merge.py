@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from operator import attrgetter
+from itertools import compress, count, islice
+from operator import attrgetter, eq
 
 from ._digests import SMALL, DigestSet
 from ._results import E
@@ -86,7 +87,21 @@ _by_time = attrgetter("event_time")
 
 
 def newest_first(events: Iterable[E]) -> list[E]:
-    """Events sorted newest first, ties broken by event_id, so the order is deterministic."""
-    ordered = sorted(events, key=_by_id)
-    ordered.sort(key=_by_time, reverse=True)
+    """Events sorted newest first, ties broken by event_id, so the order is deterministic.
+
+    Sorted by time alone, then each run of equal times by id: a second full sort by id
+    cost twice the first, and ties are few (the index scan below runs in C).
+    """
+    ordered = sorted(events, key=_by_time, reverse=True)
+    times = list(map(_by_time, ordered))
+    ties = compress(count(1), map(eq, times, islice(times, 1, None)))
+    end = -1
+    for index in ties:  # ordered[index] has the time of ordered[index - 1]
+        if index <= end:
+            continue
+        start = index - 1
+        end = index
+        while end + 1 < len(times) and times[end + 1] == times[start]:
+            end += 1
+        ordered[start : end + 1] = sorted(ordered[start : end + 1], key=_by_id)
     return ordered
