@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Sequence
 
@@ -313,3 +314,93 @@ async def test_with_a_store_the_servers_remaining_count_does_not_gate(clock: Fak
         grant = await lim.acquire(1)
         lim.release(1, RateLimitHeaders(limit=10, remaining=0, reset=clock.time() + 60), grant)
     assert clock.now == 0.0 and lim.state().server_remaining is None
+
+
+class WindowServer:
+    """A sliding-window server on the fake clock: whole-second X-RateLimit-Reset, rounded up."""
+
+    def __init__(self, clock: FakeClock, limit: int, window: float, skew: float = 0.0) -> None:
+        self.clock, self.limit, self.window, self.skew = clock, limit, window, skew
+        self.stamps: list[float] = []
+        self.refused = 0
+
+    def answer(self) -> RateLimitHeaders:
+        now = self.clock.time() + self.skew  # the server's wall clock
+        self.stamps = [stamp for stamp in self.stamps if stamp + self.window > now]
+        if len(self.stamps) >= self.limit:
+            self.refused += 1
+            wait = self.stamps[0] + self.window - now
+            return RateLimitHeaders(
+                limit=self.limit, remaining=0, reset=math.ceil(self.stamps[0] + self.window),
+                retry_after=float(math.ceil(wait)),
+            )  # fmt: skip
+        self.stamps.append(now)
+        return RateLimitHeaders(
+            limit=self.limit,
+            remaining=self.limit - len(self.stamps),
+            reset=math.ceil(self.stamps[0] + self.window),
+        )
+
+
+async def pull(
+    lim: SlidingWindowLimiter, clock: FakeClock, server: WindowServer, requests: int
+) -> list[float]:
+    """One request at a time, each answered 37 ms after it was sent; a 429 pauses the limiter."""
+    sent: list[float] = []
+    while len(sent) < requests:
+        grant = await lim.acquire(1)
+        clock.now += 0.037
+        headers = server.answer()
+        lim.release(1, headers, grant)
+        if headers.retry_after is not None:
+            lim.pause(headers.retry_after)
+        else:
+            sent.append(clock.monotonic())
+    return sent
+
+
+async def test_a_server_window_shorter_than_told_is_learned_from_its_reset(
+    clock: FakeClock,
+) -> None:
+    """Told 60 s against a 2-second window: 95 requests, 10 a window, end within 1.2x its bound."""
+    clock.wall_start = 1_800_000_000.3  # the server's whole seconds fall mid-pull
+    lim = limiter(clock, limit=10, window=60.0)
+    server = WindowServer(clock, limit=10, window=2.0)
+    sent = await pull(lim, clock, server, 95)
+    bound = (math.ceil(95 / 10) - 1) * 2.0 + 0.037
+    assert server.refused == 0
+    assert sent[-1] <= 1.2 * bound  # was 540 s: nine configured windows
+    assert 2.0 <= lim.window_in_force < 2.2
+    assert lim.state().window == lim.window_in_force and lim.window == 60.0
+
+
+async def test_a_server_window_longer_than_told_is_still_never_exceeded(
+    clock: FakeClock,
+) -> None:
+    """Told 60 s against a 120-second window: no 429 (there were 3), the longer window learned."""
+    lim = limiter(clock, limit=10, window=60.0)
+    server = WindowServer(clock, limit=10, window=120.0)
+    await pull(lim, clock, server, 35)
+    assert server.refused == 0
+    assert 120.0 <= lim.window_in_force < 121.5
+
+
+async def test_a_429_under_a_learned_window_returns_to_the_configured_one_for_good(
+    clock: FakeClock,
+) -> None:
+    """The server's clock 1.5 s behind: the short estimate meets one 429, then 60 s holds."""
+    clock.wall_start = 1_800_000_000.3
+    lim = limiter(clock, limit=10, window=60.0)
+    server = WindowServer(clock, limit=10, window=2.0, skew=-1.5)
+    await pull(lim, clock, server, 35)
+    assert server.refused == 1
+    assert lim.window_in_force == 60.0
+
+
+async def test_no_window_is_learned_from_units_that_are_not_this_clients(
+    clock: FakeClock,
+) -> None:
+    """A restart into a window holding an earlier run's units: its reset teaches nothing."""
+    lim = limiter(clock, limit=10, window=60.0)
+    await send(lim, clock, [], RateLimitHeaders(limit=10, remaining=2, reset=clock.time() + 1))
+    assert lim.window_in_force == 60.0
