@@ -24,7 +24,6 @@ LATENCY_MS = 100.0
 JITTER_MS = 50.0
 # (batches, {concurrency: rounds})
 FULL = (256, {1: 1, 4: 3, 8: 5, 16: 7, 32: 7})
-ONLY_HIGH = (256, {16: 5, 32: 5})
 QUICK = (16, {1: 1, 8: 1})
 
 
