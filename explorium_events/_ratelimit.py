@@ -140,7 +140,7 @@ class SlidingWindowLimiter:
         self._server_reset_at = 0.0
         self._paused_until = 0.0
         self._probing = self._limit_in_play(concurrency)
-        self._learned = WindowEstimate()
+        self._learned = WindowEstimate(window)
         if shared is not None:
             self._learned.forget()
         self._waiters = 0
@@ -177,7 +177,7 @@ class SlidingWindowLimiter:
     @property
     def window_in_force(self) -> float:
         """The window the limiter paces by: the configured one, or the one learned."""
-        return self._learned.window(self._window)
+        return self._learned.window()
 
     def cost_of(self, batch_size: int) -> int:
         """What a request for this many IDs costs."""

@@ -404,3 +404,21 @@ async def test_no_window_is_learned_from_units_that_are_not_this_clients(
     lim = limiter(clock, limit=10, window=60.0)
     await send(lim, clock, [], RateLimitHeaders(limit=10, remaining=2, reset=clock.time() + 1))
     assert lim.window_in_force == 60.0
+
+
+async def test_another_spenders_units_never_shorten_a_window_told_right(clock: FakeClock) -> None:
+    """Two clients on one key, told the server's 2 s: neither learns a shorter window."""
+    clock.wall_start = 1_800_000_000.6
+    server = WindowServer(clock, limit=20, window=2.0)
+    first, second = limiter(clock, limit=20, window=2.0), limiter(clock, limit=20, window=2.0)
+    for number in range(400):
+        lim = first if number % 3 else second  # the first spends twice as much
+        if number == 1:
+            clock.now += 0.4  # the second starts later
+        grant = await lim.acquire(1)
+        clock.now += 0.011
+        headers = server.answer()
+        lim.release(1, headers, grant)
+        if headers.retry_after is not None:
+            lim.pause(headers.retry_after)
+        assert first.window_in_force == second.window_in_force == 2.0
