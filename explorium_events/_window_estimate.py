@@ -37,7 +37,7 @@ import collections
 
 # Sends remembered at most; past that the oldest are dropped (and bounds that would
 # need them are not taken).
-_MOST_SENDS = 100_000
+_MOST_SENDS = 10_000
 
 
 class WindowEstimate:
