@@ -12,9 +12,10 @@ where ``latency`` is the server's mean answer time (the emulator's ``latency_ms`
 No client can finish earlier without a 429 (a rejected request costs no units but
 buys nothing either).
 
-Three scenarios: the API counts one unit per request; one unit per prospect ID (40 per
-full request); and two OS processes, each pulling half the IDs, sharing one key (each
-told the key's full limit, neither knowing of the other).
+Four scenarios: the API counts one unit per request; one unit per prospect ID (40 per
+full request); two OS processes, each pulling half the IDs, sharing one key (each
+told the key's full limit, neither knowing of the other); and this client told the
+wrong window (60 s, the default, against the server's 2 s), with and without the limit.
 """
 
 from __future__ import annotations
@@ -153,6 +154,36 @@ async def _shared(setup: Setup, names: list[str], rows: list[dict[str, Any]]) ->
             _progress(rows[-1])
 
 
+async def _wrong_window(
+    setup: Setup, told: float, names: list[str], rows: list[dict[str, Any]]
+) -> None:
+    """This client told a ``told``-second window against the server's ``setup.window``."""
+    ids = prospect_ids(setup.requests * BATCH)
+    bound = setup.bound(setup.requests, setup.limit)
+    async with EmulatorProcess(
+        warm=len(ids),
+        rate_limit=setup.limit,
+        rate_window=setup.window,
+        latency_ms=setup.latency_ms,
+        latency_jitter_ms=setup.jitter_ms,
+    ) as emulator:
+        for name in names:
+            await emulator.reset()
+            result = await run_one(
+                name,
+                emulator.url,
+                BENCH_KEY,
+                ids,
+                concurrency=setup.concurrency,
+                limit=setup.limit,
+                window=told,
+            )
+            stats = await emulator.stats()
+            scenario = f"told {told:g} s, server {setup.window:g} s"
+            rows.append(_row(scenario, setup, result, bound, status_count(stats, 429)))
+            _progress(rows[-1])
+
+
 def _progress(row: dict[str, Any]) -> None:
     print(
         f"  {row['scenario']:<24} {row['alternative']:<32} {row['wall s']:7.2f}s "
@@ -175,6 +206,7 @@ async def measure(quick: bool) -> list[dict[str, Any]]:
     await _single("1 unit per request", setup, "request", names, rows)
     await _single("1 unit per ID", setup, "id", few, rows)
     await _shared(setup, [name for name in few if name != "sequential"], rows)
+    await _wrong_window(setup, 60.0 if not quick else 30.0, ["client", "client_unknown"], rows)
     return rows
 
 

@@ -1,7 +1,8 @@
 """Wire models of business events: the 39 event types, typed data per documented type, the event.
 
-Decoded as prospect events are (``_models``): the envelope and common fields first,
-then ``data`` by the event's name. The types whose data fields the docs define get a
+Decoded as prospect events are (``_models``): the envelope and every event's common
+fields in one typed pass, then ``data`` by the event's name, the raw JSON of each event
+sliced out only when ``to_json()`` asks for it. The types whose data fields the docs define get a
 Struct, every field optional (the pages disagree with each other and with their own
 examples); the rest, and any type added later, keep ``data`` as a plain mapping. Data
 that does not fit its Struct is delivered as the mapping the server sent, with a
@@ -19,7 +20,15 @@ from typing import Any
 
 import msgspec
 
-from ._models import decode_data, utc_event_time
+from ._models import (
+    EventsResponse,
+    RawEvents,
+    ResponseContext,
+    decode_data,
+    lenient_data,
+    raw_json,
+    utc_event_time,
+)
 
 
 class BusinessEventType(StrEnum):
@@ -66,7 +75,9 @@ class BusinessEventType(StrEnum):
     LAWSUITS_AND_LEGAL_ISSUES = "lawsuits_and_legal_issues"
 
 
-class _Data(msgspec.Struct, frozen=True, kw_only=True):
+# gc=False: decoded data holds strings, numbers, times and lists of strings, never a
+# cycle; untracked, a million events kept by fetch() cost the garbage collector nothing.
+class _Data(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """What every business event's data may carry."""
 
     event_name: str | None = None
@@ -293,10 +304,7 @@ class BusinessEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
     def to_json(self) -> bytes:
         """The event as the JSON object the API sent, byte for byte when decoded from it."""
-        raw = self.__dict__.get("_raw")
-        if isinstance(raw, bytes):
-            return raw
-        return msgspec.json.encode(self)
+        return raw_json(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as the mapping the API sent (keys and values)."""
@@ -304,7 +312,7 @@ class BusinessEvent(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return decoded
 
 
-class _BusinessEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+class _BusinessEnvelope(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     event_id: str
     event_name: str
     event_time: dt.datetime
@@ -321,7 +329,14 @@ class BusinessEventsRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defa
     timestamp_to: str | None = None
 
 
+class _BusinessResponse(msgspec.Struct, frozen=True, kw_only=True):
+    response_context: ResponseContext = ResponseContext()
+    output_events: list[_BusinessEnvelope] | None = None
+
+
 _decode_envelope = msgspec.json.Decoder(_BusinessEnvelope)
+_decode_response = msgspec.json.Decoder(_BusinessResponse)
+_decode_mapping = msgspec.json.Decoder(dict[str, Any])
 _DATA_DECODERS: dict[str, msgspec.json.Decoder[Any]] = {
     name: msgspec.json.Decoder(kind) for name, kind in _DATA_TYPES.items()
 }
@@ -350,3 +365,36 @@ def decode_business_event(raw: bytes) -> BusinessEvent:
 def business_event_data(event_id: str, event_name: str, raw_data: msgspec.Raw | bytes) -> Any:
     """A business event's ``data`` (``decode_data`` with the business types' Structs)."""
     return decode_data(event_id, event_name, raw_data, _DATA_DECODERS)
+
+
+def decode_business_response(body: bytes) -> EventsResponse[BusinessEvent]:
+    """Decode a 200 body of business events; msgspec.DecodeError when it is not the shape.
+
+    As ``_models.decode_response``: one typed pass, then each event's ``data`` by type.
+    """
+    envelope = _decode_response.decode(body)
+    if envelope.output_events is None:
+        raise msgspec.ValidationError("response has no output_events")
+    source = RawEvents(body)
+    decoders = _DATA_DECODERS
+    events = []
+    for index, wire in enumerate(envelope.output_events):
+        name = wire.event_name
+        data: Any
+        try:
+            data = decoders.get(name, _decode_mapping).decode(wire.data)
+        except msgspec.ValidationError as exc:
+            data = lenient_data(wire.event_id, name, wire.data, exc)
+        time = wire.event_time
+        event = BusinessEvent(
+            event_id=wire.event_id,
+            event_name=name,
+            event_time=time if time.tzinfo is not None else time.replace(tzinfo=dt.UTC),
+            business_id=wire.business_id,
+            data=data,
+        )
+        held = event.__dict__
+        held["_raw"] = source
+        held["_at"] = index
+        events.append(event)
+    return EventsResponse(response_context=envelope.response_context, output_events=events)

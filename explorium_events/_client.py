@@ -167,6 +167,7 @@ class EventsClient:
             clock=self._clock,
             rng=rng,
             shared=shared,
+            concurrency=max_concurrency,
         )
         transport = Transport(
             base_url=url,

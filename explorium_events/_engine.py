@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import weakref
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -45,7 +46,7 @@ from ._errors import (
     ServerUnavailableError,
     TransportError,
 )
-from ._merge import EventDeduper, newest_first
+from ._merge import EventDeduper, newest_first, unique_events
 from ._query import Query
 from ._ratelimit import SlidingWindowLimiter
 from ._results import BatchResult, E, FetchStats, batch_failure
@@ -204,11 +205,15 @@ class BatchRunner:
         query: Query,
         stats: FetchStats,
         entity: Entity[E] = PROSPECT,  # type: ignore[assignment]
+        deduper: EventDeduper | None = None,
     ) -> BatchResult[E]:
         """One batch of ``entity``'s IDs with its retries: a result, a failure record, or a
         fatal error raised. Every entity's batches share this runner's limiter and pause.
 
-        Fatal: AuthenticationError (the key was rejected) and ServerUnavailableError.
+        The answer's events are deduplicated by event_id against ``deduper`` (a pull's,
+        so that one pass drops repeats within and across its answers), or within the
+        answer alone without one. Fatal: AuthenticationError (the key was rejected) and
+        ServerUnavailableError.
         """
         body = entity.encode_request(
             list(batch), list(query.event_types), query.timestamp_from, query.timestamp_to
@@ -229,10 +234,13 @@ class BatchRunner:
                 attempts=attempts.count,
                 correlation_id=error.correlation_id,
             )
-        # Duplicates inside one response are dropped here; across batches, by the stream.
-        deduper = EventDeduper()
-        events = deduper.first_sightings(response.output_events)
-        stats.duplicates_dropped += deduper.duplicates
+        if deduper is None:
+            events, repeats = unique_events(response.output_events)
+        else:
+            before = deduper.duplicates
+            events = deduper.first_sightings(response.output_events)
+            repeats = deduper.duplicates - before
+        stats.duplicates_dropped += repeats
         return BatchResult(
             prospect_ids=batch,
             events=tuple(newest_first(events)),
@@ -245,10 +253,36 @@ class BatchRunner:
         """One request with its retries: the decoded 200 answer, or the last error raised.
 
         ``attempts`` (when given) counts the attempts made, also when this raises.
+
+        The first attempt goes without the retry machinery: most succeed, and building a
+        tenacity AsyncRetrying per request cost more than the rest of the bookkeeping. A
+        retryable failure enters it (``_retry``), which takes that failure as its first
+        attempt's outcome: one retry layer, the same waits, stops and logs as ever.
         """
         units = self._limiter.cost_of(max(1, len(call.ids)))
-        policy = self._retry
         tally = attempts if attempts is not None else Attempts()
+        # tenacity's own clock, for stop_before_delay: the first attempt counts too.
+        started = time.monotonic()
+        tally.count += 1
+        try:
+            return await self._attempt(call, units, tally.count, stats)
+        except Exception as error:
+            if not self._retry.is_retryable(error):
+                raise
+            first_failure = error
+        return await self._retry_after(first_failure, call, units, tally, stats, started)
+
+    async def _retry_after(
+        self,
+        first_failure: Exception,
+        call: Call[_T],
+        units: int,
+        tally: Attempts,
+        stats: FetchStats,
+        started: float,
+    ) -> _T:
+        """Retry ``call``, whose first attempt failed with ``first_failure``, as the policy says."""
+        policy = self._retry
 
         def wait(state: RetryCallState) -> float:
             outcome = state.outcome
@@ -281,8 +315,15 @@ class BatchRunner:
             before_sleep=before_sleep,
             reraise=True,
         )
+        pending: Exception | None = first_failure
         async for attempt in retrying:
             with attempt:
+                if pending is not None:
+                    # The attempt already made, as tenacity's first: its outcome, and the
+                    # time since it started.
+                    attempt.retry_state.start_time = started
+                    failure, pending = pending, None
+                    raise failure
                 tally.count += 1
                 return await self._attempt(call, units, tally.count, stats)
         raise AssertionError("unreachable: tenacity reraises the last error")  # pragma: no cover

@@ -20,6 +20,7 @@ from ._business_models import (
     BusinessEventsRequest,
     BusinessEventType,
     decode_business_event,
+    decode_business_response,
     encode_business_request,
 )
 from ._errors import (
@@ -28,7 +29,15 @@ from ._errors import (
     InvalidIdError,
     InvalidProspectIdError,
 )
-from ._models import Event, EventsRequest, EventType, decode_event, encode_request
+from ._models import (
+    Event,
+    EventsRequest,
+    EventsResponse,
+    EventType,
+    decode_event,
+    decode_response,
+    encode_request,
+)
 from ._results import E
 
 PROSPECT_ID_RULE = (
@@ -56,6 +65,7 @@ class Entity(Generic[E]):
     id_rule: str  # the rule in words, for error messages
     event_types: tuple[str, ...]  # every type, in the spec's order: the default query
     decode_event: Callable[[bytes], E]
+    decode_response: Callable[[bytes], EventsResponse[E]]  # a whole 200 answer
     invalid_error: type[InvalidIdError]
     encode: _Encode
     pattern: re.Pattern[str]
@@ -108,6 +118,7 @@ PROSPECT: Entity[Event] = Entity(
     id_rule=PROSPECT_ID_RULE,
     event_types=tuple(kind.value for kind in EventType),
     decode_event=decode_event,
+    decode_response=decode_response,
     invalid_error=InvalidProspectIdError,
     encode=_prospect_body,
     pattern=re.compile("[0-9a-f]{40}"),
@@ -122,6 +133,7 @@ BUSINESS: Entity[BusinessEvent] = Entity(
     id_rule=BUSINESS_ID_RULE,
     event_types=tuple(kind.value for kind in BusinessEventType),
     decode_event=decode_business_event,
+    decode_response=decode_business_response,
     invalid_error=InvalidBusinessIdError,
     encode=_business_body,
     pattern=re.compile("[0-9a-f]{32}"),

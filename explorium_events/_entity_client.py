@@ -63,6 +63,9 @@ class EntityEvents(Generic[E]):
             entity=entity,
         )
         self._warned_windows: set[Query] = set()
+        # The query of a call that names no types and no window: built once, since
+        # events_for's callers each ask for it (it never warns: it has no end).
+        self._default_query: Query | None = None
 
     @property
     def entity(self) -> str:
@@ -83,6 +86,10 @@ class EntityEvents(Generic[E]):
         timestamp_from: Timestamp | None,
         timestamp_to: Timestamp | None,
     ) -> Query:
+        if event_types is None and timestamp_from is None and timestamp_to is None:
+            if self._default_query is None:
+                self._default_query = build_query(None, None, None, entity=self._entity)
+            return self._default_query
         query = build_query(event_types, timestamp_from, timestamp_to, entity=self._entity)
         if query in self._warned_windows:
             return query

@@ -63,6 +63,22 @@ def _check_shape(prospect_ids: object, entity: Entity[Any]) -> None:
         )
 
 
+def _packed(normalized: str, length: int) -> bytes | None:
+    """The ID's digits packed (``bytes.fromhex``), or None when it is not ``length`` hex digits.
+
+    One C call does the check and the packing: ``fromhex`` refuses anything but hex
+    digits and whitespace, and whitespace would leave fewer than ``length // 2`` bytes.
+    The caller has lowercased, so that only the canonical form is ever packed.
+    """
+    if len(normalized) != length:
+        return None
+    try:
+        digest = bytes.fromhex(normalized)
+    except ValueError:
+        return None
+    return digest if len(digest) * 2 == length else None
+
+
 class IdStream:
     """The unique valid IDs of an input, yielded lazily, with what was left out.
 
@@ -75,6 +91,10 @@ class IdStream:
     skipped: the input is not read past it, and ``error`` holds the InvalidIdError
     (InvalidProspectIdError, InvalidBusinessIdError) to raise once the IDs before it
     are done.
+
+    ``checked`` makes one for a sized input that was validated and deduplicated whole
+    before any request: iterating it then only normalises and skips the repeats found,
+    instead of checking every ID a second time.
     """
 
     def __init__(
@@ -89,25 +109,65 @@ class IdStream:
         self._entity = entity
         self._seen = DigestSet(entity.id_bytes)
         self._stop_at_invalid = stop_at_invalid
+        # The first ``_checked`` values were checked and deduplicated already; of them,
+        # the positions in ``_repeats`` are repeats.
+        self._checked = 0
+        self._repeats: set[int] = set()
         self.invalid: list[InvalidProspectId] = []
         self.duplicates = 0
         self.unique = 0
         self.error: InvalidIdError | None = None
 
+    @classmethod
+    def checked(cls, prospect_ids: Iterable[str], *, entity: Entity[Any] = PROSPECT) -> IdStream:
+        """Check a sized input whole, once: InvalidIdError now, or a stream that skips its repeats.
+
+        The error names the first few invalid values and how many there are.
+        """
+        stream = cls(prospect_ids, entity=entity)
+        seen_add = stream._seen.add
+        length = entity.id_length
+        repeats = stream._repeats
+        shown: list[str] = []
+        count = checked = 0
+        for position, value in enumerate(prospect_ids):
+            checked = position + 1
+            digest = _packed(value.strip().lower(), length) if isinstance(value, str) else None
+            if digest is None:
+                count += 1
+                if len(shown) < _INVALID_SHOWN:
+                    shown.append(str(value))
+            elif not count and not seen_add(digest):
+                repeats.add(position)
+        if count:
+            raise entity.invalid_error(shown, count=count, rule=entity.id_rule)
+        stream._checked = checked
+        return stream
+
     def __iter__(self) -> Iterator[str]:
-        seen = self._seen
+        seen_add = self._seen.add
         entity = self._entity
+        length = entity.id_length
+        checked = self._checked
+        repeats = self._repeats
         for position, value in enumerate(self._source):
-            normalized = normalize_prospect_id(value) if isinstance(value, str) else value
-            reason = invalid_reason(normalized, entity=entity)
-            if reason is not None:
+            if position < checked:
+                if repeats and position in repeats:
+                    self.duplicates += 1
+                    continue
+                self.unique += 1
+                yield value.strip().lower()
+                continue
+            normalized = value.strip().lower() if isinstance(value, str) else value
+            digest = _packed(normalized, length) if isinstance(normalized, str) else None
+            if digest is None:
+                reason = invalid_reason(normalized, entity=entity) or "not hexadecimal"
                 self.invalid.append(InvalidProspectId(str(value), position, reason))
                 if self._stop_at_invalid:
                     self.error = entity.invalid_error([str(value)], count=1, rule=entity.id_rule)
                     return
                 continue
-            assert isinstance(normalized, str)
-            if not seen.add(bytes.fromhex(normalized)):
+            if not seen_add(digest):
                 self.duplicates += 1
                 continue
             self.unique += 1
@@ -139,20 +199,17 @@ def prepare_prospect_ids(
 
     With ``skip_invalid`` invalid values are skipped (and listed in ``invalid``).
     Without it, a sized input (a list, tuple, set, anything with ``len()``) is checked
-    whole here, before any request: an invalid value raises InvalidProspectIdError at
-    once. An iterator (a generator, a file, a pipe) is checked as it is consumed, so
-    that millions of IDs never sit in memory: the first invalid value ends the stream,
-    which raises InvalidProspectIdError once the IDs before it are done. (For
-    businesses, InvalidBusinessIdError.)
+    (and deduplicated) whole here, once, before any request: an invalid value raises
+    InvalidProspectIdError at once. An iterator (a generator, a file, a pipe) is checked
+    as it is consumed, so that millions of IDs never sit in memory: the first invalid
+    value ends the stream, which raises InvalidProspectIdError once the IDs before it
+    are done. (For businesses, InvalidBusinessIdError.)
     """
     _check_shape(prospect_ids, entity)
     if skip_invalid:
         return IdStream(prospect_ids, entity=entity)
     if isinstance(prospect_ids, Sized) and not isinstance(prospect_ids, Iterator):
-        shown, count = find_invalid(prospect_ids, entity=entity)
-        if count:
-            raise entity.invalid_error(shown, count=count, rule=entity.id_rule)
-        return IdStream(prospect_ids, entity=entity)
+        return IdStream.checked(prospect_ids, entity=entity)
     return IdStream(prospect_ids, stop_at_invalid=True, entity=entity)
 
 

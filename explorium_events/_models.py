@@ -1,8 +1,11 @@
 """Wire models: the request body, the response envelope, one Struct per event type.
 
 Events are decoded in two steps because msgspec has no fallback variant for an unknown
-tag (msgspec#649): the envelope and each event's common fields first, then ``data`` by
-the event's name. An event type this client does not know keeps its data as a mapping.
+tag (msgspec#649): the envelope with every event's common fields first, in one typed
+pass (``data`` left as raw JSON), then ``data`` by the event's name. An event type this
+client does not know keeps its data as a mapping. Each event's own raw JSON, for a
+lossless ``to_json()``, is sliced out of the answer only when first asked for
+(``RawEvents``): a second, untyped pass over the body that most events never need.
 
 One bad event costs only itself: an event whose ``data`` does not fit its model (null,
 a string, a field of the wrong type) is still delivered, with ``data`` as the plain
@@ -15,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
@@ -34,7 +37,9 @@ class EventType(StrEnum):
     PROSPECT_JOB_START_ANNIVERSARY = "prospect_job_start_anniversary"
 
 
-class CompanyChangeData(msgspec.Struct, frozen=True, kw_only=True):
+# gc=False on the data Structs: they hold strings, numbers and times, never a cycle;
+# untracked, a million events kept by fetch() cost the garbage collector nothing.
+class CompanyChangeData(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """``data`` of a ``prospect_changed_company`` event."""
 
     event_name: str = EventType.PROSPECT_CHANGED_COMPANY.value
@@ -46,7 +51,7 @@ class CompanyChangeData(msgspec.Struct, frozen=True, kw_only=True):
     previous_job_title: str | None = None
 
 
-class RoleChangeData(msgspec.Struct, frozen=True, kw_only=True):
+class RoleChangeData(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """``data`` of a ``prospect_changed_role`` event; the previous company is optional."""
 
     event_name: str = EventType.PROSPECT_CHANGED_ROLE.value
@@ -58,7 +63,7 @@ class RoleChangeData(msgspec.Struct, frozen=True, kw_only=True):
     previous_company_id: str | None = None
 
 
-class AnniversaryData(msgspec.Struct, frozen=True, kw_only=True):
+class AnniversaryData(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """``data`` of a ``prospect_job_start_anniversary`` event."""
 
     event_name: str = EventType.PROSPECT_JOB_START_ANNIVERSARY.value
@@ -106,10 +111,7 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
     def to_json(self) -> bytes:
         """The event as the JSON object the API sent, byte for byte when decoded from it."""
-        raw = self.__dict__.get("_raw")
-        if isinstance(raw, bytes):
-            return raw
-        return msgspec.json.encode(self)
+        return raw_json(self)
 
     def to_dict(self) -> dict[str, Any]:
         """The event as the mapping the API sent (keys and values)."""
@@ -117,7 +119,40 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return decoded
 
 
-class _EventEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+# A Struct with gc=False, not a plain class: the garbage collector does not track it,
+# nor, therefore, the __dict__ of each event that holds it (it never forms a cycle: it
+# holds the body and, once sliced, a list of msgspec.Raw).
+class RawEvents(msgspec.Struct, gc=False):
+    """The raw JSON of each event of one answer, sliced out of its body when first asked for.
+
+    Every event decoded from the answer holds this object and its index (in its
+    ``__dict__``, under ``_raw`` and ``_at``), so that decoding pays nothing for a
+    ``to_json()`` that may never come; the first call reads the body once more,
+    untyped, for all of them.
+    """
+
+    body: bytes
+    events: list[msgspec.Raw] | None = None
+
+    def event(self, index: int) -> bytes:
+        """The ``index``-th event's JSON object, byte for byte as the answer held it."""
+        events = self.events
+        if events is None:
+            events = self.events = _decode_raw_events.decode(self.body).output_events
+        return bytes(events[index])
+
+
+def raw_json(event: msgspec.Struct) -> bytes:
+    """The JSON an event was decoded from (see ``RawEvents``), or the event encoded."""
+    raw = event.__dict__.get("_raw")
+    if isinstance(raw, bytes):
+        return raw
+    if isinstance(raw, RawEvents):
+        return raw.event(event.__dict__["_at"])
+    return msgspec.json.encode(event)
+
+
+class _EventEnvelope(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     event_id: str
     event_name: str
     event_time: dt.datetime
@@ -135,7 +170,11 @@ class ResponseContext(msgspec.Struct, frozen=True, kw_only=True):
 
 class _ResponseEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     response_context: ResponseContext = ResponseContext()
-    output_events: list[msgspec.Raw] | None = None
+    output_events: list[_EventEnvelope] | None = None
+
+
+class _RawEventList(msgspec.Struct, frozen=True, kw_only=True):
+    output_events: list[msgspec.Raw] = []
 
 
 class EventsResponse(msgspec.Struct, Generic[_E], frozen=True, kw_only=True):
@@ -156,6 +195,7 @@ class EventsRequest(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=Tru
 
 _decode_envelope = msgspec.json.Decoder(_ResponseEnvelope)
 _decode_event_envelope = msgspec.json.Decoder(_EventEnvelope)
+_decode_raw_events = msgspec.json.Decoder(_RawEventList)
 _decode_mapping = msgspec.json.Decoder(dict[str, Any])
 _decode_any = msgspec.json.Decoder(Any)
 _DATA_DECODERS = {name: msgspec.json.Decoder(kind) for name, kind in _DATA_TYPES.items()}
@@ -180,7 +220,7 @@ def decode_data(
     except msgspec.ValidationError as exc:
         # Off the fast path (a try costs nothing until it raises): one event's odd data
         # must not cost the event, let alone the batch of 40 IDs.
-        return _lenient_data(event_id, event_name, raw_data, exc)
+        return lenient_data(event_id, event_name, raw_data, exc)
 
 
 def utc_event_time(event_time: dt.datetime) -> dt.datetime:
@@ -210,7 +250,7 @@ def prospect_event_data(event_id: str, event_name: str, raw_data: msgspec.Raw | 
     return decode_data(event_id, event_name, raw_data, _DATA_DECODERS)
 
 
-def _lenient_data(
+def lenient_data(
     event_id: str, event_name: str, raw_data: msgspec.Raw | bytes, problem: msgspec.ValidationError
 ) -> dict[str, Any] | None:
     """The data of an event that does not fit its model: a plain mapping, or None."""
@@ -227,18 +267,35 @@ def _lenient_data(
     return data
 
 
-def decode_response_with(body: bytes, decode: Callable[[bytes], _E]) -> EventsResponse[_E]:
-    """Decode a 200 body, each event with ``decode`` (a prospect's or a business's).
+def decode_response(body: bytes) -> EventsResponse[Event]:
+    """Decode a 200 body of prospect events; msgspec.DecodeError when it is not the shape.
 
-    Raises msgspec.DecodeError when it is not the documented shape.
+    The hot path of every pull: one typed pass over the body, then per event only its
+    ``data`` (the lenient part of ``decode_data``, inlined) and the Event itself.
     """
     envelope = _decode_envelope.decode(body)
     if envelope.output_events is None:
         raise msgspec.ValidationError("response has no output_events")
-    events = [decode(bytes(raw)) for raw in envelope.output_events]
+    source = RawEvents(body)
+    decoders = _DATA_DECODERS
+    events = []
+    for index, wire in enumerate(envelope.output_events):
+        name = wire.event_name
+        data: Any
+        try:
+            data = decoders.get(name, _decode_mapping).decode(wire.data)
+        except msgspec.ValidationError as exc:
+            data = lenient_data(wire.event_id, name, wire.data, exc)
+        time = wire.event_time
+        event = Event(
+            event_id=wire.event_id,
+            event_name=name,
+            event_time=time if time.tzinfo is not None else time.replace(tzinfo=dt.UTC),
+            prospect_id=wire.prospect_id,
+            data=data,
+        )
+        held = event.__dict__
+        held["_raw"] = source
+        held["_at"] = index
+        events.append(event)
     return EventsResponse(response_context=envelope.response_context, output_events=events)
-
-
-def decode_response(body: bytes) -> EventsResponse[Event]:
-    """Decode a 200 body of prospect events; msgspec.DecodeError when it is not the shape."""
-    return decode_response_with(body, decode_event)

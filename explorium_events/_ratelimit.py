@@ -13,10 +13,22 @@ Three more things can hold a request back:
   once (plus a small positive jitter each), not just the one that got it;
 - a probe: until the first answer (and again after a pause or a reset) only one request
   is in flight, so that a window still full from an earlier run costs one 429 at most.
+  The first probe is skipped where the limit is not in play, since it costs a whole
+  answer's latency while every other worker waits: with no client-side limit
+  (``limit=None``: the client assumes none until an answer shows one), or with a limit
+  far above what ``concurrency`` requests in flight could spend in a window even at
+  one answer every ``FASTEST_ANSWER`` seconds each (an earlier run of this client
+  cannot have filled such a window). After a 429 the probe is back, always.
   A probe that fails without a word on the window (a timeout, a dropped connection, an
   unreadable body) ends the probe all the same: waiting for a readable answer would
   hold a silent server's whole pull to one request at a time, and the local window
   still paces what follows.
+
+The window itself is learned too (``WindowEstimate``): each answer whose units are all
+this client's bounds the server's window, through ``X-RateLimit-Reset`` and through
+which of this client's units the server no longer counts. A shorter window than the
+configured one, or a longer one, is then the window in force (a 429 while a shorter
+one is drops it for good). Not with a shared window, whose length is the store's.
 
 The server's view gates requests only while it counts units this client cannot account
 for. Each grant remembers how many of this client's units the server could at most hold
@@ -43,116 +55,38 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal, Protocol
 
 from ._checks import check_count, check_seconds
 from ._clock import Clock
 from ._errors import RateLimitError
+from ._ratelimit_types import (
+    Grant,
+    RateLimitCost,
+    RateLimitHeaders,
+    RateLimitState,
+    SharedDecision,
+    SharedWindow,
+)
+from ._window_estimate import WindowEstimate
 
-RateLimitCost = Literal["request", "id"]
+__all__ = [
+    "FASTEST_ANSWER",
+    "Grant",
+    "RateLimitCost",
+    "RateLimitHeaders",
+    "RateLimitState",
+    "SharedDecision",
+    "SharedWindow",
+    "SlidingWindowLimiter",
+]
 
 # While the shared store is unreachable, how often a wait looks whether it is back.
 _RECHECK_STORE = 0.25
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitHeaders:
-    """The rate-limit headers of one answer; None where a header was absent or unreadable."""
-
-    limit: int | None = None
-    remaining: int | None = None
-    reset: float | None = None  # a Unix timestamp in this API
-    retry_after: float | None = None  # seconds
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    """What acquire() handed out, for release() to tell this client's units from others'.
-
-    ``ours``: this client's units the server could hold when it stamps the request (those
-    answered less than a window before it was sent, plus those in flight, itself included).
-    ``sent``: this client's running total of units sent, itself included.
-    ``probe``: whether it went alone, as the probe.
-    """
-
-    ours: int
-    sent: int
-    probe: bool = False
-    token: str | None = None  # the shared window's entry, when it granted the request
-
-
-@dataclass(frozen=True, slots=True)
-class SharedDecision:
-    """The shared window's answer: granted (its entry is ``token``), or wait ``wait`` seconds.
-
-    ``paused``: the wait is a 429's pause that another process (or this one) shared.
-    """
-
-    granted: bool
-    wait: float = 0.0
-    paused: bool = False
-    token: str | None = None
-    used: int | None = None  # units in the shared window, this grant's included
-
-
-class SharedWindow(Protocol):
-    """A sliding window kept outside the process, shared by every process spending one key.
-
-    Each call answers within a short timeout; None from ``acquire`` means the store is
-    unreachable and the caller paces alone.
-    """
-
-    @property
-    def available(self) -> bool:
-        """Whether the store answered the last call (False while pacing locally)."""
-        ...
-
-    @property
-    def outages(self) -> int:
-        """How many times the store became unreachable so far."""
-        ...
-
-    async def acquire(
-        self, units: int, limit: int | None, backlog: Sequence[tuple[float, int, str | None]]
-    ) -> SharedDecision | None:
-        """Check and record ``units`` at once, after recording ``backlog``.
-
-        ``backlog``: (age in seconds, units, the shared entry or None) of requests
-        answered in the last window, each recorded unless its entry is already there.
-        """
-        ...
-
-    def answered(self, token: str) -> None:
-        """The request of ``token`` was answered: its slot ages from now."""
-        ...
-
-    async def pause(self, seconds: float) -> None:
-        """Hold every process back for ``seconds``."""
-        ...
-
-    async def aclose(self) -> None:
-        """Stop background work and close the connection. Idempotent."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimitState:
-    """A snapshot of the limiter, for progress displays and debugging."""
-
-    limit: int | None
-    window: float
-    cost: RateLimitCost
-    used: int
-    in_flight: int
-    paused_for: float
-    waiting: bool
-    server_limit: int | None
-    server_remaining: int | None
-    # None without a shared store; True while it paces every process, False while
-    # this process paces alone because the store is unreachable.
-    shared: bool | None = None
+# Faster than any answer the API gives (it takes about 0.75 s): a limit that concurrency
+# requests in flight cannot spend in a window even at this pace is not in play.
+FASTEST_ANSWER = 0.01
+# The most IDs a request carries: its most units when the limit counts IDs.
+_MOST_IDS = 40
 
 
 class SlidingWindowLimiter:
@@ -171,6 +105,7 @@ class SlidingWindowLimiter:
         rng: random.Random,
         pause_jitter: float = 0.25,
         shared: SharedWindow | None = None,
+        concurrency: int | None = None,
     ) -> None:
         if limit is not None:
             check_count("rate_limit", limit, also="or None for no client-side limit")
@@ -204,11 +139,26 @@ class SlidingWindowLimiter:
         self._server_remaining: int | None = None
         self._server_reset_at = 0.0
         self._paused_until = 0.0
-        self._probing = True
+        self._probing = self._limit_in_play(concurrency)
+        self._learned = WindowEstimate(window)
+        if shared is not None:
+            self._learned.forget()
         self._waiters = 0
         # Created lazily, inside the running loop (nothing binds to a loop in __init__).
         self._turn: asyncio.Lock | None = None
         self._answered: asyncio.Event | None = None
+
+    def _limit_in_play(self, concurrency: int | None) -> bool:
+        """Whether the first request must probe alone (see the module's docstring)."""
+        limit = self._configured_limit
+        if self._shared is not None:
+            return True  # the shared window decides; its grants are what it knows
+        if limit is None:
+            return False
+        if concurrency is None:
+            return True
+        most_units = concurrency * (_MOST_IDS if self._cost == "id" else 1)
+        return limit < most_units * self._window / FASTEST_ANSWER
 
     @property
     def limit(self) -> int | None:
@@ -221,8 +171,13 @@ class SlidingWindowLimiter:
 
     @property
     def window(self) -> float:
-        """The window's length in seconds."""
+        """The window's length in seconds, as configured."""
         return self._window
+
+    @property
+    def window_in_force(self) -> float:
+        """The window the limiter paces by: the configured one, or the one learned."""
+        return self._learned.window()
 
     def cost_of(self, batch_size: int) -> int:
         """What a request for this many IDs costs."""
@@ -234,7 +189,7 @@ class SlidingWindowLimiter:
         self._expire(now)
         return RateLimitState(
             limit=self.limit,
-            window=self._window,
+            window=self.window_in_force,
             cost=self._cost,
             used=self._completed_units + self._in_flight_units,
             in_flight=self._in_flight_requests,
@@ -296,6 +251,10 @@ class SlidingWindowLimiter:
                 self._in_flight_units += units
                 self._in_flight_requests += 1
                 self._sent_units += units
+                # Reordering slack: the units in flight beside this request.
+                self._learned.sent(
+                    self._sent_units, self._clock.time(), self._in_flight_units - units
+                )
                 if self._server_remaining is not None:
                     self._server_remaining -= units
                 self._expire(self._clock.monotonic())
@@ -330,7 +289,7 @@ class SlidingWindowLimiter:
                 # the first window takes at most half of what was left.
                 self._fallback_share = min(1.0, self._own_used / max(self._shared_used, limit))
                 self._server_remaining = max(0, limit - self._shared_used) // 2
-                self._server_reset_at = now + self._window
+                self._server_reset_at = now + self.window_in_force
             self._backlog_due = True
         else:
             if self._backlog_due:
@@ -373,13 +332,13 @@ class SlidingWindowLimiter:
         if used + units <= limit or used == 0:
             return 0.0
         if self._completed:
-            wait = self._completed[0][0] + self._window - now
+            wait = self._completed[0][0] + self.window_in_force - now
             # Paced alone while the store is away: look again soon whether it is back.
             return min(wait, _RECHECK_STORE) if fell_back else wait
         return None
 
     def _expire(self, now: float) -> None:
-        horizon = now - self._window
+        horizon = now - self.window_in_force
         while self._completed and self._completed[0][0] <= horizon:
             self._completed_units -= self._completed.popleft()[1]
 
@@ -430,11 +389,19 @@ class SlidingWindowLimiter:
         if headers.remaining is not None:
             if grant is not None and self._server_limit is not None:
                 ours = grant.ours + self._sent_units - grant.sent
-                if self._server_limit - max(0, headers.remaining) <= ours:
+                used = self._server_limit - max(0, headers.remaining)
+                if used <= ours:
                     # Nobody else spends this key: the local window paces alone. (Unless
                     # an answer to a later request showed others: this one is older news.)
                     if grant.sent > self._others_seen_by:
                         self._server_remaining = None
+                        if headers.reset is not None and not self._others_seen_by:
+                            self._learned.observe(
+                                reset=headers.reset,
+                                used=used,
+                                through=grant.sent,
+                                now=self._clock.time(),
+                            )
                     return
             self._others_seen_by = grant.sent if grant is not None else self._sent_units
             # Another client spends this key too and reads the same figure: take half of
@@ -443,10 +410,14 @@ class SlidingWindowLimiter:
             self._server_remaining = max(0, headers.remaining) // 2 - self._in_flight_units
             wall_now = self._clock.time()
             reset_in = (headers.reset - wall_now) if headers.reset is not None else 1.0
-            self._server_reset_at = now + min(max(reset_in, 0.0), self._window)
+            self._server_reset_at = now + min(max(reset_in, 0.0), self.window_in_force)
 
     def pause(self, seconds: float) -> None:
         """Hold every request back for ``seconds`` (a 429's ``Retry-After``)."""
+        if self.window_in_force < self._window:
+            # The server refused what a shorter learned window allowed: back to the
+            # configured window, for good (clocks that disagree would mislead it again).
+            self._learned.forget()
         now = self._clock.monotonic()
         self._paused_until = max(self._paused_until, now + max(seconds, 0.0))
         self._server_remaining = None
@@ -465,6 +436,6 @@ class SlidingWindowLimiter:
     def __repr__(self) -> str:
         state = self.state()
         return (
-            f"<SlidingWindowLimiter limit={state.limit}/{self._window:g}s per {self._cost} "
+            f"<SlidingWindowLimiter limit={state.limit}/{state.window:g}s per {self._cost} "
             f"used={state.used} in_flight={state.in_flight} paused_for={state.paused_for:.1f}s>"
         )

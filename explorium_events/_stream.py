@@ -2,7 +2,8 @@
 
 Workers (``max_concurrency`` of them) take batches from the lazily read input and run
 each through the client's BatchRunner; the consumer gets the results in the order they
-complete, with duplicates across batches dropped and the stats kept up to date.
+complete, with duplicates within and across batches dropped (in one pass, by the
+worker, against the stream's one EventDeduper) and the stats kept up to date.
 ``collect`` consumes a stream whole into the FetchResult that ``fetch`` returns.
 """
 
@@ -68,6 +69,7 @@ class BatchStream(Generic[E]):
         # generator alive after a bare `break`, and its finaliser (the clean-up) never runs.
         self._iterator: weakref.ref[AsyncGenerator[BatchResult[E], None]] | None = None
         self._queue: asyncio.Queue[Any] | None = None
+        self._deduper = EventDeduper()
         self.stats = FetchStats()
 
     @property
@@ -126,7 +128,9 @@ class BatchStream(Generic[E]):
                 if batch is None:
                     break
                 self._taken[number] = batch
-                result = await self._runner.run_batch(batch, self._query, self.stats, self._entity)
+                result = await self._runner.run_batch(
+                    batch, self._query, self.stats, self._entity, self._deduper
+                )
                 queue.put_nowait(result)
                 del self._taken[number]
         except Exception as exc:  # fatal for the whole stream; the consumer re-raises it
@@ -154,7 +158,6 @@ class BatchStream(Generic[E]):
         ]
         # A closing client puts ClientClosedError in the queue: the consumer re-raises it.
         runner.add_stream(queue)
-        deduper = EventDeduper()
         stats = self.stats
         try:
             remaining = worker_count
@@ -167,19 +170,9 @@ class BatchStream(Generic[E]):
                     raise item
                 room.release()
                 result: BatchResult[E] = item
-                fresh = deduper.first_sightings(result.events)
-                stats.duplicates_dropped += len(result.events) - len(fresh)
-                if len(fresh) != len(result.events):
-                    result = BatchResult(
-                        prospect_ids=result.prospect_ids,
-                        events=tuple(fresh),
-                        failure=result.failure,
-                        attempts=result.attempts,
-                        correlation_id=result.correlation_id,
-                    )
                 stats.batches += 1
-                stats.failed_batches += not result.ok
-                stats.events += len(fresh)
+                stats.failed_batches += result.failure is not None
+                stats.events += len(result.events)
                 stats.ids = self._ids.unique
                 stats.duplicate_ids = self._ids.duplicates
                 stats.invalid_ids = len(self._ids.invalid)

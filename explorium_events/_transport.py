@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import ipaddress
 import json
 import logging
@@ -40,7 +39,7 @@ from ._errors import (
     TransportError,
     UnprocessableEntityError,
 )
-from ._models import EventsResponse, ResponseContext, decode_response_with
+from ._models import EventsResponse, ResponseContext
 from ._ratelimit import RateLimitHeaders
 from ._results import E
 from ._retry import parse_retry_after
@@ -113,8 +112,7 @@ class Call(Generic[_T]):
 
 def events_call(entity: Entity[E], body: bytes, ids: Sequence[str]) -> Call[EventsResponse[E]]:
     """The events POST of ``ids`` to ``entity``'s endpoint, decoded as its events."""
-    decode = functools.partial(decode_response_with, decode=entity.decode_event)
-    return Call("POST", entity.path, body, decode, ids=tuple(ids))
+    return Call("POST", entity.path, body, entity.decode_response, ids=tuple(ids))
 
 
 def _int_header(headers: Mapping[str, str], name: str) -> int | None:
@@ -373,7 +371,8 @@ class Transport:
                 status = response.status
                 reason = response.reason or ""
                 limits = rate_limit_headers(response.headers, now=self._clock.time())
-                location = self._redact(response.headers.get("Location", ""))[:200]
+                redirect = 300 <= status < 400
+                location = response.headers.get("Location", "") if redirect else ""
                 try:
                     payload = await response.read()
                 except aiohttp.ClientPayloadError as exc:
@@ -416,6 +415,7 @@ class Transport:
             # parse errors carry the raw header bytes) is not chained in as the context.
             raise failure from self._safe_cause(cause)
         if 300 <= status < 400:
+            location = self._redact(location)[:200]  # only here: a 200 needs no redaction
             return Answer(
                 BadRequestError(
                     f"the server redirected to {location!r}; not followed, so that the API "

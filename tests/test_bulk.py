@@ -413,17 +413,49 @@ def test_a_digest_set_holds_exactly_what_was_added() -> None:
     """Members are found, non-members are not, repeats are refused, across its growth."""
     rng = random.Random(7)
     members = [rng.randbytes(20) for _ in range(3_000)]
-    seen = DigestSet(buckets=4)  # tiny, so that it grows several times
+    seen = DigestSet(buckets=4, small=0)  # tiny and packed at once, so that it grows
     assert all(seen.add(digest) for digest in members)
     assert not any(seen.add(digest) for digest in members[::7])
     assert len(seen) == len(members)
     assert all(digest in seen for digest in members)
     assert not any(rng.randbytes(20) in seen for _ in range(3_000))
     # In one bucket, bytes straddling two members are not a member.
-    packed = DigestSet(4, buckets=1)
+    packed = DigestSet(4, buckets=1, small=0)
     packed.add(b"abcd")
     packed.add(b"efgh")
     assert b"cdef" not in packed and packed.add(b"cdef")
+
+
+def test_a_digest_set_keeps_its_members_when_it_packs_its_plain_set() -> None:
+    """Past ``small`` entries the plain set is packed: nothing is lost, no repeat is let in."""
+    rng = random.Random(8)
+    members = [rng.randbytes(20) for _ in range(1_000)]
+    seen = DigestSet(buckets=1, small=300)
+    assert all(seen.add(digest) for digest in members)
+    assert not any(seen.add(digest) for digest in members)
+    assert len(seen) == len(members) and all(digest in seen for digest in members)
+
+
+def test_an_event_deduper_drops_repeats_across_the_move_to_packed_ids(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Ids seen before the deduper packs its plain set are still repeats after it."""
+    from explorium_events import _merge
+
+    monkeypatch.setattr(_merge, "SMALL", 50)
+
+    class Seen:
+        def __init__(self, event_id: str) -> None:
+            self.event_id = event_id
+
+    rng = random.Random(9)
+    ids = [rng.randbytes(16).hex() for _ in range(200)] + ["Not-Hex", "AB" * 16]
+    deduper = _merge.EventDeduper()
+    assert len(deduper.first_sightings([Seen(i) for i in ids[:60]])) == 60  # now packed
+    assert len(deduper.first_sightings([Seen(i) for i in ids])) == len(ids) - 60
+    assert deduper.first_sightings([Seen(i) for i in ids]) == []
+    assert deduper.first_sightings([Seen(("AB" * 16).lower())]) != []  # case still apart
+    assert deduper.duplicates == 60 + len(ids)
 
 
 # -- the command line: `explorium-events fetch --checkpoint` ---------------------------------

@@ -547,3 +547,57 @@ async def test_window_older_than_retention_warns_once_per_client(
         await asyncio.gather(*(client.events_for(pid, timestamp_to="2020-01-01") for pid in ids(5)))
     warnings = [record for record in caplog.records if "3 months" in record.getMessage()]
     assert len(warnings) == 1
+
+
+async def test_a_first_attempt_that_succeeds_builds_no_retry_machinery(
+    api: ApiServer, clock: FakeClock, ids: IdMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Successful requests skip tenacity; a failed one enters it once, with the same retries."""
+    from explorium_events import _engine
+
+    built: list[object] = []
+    real = _engine.AsyncRetrying
+
+    def counting(*args: Any, **kwargs: Any) -> Any:
+        built.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_engine, "AsyncRetrying", counting)
+    answers = iter([200, 200, 503, 503])
+
+    def flaky(server: ApiServer, seen: Seen) -> web.Response:
+        status = next(answers, 200)
+        if status != 200:
+            return web.json_response({"error": "busy"}, status=status)
+        return web.json_response(events_body(seen.ids))
+
+    api.handler = flaky
+    async with make_client(api, clock, max_concurrency=1, batch_size=10) as client:
+        result = await client.fetch(ids(30))
+    assert len(result.events) == 30 and not result.failed
+    assert result.stats.requests == 5 and result.stats.retries == 2
+    assert len(built) == 1  # the third batch's retries only
+
+
+async def test_max_elapsed_counts_the_first_attempts_time_too(
+    api: ApiServer, clock: FakeClock, ids: IdMaker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first attempt that took longer than max_elapsed is not retried, as before the fast path."""
+    import tenacity
+
+    from explorium_events import _engine
+
+    now = [1000.0]
+    monkeypatch.setattr(_engine.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(tenacity.time, "monotonic", lambda: now[0])
+
+    def slow_503(server: ApiServer, seen: Seen) -> web.Response:
+        now[0] += 40.0  # tenacity's clock: the attempt took 40 s
+        return web.json_response({"error": "busy"}, status=503)
+
+    api.handler = slow_503
+    policy = RetryPolicy(max_attempts=4, initial=0.5, cap=4.0, max_elapsed=30.0)
+    async with make_client(api, clock, retry=policy) as client:
+        result = await client.fetch(ids(3), raise_on_error=False)
+    assert len(api.requests) == 1
+    assert result.failed[0].attempts == 1 and result.stats.retries == 0

@@ -218,3 +218,27 @@ def test_request_body_leaves_out_unset_window() -> None:
     """The request body has only the fields that are set."""
     body = encode_request(EventsRequest(prospect_ids=["a" * 40], event_types=["x"]))
     assert json.loads(body) == {"prospect_ids": ["a" * 40], "event_types": ["x"]}
+
+
+def test_to_json_of_each_event_is_its_exact_slice_of_the_answer_for_both_entities() -> None:
+    """to_json() returns each event's bytes as the answer held them: spacing, escapes, order."""
+    from explorium_events._business_models import decode_business_response
+
+    prospect = (
+        b'{"event_id" : "' + b"a" * 32 + b'","prospect_id":"' + b"c" * 40 + b'",'
+        b'"event_name":"prospect_changed_role","event_time":"2026-10-01T00:00:00Z",'
+        b'"extra":[1, 2.50, "\\u00e9"],"data":{"current_job_title":"CTO","zzz":null}}'
+    )
+    business = (
+        b'{"business_id":"' + b"d" * 32 + b'", "event_id":"' + b"b" * 32 + b'",'
+        b'"event_name":"new_office","event_time":"2026-10-01T00:00:00+02:00","data":null}'
+    )
+    other = prospect.replace(b"a" * 32, b"f" * 32)
+    for body, decode, raw in (
+        (b'{"output_events": [ ' + prospect + b" , " + other + b"]}", decode_response, prospect),
+        (b'{"response_context":{},"output_events":[' + business + b"]}",
+         decode_business_response, business),
+    ):  # fmt: skip
+        first, *_ = decode(body).output_events
+        assert first.to_json() == raw
+        assert first.to_json() == raw  # asked twice, the same bytes

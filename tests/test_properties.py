@@ -233,6 +233,18 @@ def test_merge_is_order_independent_and_idempotent(
     assert keys == sorted(keys, key=lambda key: (-key[0].timestamp(), key[1]))
 
 
+@FAST
+@given(st.dictionaries(event_ids, st.integers(0, 3), min_size=1, max_size=60), st.randoms())
+def test_merge_breaks_ties_in_time_by_event_id_in_any_arrival_order(
+    pool: dict[str, int], rng: random.Random
+) -> None:
+    """Many events at one moment: newest first, and within a moment by event_id ascending."""
+    events = [make_event(event_id, minutes) for event_id, minutes in pool.items()]
+    rng.shuffle(events)
+    keys = [(e.event_time, e.event_id) for e in newest_first(events)]
+    assert keys == sorted(keys, key=lambda key: (-key[0].timestamp(), key[1]))
+
+
 def _spellings(digits: str, rng: random.Random) -> list[str]:
     """Distinct event ids that hold the same hex digits: other case, whitespace moved in."""
     upper = digits.upper()

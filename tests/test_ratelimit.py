@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 from collections.abc import Sequence
 
@@ -75,6 +76,59 @@ async def test_first_request_probes_alone(clock: FakeClock) -> None:
     lim.release(1, RateLimitHeaders(limit=10, remaining=9, reset=clock.time() + 60))
     await asyncio.wait_for(second, 1)
     assert lim.state().in_flight == 1
+
+
+@pytest.mark.parametrize(
+    ("limit", "concurrency", "cost"),
+    [(None, 8, "request"), (50_000, 8, "request"), (2_000_000, 8, "id")],
+)
+async def test_no_probe_where_the_limit_is_not_in_play(
+    clock: FakeClock, limit: int | None, concurrency: int, cost: str
+) -> None:
+    """No limit, or one 8 requests in flight cannot spend in 60 s at 10 ms each: all go at once."""
+    lim = SlidingWindowLimiter(
+        limit=limit, window=60.0, cost=cost,  # type: ignore[arg-type]
+        clock=clock, rng=random.Random(0), concurrency=concurrency,
+    )  # fmt: skip
+    units = lim.cost_of(40)
+    grants = [await asyncio.wait_for(lim.acquire(units), 1) for _ in range(concurrency)]
+    assert not any(grant.probe for grant in grants)
+    assert lim.state().in_flight == concurrency
+
+
+@pytest.mark.parametrize(("limit", "cost"), [(200, "request"), (47_999, "request"), (8_000, "id")])
+async def test_the_first_request_probes_where_the_limit_is_within_reach(
+    clock: FakeClock, limit: int, cost: str
+) -> None:
+    """A limit 8 in flight could spend in a window at 10 ms an answer: the probe goes alone."""
+    lim = SlidingWindowLimiter(
+        limit=limit, window=60.0, cost=cost,  # type: ignore[arg-type]
+        clock=clock, rng=random.Random(0), concurrency=8,
+    )  # fmt: skip
+    assert (await lim.acquire(lim.cost_of(40))).probe
+    second = asyncio.create_task(lim.acquire(lim.cost_of(40)))
+    await asyncio.sleep(0)
+    assert not second.done()
+    second.cancel()
+
+
+async def test_without_a_limit_a_429_still_brings_the_probe_back(clock: FakeClock) -> None:
+    """No probe at first with limit=None; after a 429's pause one request goes alone again."""
+    lim = SlidingWindowLimiter(
+        limit=None, window=60.0, cost="request", clock=clock, rng=random.Random(0),
+        pause_jitter=0.0, concurrency=8,
+    )  # fmt: skip
+    first = await lim.acquire(1)
+    assert not first.probe
+    lim.release(1, RateLimitHeaders(limit=200, remaining=0, retry_after=5.0), first)
+    lim.pause(5.0)
+    probe = await lim.acquire(1)
+    assert probe.probe and clock.monotonic() == 5.0
+    second = asyncio.create_task(lim.acquire(1))
+    await asyncio.sleep(0)
+    assert not second.done()
+    lim.release(1, RateLimitHeaders(limit=200, remaining=150), probe)
+    await asyncio.wait_for(second, 1)
 
 
 async def test_lower_server_limit_is_adopted(clock: FakeClock) -> None:
@@ -260,3 +314,111 @@ async def test_with_a_store_the_servers_remaining_count_does_not_gate(clock: Fak
         grant = await lim.acquire(1)
         lim.release(1, RateLimitHeaders(limit=10, remaining=0, reset=clock.time() + 60), grant)
     assert clock.now == 0.0 and lim.state().server_remaining is None
+
+
+class WindowServer:
+    """A sliding-window server on the fake clock: whole-second X-RateLimit-Reset, rounded up."""
+
+    def __init__(self, clock: FakeClock, limit: int, window: float, skew: float = 0.0) -> None:
+        self.clock, self.limit, self.window, self.skew = clock, limit, window, skew
+        self.stamps: list[float] = []
+        self.refused = 0
+
+    def answer(self) -> RateLimitHeaders:
+        now = self.clock.time() + self.skew  # the server's wall clock
+        self.stamps = [stamp for stamp in self.stamps if stamp + self.window > now]
+        if len(self.stamps) >= self.limit:
+            self.refused += 1
+            wait = self.stamps[0] + self.window - now
+            return RateLimitHeaders(
+                limit=self.limit, remaining=0, reset=math.ceil(self.stamps[0] + self.window),
+                retry_after=float(math.ceil(wait)),
+            )  # fmt: skip
+        self.stamps.append(now)
+        return RateLimitHeaders(
+            limit=self.limit,
+            remaining=self.limit - len(self.stamps),
+            reset=math.ceil(self.stamps[0] + self.window),
+        )
+
+
+async def pull(
+    lim: SlidingWindowLimiter, clock: FakeClock, server: WindowServer, requests: int
+) -> list[float]:
+    """One request at a time, each answered 37 ms after it was sent; a 429 pauses the limiter."""
+    sent: list[float] = []
+    while len(sent) < requests:
+        grant = await lim.acquire(1)
+        clock.now += 0.037
+        headers = server.answer()
+        lim.release(1, headers, grant)
+        if headers.retry_after is not None:
+            lim.pause(headers.retry_after)
+        else:
+            sent.append(clock.monotonic())
+    return sent
+
+
+async def test_a_server_window_shorter_than_told_is_learned_from_its_reset(
+    clock: FakeClock,
+) -> None:
+    """Told 60 s against a 2-second window: 95 requests, 10 a window, end within 1.2x its bound."""
+    clock.wall_start = 1_800_000_000.3  # the server's whole seconds fall mid-pull
+    lim = limiter(clock, limit=10, window=60.0)
+    server = WindowServer(clock, limit=10, window=2.0)
+    sent = await pull(lim, clock, server, 95)
+    bound = (math.ceil(95 / 10) - 1) * 2.0 + 0.037
+    assert server.refused == 0
+    assert sent[-1] <= 1.2 * bound  # was 540 s: nine configured windows
+    assert 2.0 <= lim.window_in_force < 2.2
+    assert lim.state().window == lim.window_in_force and lim.window == 60.0
+
+
+async def test_a_server_window_longer_than_told_is_still_never_exceeded(
+    clock: FakeClock,
+) -> None:
+    """Told 60 s against a 120-second window: no 429 (there were 3), the longer window learned."""
+    lim = limiter(clock, limit=10, window=60.0)
+    server = WindowServer(clock, limit=10, window=120.0)
+    await pull(lim, clock, server, 35)
+    assert server.refused == 0
+    assert 120.0 <= lim.window_in_force < 121.5
+
+
+async def test_a_429_under_a_learned_window_returns_to_the_configured_one_for_good(
+    clock: FakeClock,
+) -> None:
+    """The server's clock 1.5 s behind: the short estimate meets one 429, then 60 s holds."""
+    clock.wall_start = 1_800_000_000.3
+    lim = limiter(clock, limit=10, window=60.0)
+    server = WindowServer(clock, limit=10, window=2.0, skew=-1.5)
+    await pull(lim, clock, server, 35)
+    assert server.refused == 1
+    assert lim.window_in_force == 60.0
+
+
+async def test_no_window_is_learned_from_units_that_are_not_this_clients(
+    clock: FakeClock,
+) -> None:
+    """A restart into a window holding an earlier run's units: its reset teaches nothing."""
+    lim = limiter(clock, limit=10, window=60.0)
+    await send(lim, clock, [], RateLimitHeaders(limit=10, remaining=2, reset=clock.time() + 1))
+    assert lim.window_in_force == 60.0
+
+
+async def test_another_spenders_units_never_shorten_a_window_told_right(clock: FakeClock) -> None:
+    """Two clients on one key, told the server's 2 s: neither learns a shorter window."""
+    clock.wall_start = 1_800_000_000.6
+    server = WindowServer(clock, limit=20, window=2.0)
+    first, second = limiter(clock, limit=20, window=2.0), limiter(clock, limit=20, window=2.0)
+    for number in range(400):
+        lim = first if number % 3 else second  # the first spends twice as much
+        if number == 1:
+            clock.now += 0.4  # the second starts later
+        grant = await lim.acquire(1)
+        clock.now += 0.011
+        headers = server.answer()
+        lim.release(1, headers, grant)
+        if headers.retry_after is not None:
+            lim.pause(headers.retry_after)
+        assert first.window_in_force == second.window_in_force == 2.0
