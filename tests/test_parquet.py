@@ -18,7 +18,7 @@ from explorium_events._bulk import COMMIT_INTERVAL
 from explorium_events._models import decode_event
 from explorium_events._sinks import FORMATS, format_for, open_sink
 from explorium_events.cli import main
-from explorium_events.cli._run import PullRequest, commit_interval
+from explorium_events.cli._request import PullRequest, commit_interval
 from explorium_events.emulator import (
     Emulator,
     EmulatorConfig,

@@ -33,7 +33,8 @@ from ._common import (
     say,
 )
 from ._progress import Progress, progress_enabled
-from ._run import PullRequest, PullRun
+from ._request import PullRequest
+from ._run import PullRun
 from ._summary import pace
 from ._summary_json import check_target, write_summary
 

@@ -23,7 +23,8 @@ from . import _entity, _flags
 from ._common import PROG, UsageError, descriptor, is_terminal
 from ._input import InputError, read_ids
 from ._progress import Progress, progress_enabled
-from ._run import PullRequest, run_pull
+from ._request import PullRequest
+from ._run import run_pull
 from ._summary_json import check_target
 
 logger = logging.getLogger("explorium_events")

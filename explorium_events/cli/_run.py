@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
 import signal
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from dataclasses import replace
 from types import TracebackType
 from typing import Any, Self, TextIO
 
-from .._bulk import COMMIT_INTERVAL, pull
+from .._bulk import pull
 from .._checkpoint import Checkpoint, FinishedBatch
 from .._client import EventsClient
 from .._errors import (
@@ -30,7 +29,7 @@ from .._errors import (
 )
 from .._models import Event
 from .._results import PullSummary
-from .._sinks import FORMATS, BuiltinSink, open_sink
+from .._sinks import BuiltinSink, open_sink
 from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -42,56 +41,9 @@ from ._common import (
     silence_stdout,
 )
 from ._progress import Progress, Snapshot, logs_around
+from ._request import PullRequest, commit_interval
 from ._summary import RunReport, books, key_refused, lost_message, pull_figures, summary_lines
 from ._summary_json import write_summary
-
-
-@dataclass(slots=True, kw_only=True)
-class PullRequest:
-    """Everything a command decided about one pull.
-
-    ``ids`` are the input's valid values (repeats included: the pull drops them), and
-    ``total`` how many that is; ``invalid`` and ``invalid_examples`` are what the
-    command's own check of the input skipped. ``out`` None is standard output.
-    ``watch`` sees each batch's events as they are written (the demo's check).
-    """
-
-    command: str
-    ids: Iterable[str]
-    total: int
-    source: str
-    out: str | None
-    fmt: str
-    invalid: int = 0
-    invalid_examples: Sequence[str] = ()
-    append: bool = False
-    checkpoint: str | None = None
-    retry_failed: bool = False
-    failed_out: str | None = None
-    event_types: list[str] | None = None
-    since: dt.date | dt.datetime | None = None
-    until: dt.date | dt.datetime | None = None
-    csv_raw_cells: bool = False
-    entity: str = "prospect"  # whose IDs: prospect or business
-    quiet: bool = False  # -q: no summary (errors still)
-    summary_json: str | None = None  # --summary-json: where the figures go, or None
-    watch: Callable[[Sequence[Event]], None] | None = None
-
-
-def commit_interval(request: PullRequest) -> float:
-    """Seconds between the pull's durable flushes (each followed by a checkpoint commit).
-
-    With a checkpoint, pull()'s usual interval. Without one, a batch counts as done, and
-    a failed one reaches --failed-out, once a commit has made it durable: so every batch
-    commits on its own (0). Not for a format whose every durable flush makes a file
-    (parquet: a part per batch would be thousands of tiny files): it keeps the usual
-    interval, a part a second, and the batches of the last second reach --failed-out
-    (if they failed) that much later; an orderly stop or an error still hands every
-    batch not done to --failed-out. ``kill -9`` loses them: use --checkpoint.
-    """
-    if request.checkpoint is not None or not FORMATS[request.fmt].flush_per_batch:
-        return COMMIT_INTERVAL
-    return 0.0
 
 
 def run_pull(client: EventsClient, request: PullRequest, progress: Progress) -> int:
