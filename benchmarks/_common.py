@@ -236,8 +236,8 @@ def _serve(config_json: str, warm: int) -> None:
     from explorium_events.emulator import EmulatorConfig, _business, _data, serve_forever
 
     config = EmulatorConfig(**json.loads(config_json))
-    # Pure functions of their arguments: memoizing them changes no answer, only its CPU cost.
-    _data.events_for_prospect = functools.cache(_data.events_for_prospect)
+    # A pure function of its arguments: memoizing it changes no answer, only its CPU cost.
+    # (The emulator keeps the last 16,384 prospects' histories itself; `warm` fills that.)
     _business.events_for_business = functools.cache(_business.events_for_business)  # type: ignore[assignment]
     if warm:
         _data.expected_events(prospect_ids(warm), config=config)

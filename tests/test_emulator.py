@@ -15,6 +15,7 @@ import re
 import signal
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
+from types import SimpleNamespace
 from typing import Any
 
 import aiohttp
@@ -895,6 +896,45 @@ async def test_latency_delays_every_answer(start: Start, http: aiohttp.ClientSes
     assert loop.time() - began >= 2 * 0.030
 
 
+async def test_latency_counts_from_the_arrival_not_after_building_the_answer(
+    start: Start, http: aiohttp.ClientSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A request whose answer took 30 ms to build waits only latency - 30 ms more."""
+    from explorium_events.emulator import _app
+
+    readings = iter([10.000, 10.030, 10.031])  # arrival, answer built, time_took
+    waits: list[float] = []
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+
+    monkeypatch.setattr(_app, "time", SimpleNamespace(perf_counter=lambda: next(readings)))
+    monkeypatch.setattr(_app, "asyncio", SimpleNamespace(sleep=record))
+    emu = await start(latency_ms=100.0, rate_limit=None)
+    reply = await post(http, emu)
+    assert reply.status == 200
+    assert waits == [pytest.approx(0.070)]
+    assert emu.stats.latency_seconds == pytest.approx(0.100)
+    assert reply.json["response_context"]["time_took_in_seconds"] == 0.031
+
+
+def test_served_events_are_the_callers_own_and_cost_one_generation() -> None:
+    """A changed served event changes no later answer; a prospect's history is made once."""
+    from explorium_events.emulator import _data
+
+    config = EmulatorConfig(now=NOW)
+    prospect = ids(1)[0]
+    _data._history.cache_clear()
+    first = expected_events([prospect], config=config)
+    assert first
+    first[0]["data"]["event_name"] = "changed"
+    first[0]["event_id"] = "changed"
+    again = expected_events([prospect], config=config)
+    assert again[0]["data"]["event_name"] == again[0]["event_name"] != "changed"
+    assert again[0]["event_id"] != "changed"
+    assert _data._history.cache_info().misses == 1
+
+
 async def test_error_rate_gives_all_5xx_codes_and_both_documented_bodies(
     start: Start, http: aiohttp.ClientSession
 ) -> None:
@@ -1040,6 +1080,7 @@ def test_stats_reset_zeroes_everything_but_in_flight() -> None:
     stats.enter()
     stats.answered(200)
     stats.fetched(ids(2))
+    stats.latency_seconds = 0.25
     stats.leave()
     stats.reset()
     assert stats.as_dict() == {
@@ -1052,6 +1093,7 @@ def test_stats_reset_zeroes_everything_but_in_flight() -> None:
         "dropped": 0,
         "truncated": 0,
         "duplicated_events": 0,
+        "latency_seconds": 0.0,
     }
 
 

@@ -4,7 +4,8 @@
 A request to either endpoint goes through, in order (one sliding window per key,
 shared by both endpoints, as the API's limit is per key across its endpoints):
 
-1. latency (drawn for every request, applied just before answering);
+1. latency (drawn for every request and counted from its arrival: the answer leaves
+   that long after the request came in, however long building it took);
 2. auth: header ``api_key``; missing or wrong: 401;
 3. validation of the body: 422 naming every problem;
 4. an injected 429, if drawn; then the sliding-window limit: 429 when over it
@@ -237,8 +238,11 @@ async def _events(request: web.Request, endpoint: Endpoint) -> web.StreamRespons
     state.stats.enter()
     try:
         latency = state.faults.latency()
+        state.stats.latency_seconds += latency
         reply = await _decide(request, state, endpoint)
-        delay = latency + reply.delay
+        # The latency counts from the request's arrival: a server whose answers take
+        # 100 ms takes 100 ms, not 100 ms plus the time spent building the answer.
+        delay = latency + reply.delay - (time.perf_counter() - started)
         if delay > 0:
             await asyncio.sleep(delay)
         return await _answer(request, state.stats, reply, started)

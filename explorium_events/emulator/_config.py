@@ -53,7 +53,8 @@ class EmulatorConfig:
             forward adds to it, so the windows age with the events' ``now``.
 
     Faults, each drawn from one ``random.Random(seed)`` owned by the app:
-        latency_ms, latency_jitter_ms: added to every response (uniform jitter, +-).
+        latency_ms, latency_jitter_ms: how long every answer takes, from the request's
+            arrival (uniform jitter, +-).
         error_rate: probability of a 500/502/503/504.
         rate_limit_error_rate: probability of an injected 429 that waits
             ``retry_after_seconds``.

@@ -25,6 +25,9 @@ class EmulatorStats:
         dropped: connections closed without an answer.
         truncated: 200 responses whose body was cut short.
         duplicated_events: events sent twice.
+        latency_seconds: the latency drawn for the requests (``latency_ms`` and its
+            jitter, not spikes), summed: a benchmark's ideal pull time is this over its
+            concurrency, whatever the draws.
     """
 
     requests: int = 0
@@ -35,6 +38,7 @@ class EmulatorStats:
     dropped: int = 0
     truncated: int = 0
     duplicated_events: int = 0
+    latency_seconds: float = 0.0
     _unique: set[bytes] = dataclasses.field(default_factory=set, init=False, repr=False)
 
     @property
@@ -59,6 +63,7 @@ class EmulatorStats:
             "dropped": self.dropped,
             "truncated": self.truncated,
             "duplicated_events": self.duplicated_events,
+            "latency_seconds": self.latency_seconds,
         }
 
     def reset(self) -> None:
@@ -70,6 +75,7 @@ class EmulatorStats:
         self.dropped = 0
         self.truncated = 0
         self.duplicated_events = 0
+        self.latency_seconds = 0.0
         self._unique.clear()
 
     def enter(self) -> None:
