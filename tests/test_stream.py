@@ -35,12 +35,32 @@ async def test_stream_yields_each_batch_and_break_cancels_the_rest(
         # Requests already on the wire when the loop broke may still land; nothing after.
         await asyncio.sleep(0.01)
         sent = len(api.requests)
-        assert sent <= seen_batches + client.max_concurrency
+        # In flight, and waiting for the consumer: max_concurrency of each at most.
+        assert sent <= seen_batches + 2 * client.max_concurrency
         await asyncio.sleep(0.01)
         assert len(api.requests) == sent
         assert not client._runner.tasks
         leftovers = [task for task in asyncio.all_tasks() if "explorium" in task.get_name()]
         assert leftovers == []
+
+
+async def test_a_consumer_busy_with_a_batch_leaves_max_concurrency_more_results_coming(
+    api: ApiServer, clock: FakeClock, ids: IdMaker
+) -> None:
+    """While the consumer holds a batch, the workers go on until 2 x max_concurrency more."""
+    concurrency = 2
+    async with make_client(api, clock, max_concurrency=concurrency) as client:
+        async with client.stream(ids(40 * 20)) as batches:
+            async for _batch in batches:
+                # The consumer is busy: the workers fill the room, then wait for it.
+                for _ in range(2_000):
+                    if len(api.requests) >= 1 + 2 * concurrency:
+                        break
+                    await asyncio.sleep(0.001)
+                for _ in range(50):
+                    await asyncio.sleep(0)
+                assert len(api.requests) == 1 + 2 * concurrency
+                break
 
 
 async def test_break_without_context_manager_also_cleans_up(
