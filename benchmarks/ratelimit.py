@@ -12,10 +12,11 @@ where ``latency`` is the server's mean answer time (the emulator's ``latency_ms`
 No client can finish earlier without a 429 (a rejected request costs no units but
 buys nothing either).
 
-Four scenarios: the API counts one unit per request; one unit per prospect ID (40 per
+Five scenarios: the API counts one unit per request; one unit per prospect ID (40 per
 full request); two OS processes, each pulling half the IDs, sharing one key (each
-told the key's full limit, neither knowing of the other); and this client told the
-wrong window (60 s, the default, against the server's 2 s), with and without the limit.
+told the key's full limit, neither knowing of the other); this client told the
+wrong window (60 s, the default, against the server's 2 s), with and without the limit;
+and a restart into a window an earlier run has just filled (what it costs in 429s).
 """
 
 from __future__ import annotations
@@ -184,6 +185,36 @@ async def _wrong_window(
             _progress(rows[-1])
 
 
+async def _restart(setup: Setup, names: list[str], rows: list[dict[str, Any]]) -> None:
+    """A pull started right after an earlier run filled the window: what the restart costs.
+
+    The earlier run is this client pulling one window's worth; the restart pulls one
+    more. It cannot finish before the window frees, one window after the earlier run's
+    first request, plus a latency: that is its bound, from the moment it starts.
+    """
+    ids = prospect_ids(2 * setup.limit * BATCH)
+    earlier, later = ids[: setup.limit * BATCH], ids[setup.limit * BATCH :]
+    async with EmulatorProcess(
+        warm=len(ids),
+        rate_limit=setup.limit,
+        rate_window=setup.window,
+        latency_ms=setup.latency_ms,
+        latency_jitter_ms=setup.jitter_ms,
+    ) as emulator:
+        knobs = {"concurrency": setup.concurrency, "limit": setup.limit, "window": setup.window}
+        for name in names:
+            await emulator.reset()
+            filled_from = time.time()
+            await run_one("client", emulator.url, BENCH_KEY, earlier, **knobs)
+            result = await run_one(name, emulator.url, BENCH_KEY, later, **knobs)
+            stats = await emulator.stats()
+            bound = filled_from + setup.window + setup.latency_ms / 1000 - result.started
+            rows.append(
+                _row("restart into a full window", setup, result, bound, status_count(stats, 429))
+            )
+            _progress(rows[-1])
+
+
 def _progress(row: dict[str, Any]) -> None:
     print(
         f"  {row['scenario']:<24} {row['alternative']:<32} {row['wall s']:7.2f}s "
@@ -207,6 +238,7 @@ async def measure(quick: bool) -> list[dict[str, Any]]:
     await _single("1 unit per ID", setup, "id", few, rows)
     await _shared(setup, [name for name in few if name != "sequential"], rows)
     await _wrong_window(setup, 60.0 if not quick else 30.0, ["client", "client_unknown"], rows)
+    await _restart(setup, [name for name in few if name != "sequential"] + ["client_unknown"], rows)
     return rows
 
 
