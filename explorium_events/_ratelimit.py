@@ -338,8 +338,11 @@ class SlidingWindowLimiter:
         return None
 
     def _expire(self, now: float) -> None:
-        horizon = now - self.window_in_force
-        while self._completed and self._completed[0][0] <= horizon:
+        window = self.window_in_force
+        # The same sum as the wait in _delay: a slot whose wait is 0 has left. (Comparing
+        # with ``now - window`` instead can keep it while its wait says 0 already, and
+        # then every waiter goes at that moment.)
+        while self._completed and self._completed[0][0] + window <= now:
             self._completed_units -= self._completed.popleft()[1]
 
     def cancel(self, units: int) -> None:

@@ -66,6 +66,25 @@ async def test_slot_ages_from_the_answer_not_the_send(clock: FakeClock) -> None:
     assert sent == [65.0]
 
 
+async def test_a_slot_that_ends_exactly_now_makes_room_for_one_request_not_all(
+    clock: FakeClock,
+) -> None:
+    """Answered at 5.1 s, limit 1: the next goes at 65.1 s and the one after a window later.
+
+    In floats 65.1 - 60 < 5.1 while 5.1 + 60 - 65.1 == 0: the window's end and the wait
+    must be the same sum, or every waiter goes at 65.1 s.
+    """
+    lim = limiter(clock, limit=1)
+    await lim.acquire(1)
+    clock.now = 5.1
+    lim.release(1, RateLimitHeaders())
+    sent: list[float] = []
+    for _ in range(3):
+        await send(lim, clock, sent)
+    assert sent[0] == 5.1 + 60.0
+    assert sent[1] >= sent[0] + 60.0 and sent[2] >= sent[1] + 60.0
+
+
 async def test_first_request_probes_alone(clock: FakeClock) -> None:
     """Until the first answer arrives, a second acquire waits."""
     lim = limiter(clock)
