@@ -62,6 +62,7 @@ from ._entity import entity_named
 from ._entity_client import EntityEvents
 from ._errors import OutputWriteError, ServerUnavailableError
 from ._query import Query, Timestamp, build_query
+from ._ratelimit_types import ServerLimit
 from ._results import BatchResult, FetchStats, PullSummary
 from ._results import batch_failure as _failure
 from ._sinks import EventSink, PullOutput
@@ -272,7 +273,8 @@ class _Run:
             raise
         if self._checkpoint is not None:
             try:
-                self._checkpoint.record(self._pending, output_length=length)
+                learned = ServerLimit.of(self._client.rate_limit_state())
+                self._checkpoint.record(self._pending, output_length=length, server_limit=learned)
             except sqlite3.Error as exc:  # the checkpoint's own disk is full, say
                 raise OutputWriteError(self._checkpoint.path, exc) from exc
         records, self._pending = self._pending, []
@@ -504,6 +506,9 @@ async def pull(
             finished=not new and bool(ledger.counts().done_batches),
             ledger=ledger.path,
         )
+        remembered = ledger.server_limit
+        if remembered is not None:  # so that a restart into a full window costs one 429
+            client._recall_server_limit(remembered)
         try:
             run = run_for(ledger, scanned)
             ids = unique_ids(source, scanned)

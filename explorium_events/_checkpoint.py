@@ -23,6 +23,8 @@ Schema (version 1)::
         pull           the PullSpec, compared on resume
         input          {"values", "unique", "invalid", "duplicates", "name"} of the input
         output_length  bytes of a JSONL/CSV output that are durably covered by done batches
+        server_limit   {"limit", "cost"}: the server's X-RateLimit-Limit as the last run
+                       read it (absent until one did), so that a resumed run probes first
         created_at, updated_at   Unix times
     batches(position INTEGER PRIMARY KEY, state TEXT ('done'|'failed'), ids INTEGER,
             events INTEGER, attempts INTEGER, status INTEGER, error TEXT,
@@ -44,6 +46,7 @@ from types import TracebackType
 from typing import IO, Any, Self
 
 from ._errors import CheckpointMismatchError, ConfigurationError, OutputWriteError
+from ._ratelimit_types import ServerLimit
 
 SCHEMA_VERSION = 1
 STATE_PENDING = 0
@@ -335,6 +338,12 @@ class Checkpoint:
         return int(value) if value is not None else 0
 
     @property
+    def server_limit(self) -> ServerLimit | None:
+        """The server's limit as the last run that read one recorded it, if any."""
+        row = self._db.execute("SELECT value FROM meta WHERE key = 'server_limit'").fetchone()
+        return ServerLimit.from_json(None if row is None else row[0])
+
+    @property
     def input_totals(self) -> InputTotals | None:
         """How the input's values divided, as recorded by the latest run."""
         value = self._meta("input")
@@ -358,10 +367,17 @@ class Checkpoint:
                 states[position] = _STATE_CODES[state]
         return states
 
-    def record(self, batches: Iterable[FinishedBatch], *, output_length: int | None) -> None:
+    def record(
+        self,
+        batches: Iterable[FinishedBatch],
+        *,
+        output_length: int | None,
+        server_limit: ServerLimit | None = None,
+    ) -> None:
         """Mark batches done or failed, and the output's durable length, in one transaction.
 
         Call only after the events of the done batches are durably in the output.
+        ``server_limit``, when the run has read one, is kept for the next run.
         """
         now = time.time()
         rows = [
@@ -395,6 +411,11 @@ class Checkpoint:
                 self._db.execute(
                     "UPDATE meta SET value = ? WHERE key = 'output_length'",
                     (json.dumps(output_length),),
+                )
+            if server_limit is not None:
+                self._db.execute(
+                    "INSERT OR REPLACE INTO meta (key, value) VALUES ('server_limit', ?)",
+                    (server_limit.to_json(),),
                 )
             self._db.execute(
                 "UPDATE meta SET value = ? WHERE key = 'updated_at'", (json.dumps(now),)

@@ -30,7 +30,13 @@ from ._errors import ConfigurationError
 from ._ids import MAX_BATCH_SIZE
 from ._models import Event, EventType
 from ._query import Timestamp
-from ._ratelimit import RateLimitCost, RateLimitState, SharedWindow, SlidingWindowLimiter
+from ._ratelimit import (
+    RateLimitCost,
+    RateLimitState,
+    ServerLimit,
+    SharedWindow,
+    SlidingWindowLimiter,
+)
 from ._results import FetchResult
 from ._retry import RetryPolicy
 from ._settings import (
@@ -245,6 +251,13 @@ class EventsClient:
     def rate_limit_state(self) -> RateLimitState:
         """The rate limiter's state now: the limit in force, use, any pause."""
         return self._limiter.state()
+
+    def _recall_server_limit(self, remembered: ServerLimit) -> None:
+        """For pull() and sync() resuming: the server's limit as their earlier run read it.
+
+        Not public: only a checkpoint or sync state knows it. See SlidingWindowLimiter.recall.
+        """
+        self._limiter.recall(remembered)
 
     async def __aenter__(self) -> Self:
         self._runner.check_open()

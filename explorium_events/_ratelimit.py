@@ -18,7 +18,10 @@ Three more things can hold a request back:
   (``limit=None``: the client assumes none until an answer shows one), or with a limit
   far above what ``concurrency`` requests in flight could spend in a window even at
   one answer every ``FASTEST_ANSWER`` seconds each (an earlier run of this client
-  cannot have filled such a window). After a 429 the probe is back, always.
+  cannot have filled such a window). After a 429 the probe is back, always. A
+  checkpoint or sync state remembers the server's limit (``recall``), so that a
+  resumed run, which may well be back in a window its earlier run filled, probes even
+  with ``limit=None``, and paces to that limit until an answer says otherwise.
   A probe that fails without a word on the window (a timeout, a dropped connection, an
   unreadable body) ends the probe all the same: waiting for a readable answer would
   hold a silent server's whole pull to one request at a time, and the local window
@@ -64,6 +67,7 @@ from ._ratelimit_types import (
     RateLimitCost,
     RateLimitHeaders,
     RateLimitState,
+    ServerLimit,
     SharedDecision,
     SharedWindow,
 )
@@ -75,6 +79,7 @@ __all__ = [
     "RateLimitCost",
     "RateLimitHeaders",
     "RateLimitState",
+    "ServerLimit",
     "SharedDecision",
     "SharedWindow",
     "SlidingWindowLimiter",
@@ -136,10 +141,12 @@ class SlidingWindowLimiter:
         self._sent_units = 0
         self._others_seen_by = 0  # ``sent`` of the latest answer that showed others' units
         self._server_limit: int | None = None
+        self._recalled = False  # _server_limit is an earlier run's, no answer's yet
         self._server_remaining: int | None = None
         self._server_reset_at = 0.0
         self._paused_until = 0.0
-        self._probing = self._limit_in_play(concurrency)
+        self._concurrency = concurrency
+        self._probing = self._limit_in_play(limit)
         self._learned = WindowEstimate(window)
         if shared is not None:
             self._learned.forget()
@@ -148,17 +155,32 @@ class SlidingWindowLimiter:
         self._turn: asyncio.Lock | None = None
         self._answered: asyncio.Event | None = None
 
-    def _limit_in_play(self, concurrency: int | None) -> bool:
+    def _limit_in_play(self, limit: int | None) -> bool:
         """Whether the first request must probe alone (see the module's docstring)."""
-        limit = self._configured_limit
         if self._shared is not None:
             return True  # the shared window decides; its grants are what it knows
         if limit is None:
             return False
-        if concurrency is None:
+        if self._concurrency is None:
             return True
-        most_units = concurrency * (_MOST_IDS if self._cost == "id" else 1)
+        most_units = self._concurrency * (_MOST_IDS if self._cost == "id" else 1)
         return limit < most_units * self._window / FASTEST_ANSWER
+
+    def recall(self, remembered: ServerLimit) -> None:
+        """The server's limit as an earlier run read it (its checkpoint or sync state kept it).
+
+        Only with no configured limit, before the first request, and in the same unit: the
+        limit is then taken as the server's (paced to, until an answer says otherwise), and
+        the first request probes alone where it is in play, as with a configured limit.
+        An answer without ``X-RateLimit-Limit`` drops it again.
+        """
+        if self._configured_limit is not None or self._sent_units:
+            return
+        if remembered.cost != self._cost:
+            return  # a count of IDs read as requests (or the reverse) would mislead
+        self._server_limit = remembered.limit
+        self._recalled = True
+        self._probing = self._probing or self._limit_in_play(remembered.limit)
 
     @property
     def limit(self) -> int | None:
@@ -338,8 +360,11 @@ class SlidingWindowLimiter:
         return None
 
     def _expire(self, now: float) -> None:
-        horizon = now - self.window_in_force
-        while self._completed and self._completed[0][0] <= horizon:
+        window = self.window_in_force
+        # The same sum as the wait in _delay: a slot whose wait is 0 has left. (Comparing
+        # with ``now - window`` instead can keep it while its wait says 0 already, and
+        # then every waiter goes at that moment.)
+        while self._completed and self._completed[0][0] + window <= now:
             self._completed_units -= self._completed.popleft()[1]
 
     def cancel(self, units: int) -> None:
@@ -381,6 +406,9 @@ class SlidingWindowLimiter:
     def _observe(self, headers: RateLimitHeaders, now: float, grant: Grant | None) -> None:
         if headers.limit is not None and headers.limit > 0:
             self._server_limit = headers.limit
+        elif self._recalled:
+            self._server_limit = None  # the server announces none now: no limit in play
+        self._recalled = False
         if grant is not None and grant.token is not None and not self._backlog_due:
             # The shared window granted it and still answers: it holds every process's
             # units, so the server's remaining count shows nobody it does not count.

@@ -6,6 +6,7 @@ holds only its logic.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -109,3 +110,38 @@ class RateLimitState:
     # None without a shared store; True while it paces every process, False while
     # this process paces alone because the store is unreachable.
     shared: bool | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ServerLimit:
+    """The server's limit as a run read it (``X-RateLimit-Limit``, in units of ``cost``).
+
+    A checkpoint or sync state keeps it (just these two values, never the key), so that a
+    resumed run with no client-side limit still probes first (``SlidingWindowLimiter.recall``).
+    """
+
+    limit: int
+    cost: RateLimitCost
+
+    @classmethod
+    def of(cls, state: RateLimitState) -> ServerLimit | None:
+        """What the limiter has read from the server so far, if anything."""
+        return None if state.server_limit is None else cls(state.server_limit, state.cost)
+
+    def to_json(self) -> str:
+        """As a checkpoint or sync state stores it."""
+        return json.dumps({"limit": self.limit, "cost": self.cost}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | None) -> ServerLimit | None:
+        """The stored value, or None when absent or not one (the next run reads it anew)."""
+        try:
+            raw = json.loads(text) if text is not None else None
+        except ValueError:
+            return None
+        if not isinstance(raw, dict):
+            return None
+        limit, cost = raw.get("limit"), raw.get("cost")
+        if type(limit) is not int or limit <= 0 or cost not in ("request", "id"):
+            return None
+        return cls(limit, cost)

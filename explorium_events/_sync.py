@@ -41,6 +41,7 @@ from ._client import EventsClient
 from ._errors import ConfigurationError
 from ._models import Event, EventType
 from ._query import RETENTION, build_query
+from ._ratelimit_types import ServerLimit
 from ._results import BatchResult, FetchStats, InvalidProspectId
 from ._sinks import FORMATS, EventSink, Format, PullOutput
 from ._sync_state import SyncState
@@ -252,6 +253,7 @@ class _SyncRun:
             covered=pending.covered,
             cursor=self._started,
             output=_output_record(self._output, length),
+            server_limit=ServerLimit.of(self._client.rate_limit_state()),
         )
         self._pending = _Pending()
         self._last_commit = self._clock.monotonic()
@@ -419,6 +421,9 @@ async def sync(
                 gap[1].date().isoformat(),
                 gap[1].date().isoformat(),
             )
+        remembered = ledger.server_limit()
+        if remembered is not None:  # so that a restart into a full window costs one 429
+            client._recall_server_limit(remembered)
         fmt = FORMATS.get(output.format)
         length = _settle_output(ledger, output, fmt)
         run = _SyncRun(

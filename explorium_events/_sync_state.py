@@ -4,7 +4,9 @@ One SQLite file, written only by ``sync()``. Schema version 1 (``PRAGMA user_ver
 
     meta      (key TEXT PRIMARY KEY, value TEXT NOT NULL)
               -- kind = 'explorium-events sync state', created, event_types ('a,b'),
-              -- output, output_format, output_length, output_file ('dev:ino')
+              -- output, output_format, output_length, output_file ('dev:ino'),
+              -- server_limit ('{"cost": "request", "limit": 200}': X-RateLimit-Limit as
+              -- the last run read it, so that the next run probes first; never the key)
     prospects (prospect_id TEXT PRIMARY KEY, cursor INTEGER NOT NULL) WITHOUT ROWID
               -- cursor: Unix seconds when the last run that fetched this ID STARTED
     emitted   (event_id TEXT PRIMARY KEY, event_time INTEGER NOT NULL) WITHOUT ROWID
@@ -36,6 +38,7 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 from ._errors import ConfigurationError, OutputWriteError
+from ._ratelimit_types import ServerLimit
 
 _T = TypeVar("_T")
 SCHEMA_VERSION = 1
@@ -181,6 +184,10 @@ class SyncState:
             )
         )
 
+    def server_limit(self) -> ServerLimit | None:
+        """The server's limit as the last run that read one recorded it, if any."""
+        return ServerLimit.from_json(self.get("server_limit"))
+
     def output(self) -> OutputRecord | None:
         """The output the last commit recorded, or None before the first."""
         path = self.get("output")
@@ -285,11 +292,16 @@ class SyncState:
         covered: list[str],
         cursor: int,
         output: dict[str, str],
+        server_limit: ServerLimit | None = None,
     ) -> None:
         """In one transaction: the emitted events, the covered IDs' cursor, the output's length.
 
-        Call it only once the events are durable in the output.
+        Call it only once the events are durable in the output. ``server_limit``, when the
+        run has read one, is kept for the next run.
         """
+        meta = dict(output)
+        if server_limit is not None:
+            meta["server_limit"] = server_limit.to_json()
 
         def write(db: sqlite3.Connection) -> None:
             db.executemany(
@@ -305,7 +317,7 @@ class SyncState:
             db.executemany(
                 "INSERT INTO meta VALUES (?, ?) "
                 "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                output.items(),
+                meta.items(),
             )
 
         self._write(write)

@@ -18,6 +18,7 @@ from explorium_events._checkpoint import (
     FinishedBatch,
     PullSpec,
 )
+from explorium_events._ratelimit import ServerLimit
 from tests.conftest import prospect_id
 
 SPEC = PullSpec(
@@ -188,3 +189,22 @@ def test_a_second_run_on_the_same_checkpoint_at_once_is_refused(tmp_path: Path) 
             Checkpoint.open(path, SPEC)
     with Checkpoint.open(path, SPEC) as again:
         assert not again.new
+
+
+@pytest.mark.parametrize(
+    "stored", ['{"limit": 0, "cost": "request"}', '{"limit": 10, "cost": "byte"}', "[10]", "ten"]
+)
+def test_a_remembered_limit_that_is_not_one_is_ignored(tmp_path: Path, stored: str) -> None:
+    """A server_limit edited by hand into nonsense reads as none, not as an error."""
+    path = tmp_path / "pull.ckpt"
+    with Checkpoint.open(path, SPEC) as checkpoint:
+        checkpoint.record(
+            [FinishedBatch(position=0, prospect_ids=batch_ids(0))],
+            output_length=0,
+            server_limit=ServerLimit(200, "request"),
+        )
+        assert checkpoint.server_limit == ServerLimit(200, "request")
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
+        db.execute("UPDATE meta SET value = ? WHERE key = 'server_limit'", (stored,))
+    with Checkpoint.open(path, SPEC) as checkpoint:
+        assert checkpoint.server_limit is None

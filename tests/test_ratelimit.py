@@ -10,7 +10,12 @@ from collections.abc import Sequence
 import pytest
 
 from explorium_events import RateLimitError
-from explorium_events._ratelimit import RateLimitHeaders, SharedDecision, SlidingWindowLimiter
+from explorium_events._ratelimit import (
+    RateLimitHeaders,
+    ServerLimit,
+    SharedDecision,
+    SlidingWindowLimiter,
+)
 from tests.conftest import FakeClock
 
 
@@ -64,6 +69,25 @@ async def test_slot_ages_from_the_answer_not_the_send(clock: FakeClock) -> None:
     sent: list[float] = []
     await send(lim, clock, sent)
     assert sent == [65.0]
+
+
+async def test_a_slot_that_ends_exactly_now_makes_room_for_one_request_not_all(
+    clock: FakeClock,
+) -> None:
+    """Answered at 5.1 s, limit 1: the next goes at 65.1 s and the one after a window later.
+
+    In floats 65.1 - 60 < 5.1 while 5.1 + 60 - 65.1 == 0: the window's end and the wait
+    must be the same sum, or every waiter goes at 65.1 s.
+    """
+    lim = limiter(clock, limit=1)
+    await lim.acquire(1)
+    clock.now = 5.1
+    lim.release(1, RateLimitHeaders())
+    sent: list[float] = []
+    for _ in range(3):
+        await send(lim, clock, sent)
+    assert sent[0] == 5.1 + 60.0
+    assert sent[1] >= sent[0] + 60.0 and sent[2] >= sent[1] + 60.0
 
 
 async def test_first_request_probes_alone(clock: FakeClock) -> None:
@@ -129,6 +153,59 @@ async def test_without_a_limit_a_429_still_brings_the_probe_back(clock: FakeCloc
     assert not second.done()
     lim.release(1, RateLimitHeaders(limit=200, remaining=150), probe)
     await asyncio.wait_for(second, 1)
+
+
+def no_limit(clock: FakeClock, cost: str = "request") -> SlidingWindowLimiter:
+    return SlidingWindowLimiter(
+        limit=None, window=60.0, cost=cost,  # type: ignore[arg-type]
+        clock=clock, rng=random.Random(0), concurrency=8,
+    )  # fmt: skip
+
+
+async def test_a_remembered_server_limit_brings_the_probe_back_without_a_limit(
+    clock: FakeClock,
+) -> None:
+    """limit=None, but an earlier run read 200 from the server: paced to 200, the first probes."""
+    lim = no_limit(clock)
+    lim.recall(ServerLimit(200, "request"))
+    assert lim.limit == 200 and lim.state().server_limit == 200
+    assert (await lim.acquire(1)).probe
+    second = asyncio.create_task(lim.acquire(1))
+    await asyncio.sleep(0)
+    assert not second.done()
+    second.cancel()
+
+
+async def test_a_remembered_limit_gives_way_to_what_the_answers_say(clock: FakeClock) -> None:
+    """The first answer's X-RateLimit-Limit replaces it; an answer with none drops it."""
+    told = no_limit(clock)
+    told.recall(ServerLimit(200, "request"))
+    grant = await told.acquire(1)
+    told.release(1, RateLimitHeaders(limit=300, remaining=299, reset=clock.time() + 60), grant)
+    assert told.limit == 300
+    silent = no_limit(clock)
+    silent.recall(ServerLimit(200, "request"))
+    silent.release(1, RateLimitHeaders(), await silent.acquire(1))
+    assert silent.limit is None
+    assert not (await asyncio.wait_for(silent.acquire(1), 1)).probe
+
+
+async def test_a_remembered_limit_changes_nothing_where_the_client_knows_better(
+    clock: FakeClock,
+) -> None:
+    """A configured limit, a limit counted in another unit, or a request already sent: no change."""
+    configured = SlidingWindowLimiter(
+        limit=50_000, window=60.0, cost="request", clock=clock, rng=random.Random(0),
+        concurrency=8,
+    )  # fmt: skip
+    other_unit = no_limit(clock, cost="id")
+    started = no_limit(clock)
+    await started.acquire(1)
+    for lim in (configured, other_unit, started):
+        before = lim.limit
+        lim.recall(ServerLimit(200, "request"))
+        assert lim.limit == before
+        assert not (await asyncio.wait_for(lim.acquire(1), 1)).probe
 
 
 async def test_lower_server_limit_is_adopted(clock: FakeClock) -> None:
