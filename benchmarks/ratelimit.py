@@ -24,9 +24,13 @@ from __future__ import annotations
 import asyncio
 import math
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import aiohttp
 
 from ._common import (
     BATCH,
@@ -215,6 +219,72 @@ async def _restart(setup: Setup, names: list[str], rows: list[dict[str, Any]]) -
             _progress(rows[-1])
 
 
+async def _restarted_pull(setup: Setup, rows: list[dict[str, Any]]) -> None:
+    """``pull()`` with a checkpoint and no limit told, stopped after a few batches; the
+    window is then filled (another run spending the key) and a new client resumes the
+    pull at once. The checkpoint remembers the server's limit, so the resumed run probes.
+    """
+    from explorium_events import EventsClient, pull
+
+    ids = prospect_ids(2 * setup.limit * BATCH)
+    async with EmulatorProcess(
+        warm=len(ids),
+        rate_limit=setup.limit,
+        rate_window=setup.window,
+        latency_ms=setup.latency_ms,
+        latency_jitter_ms=setup.jitter_ms,
+    ) as emulator:
+        with tempfile.TemporaryDirectory() as folder:
+            out, checkpoint = Path(folder, "events.jsonl"), Path(folder, "pull.ckpt")
+            stop = asyncio.Event()
+            settings: dict[str, Any] = {"api_key": BENCH_KEY, "base_url": emulator.url,
+                        "max_concurrency": setup.concurrency, "rate_limit": None,
+                        "rate_window": setup.window}  # fmt: skip
+            async with EventsClient(**settings) as client:
+                await pull(client, ids, out, checkpoint, stop=stop, on_batch=lambda _: stop.set())
+            await emulator.reset()  # the window empty, the counters zero: then fill it
+            filled_from = time.time()
+            await _fill_window(emulator.url, setup.concurrency)
+            filling_429s = status_count(await emulator.stats(), 429)
+            started = time.time()
+            async with EventsClient(**settings) as client:
+                summary = await pull(client, ids, out, checkpoint)
+            finished = time.time()
+        stats = await emulator.stats()
+    result = PullResult(
+        name="(d) pull(), limit unknown, resumed",
+        elapsed=finished - started,
+        requests=summary.requests,
+        rate_limited=summary.rate_limited,
+        events=summary.events_written,
+        failed_batches=summary.failed_batches,
+        started=started,
+        finished=finished,
+    )
+    bound = filled_from + setup.window + setup.latency_ms / 1000 - started
+    server_429s = status_count(stats, 429) - filling_429s
+    rows.append(_row("restart into a full window", setup, result, bound, server_429s))
+    _progress(rows[-1])
+
+
+async def _fill_window(url: str, concurrency: int) -> None:
+    """Spend the rest of the key's window: one-ID requests until the server says 429."""
+    body = {"prospect_ids": prospect_ids(1), "event_types": ["prospect_changed_role"]}
+    full = asyncio.Event()
+
+    async def spend(session: aiohttp.ClientSession) -> None:
+        while not full.is_set():
+            async with session.post(
+                url + "/v1/prospects/events", json=body, headers={"api_key": BENCH_KEY}
+            ) as response:
+                await response.read()
+                if response.status == 429:
+                    full.set()
+
+    async with aiohttp.ClientSession() as session:
+        await asyncio.gather(*(spend(session) for _ in range(concurrency)))
+
+
 def _progress(row: dict[str, Any]) -> None:
     print(
         f"  {row['scenario']:<24} {row['alternative']:<32} {row['wall s']:7.2f}s "
@@ -239,6 +309,7 @@ async def measure(quick: bool) -> list[dict[str, Any]]:
     await _shared(setup, [name for name in few if name != "sequential"], rows)
     await _wrong_window(setup, 60.0 if not quick else 30.0, ["client", "client_unknown"], rows)
     await _restart(setup, [name for name in few if name != "sequential"] + ["client_unknown"], rows)
+    await _restarted_pull(setup, rows)
     return rows
 
 
