@@ -238,7 +238,7 @@ def _serve(config_json: str, warm: int) -> None:
     config = EmulatorConfig(**json.loads(config_json))
     # A pure function of its arguments: memoizing it changes no answer, only its CPU cost.
     # (The emulator keeps the last 16,384 prospects' histories itself; `warm` fills that.)
-    _business.events_for_business = functools.cache(_business.events_for_business)  # type: ignore[assignment]
+    _business.events_for_business = functools.cache(_business.events_for_business)
     if warm:
         _data.expected_events(prospect_ids(warm), config=config)
         _business.expected_business_events(business_ids(warm), config=config)
