@@ -36,3 +36,21 @@ def check_seconds(name: str, value: object, *, zero_ok: bool, also: str = "") ->
     if not math.isfinite(number) or number < 0 or (number == 0 and not zero_ok):
         raise ConfigurationError(f"{name}={value!r}: must be {rule}")
     return number
+
+
+# The shortest rate window accepted: a millisecond. A shorter one paces nothing (it is gone
+# before the next request is even stamped), the shared store counts windows in whole
+# milliseconds (so a shorter one would mean one thing here and another there), and a value
+# such as 1e-300 is a slip, not a wish: rate_limit=None is how to ask for no limit.
+MIN_RATE_WINDOW = 0.001
+RATE_WINDOW_RULE = f"a finite number of seconds, at least {MIN_RATE_WINDOW:g} (a millisecond)"
+
+
+def check_rate_window(value: object) -> float:
+    """``value`` if it is a finite number of seconds, at least a millisecond."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigurationError(f"rate_window={value!r}: must be {RATE_WINDOW_RULE}")
+    number = float(value)
+    if not (math.isfinite(number) and number >= MIN_RATE_WINDOW):
+        raise ConfigurationError(f"rate_window={value!r}: must be {RATE_WINDOW_RULE}")
+    return number

@@ -59,7 +59,7 @@ import asyncio
 import collections
 import random
 
-from ._checks import check_count, check_seconds
+from ._checks import check_count, check_rate_window
 from ._clock import Clock
 from ._errors import RateLimitError
 from ._ratelimit_types import (
@@ -114,7 +114,7 @@ class SlidingWindowLimiter:
     ) -> None:
         if limit is not None:
             check_count("rate_limit", limit, also="or None for no client-side limit")
-        check_seconds("rate_window", window, zero_ok=False)
+        check_rate_window(window)
         self._configured_limit = limit
         self._window = window
         self._cost = cost

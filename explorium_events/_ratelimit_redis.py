@@ -33,7 +33,7 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from ._checks import check_seconds
+from ._checks import check_rate_window, check_seconds
 from ._errors import ConfigurationError
 from ._ratelimit import SharedDecision
 from ._settings import check_namespace, check_store_url, safe_url
@@ -137,7 +137,7 @@ class RedisWindow:
     ) -> None:
         self._url = check_store_url(url)
         check_namespace(namespace)
-        self._window_ms = max(1, round(check_seconds("rate_window", window, zero_ok=False) * 1000))
+        self._window_ms = round(check_rate_window(window) * 1000)
         timeout = CALL_TIMEOUT if call_timeout is None else call_timeout
         self._call_timeout = check_seconds("call_timeout", timeout, zero_ok=False)
         self._reconnect_first = reconnect_first

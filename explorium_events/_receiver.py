@@ -4,6 +4,8 @@ An aiohttp.web app (what ``explorium-events listen`` serves). For every POST, on
 
 1. a body over ``max_body`` bytes (default 1 MiB; deliveries are a few KB) is refused
    with 413: by its Content-Length first, then by a read that stops one byte past it;
+   a body not all in within ``read_timeout`` seconds (default 30) is answered 408, so a
+   client that sends its headers and then the body slowly, or never, holds no handler;
 2. ``verify_webhook``: 401 for a missing or malformed header, a stale or future
    timestamp, or a signature that does not match; 400 for a signed body that is not a
    delivery;
@@ -41,6 +43,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from ._checks import check_seconds
 from ._digests import DigestSet
 from ._errors import ConfigurationError, OutputWriteError, WebhookVerificationError
 from ._push_models import AnyWebhookEvent, WebhookBusinessEvent, WebhookSecret
@@ -52,6 +55,9 @@ logger = logging.getLogger("explorium_events")
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8788
 DEFAULT_MAX_BODY = 1024 * 1024
+# A delivery is a few KB: on any link a sender would use it is all in within a second, so
+# 30 s spares slow links and still frees a handler held by a client that stalls.
+DEFAULT_READ_TIMEOUT = 30.0
 RECEIVER_FORMATS = ("jsonl", "sqlite")
 HEALTH_PATH = "/health"
 _CHUNK = 64 * 1024
@@ -78,6 +84,7 @@ class ReceiverCounts:
     unauthorized: int = 0
     bad_request: int = 0
     too_large: int = 0
+    timed_out: int = 0
     failed_writes: int = 0
     known_at_start: int = 0
 
@@ -135,6 +142,7 @@ class Receiver:
 
     ``out`` is a JSONL or SQLite file (``fmt``, else from its extension), the same
     sinks ``fetch`` writes. ``clock`` gives Unix seconds for the freshness check.
+    ``read_timeout``: seconds from a delivery's headers to the end of its body, else 408.
     Call ``open()`` before serving and ``close()`` after.
     """
 
@@ -146,6 +154,7 @@ class Receiver:
         fmt: str | None = None,
         tolerance: float = DEFAULT_TOLERANCE,
         max_body: int = DEFAULT_MAX_BODY,
+        read_timeout: float = DEFAULT_READ_TIMEOUT,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._secret = secret if isinstance(secret, WebhookSecret) else WebhookSecret(secret)
@@ -158,6 +167,8 @@ class Receiver:
             )
         if not (isinstance(max_body, int) and max_body > 0):
             raise ConfigurationError(f"max_body={max_body!r}: must be a positive number of bytes")
+        # An infinite deadline is the held handler this setting exists to prevent.
+        self._read_timeout = check_seconds("read_timeout", read_timeout, zero_ok=False)
         self.out = out
         self._tolerance = tolerance
         self._max_body = max_body
@@ -262,7 +273,26 @@ class Receiver:
         return bytes(body)
 
     async def _deliver(self, request: web.Request) -> web.Response:
-        body = await self._read(request)
+        try:
+            async with asyncio.timeout(self._read_timeout):
+                body = await self._read(request)
+        except TimeoutError:
+            self.counts.timed_out += 1
+            # The headers may carry the signature: the log names only who and how long.
+            logger.warning(
+                "refused a delivery from %s whose body was not all in after %gs (408)",
+                request.remote,
+                self._read_timeout,
+            )
+            response = _json(408, {"error": f"body not received within {self._read_timeout:g}s"})
+            response.force_close()
+            return response
+        except ConnectionResetError:
+            # The client went away mid-body: nobody to answer, and no traceback for the log.
+            logger.warning(
+                "a delivery from %s was cut off before its body was all in", request.remote
+            )
+            raise web.HTTPBadRequest() from None
         if body is None:
             self.counts.too_large += 1
             logger.warning("refused a delivery over %d bytes (413)", self._max_body)

@@ -12,7 +12,7 @@ import os
 import urllib.parse
 import urllib.request
 
-from ._checks import check_count, check_seconds
+from ._checks import check_count, check_rate_window, check_seconds
 from ._errors import ConfigurationError
 from ._ids import check_batch_size
 
@@ -112,7 +112,7 @@ def check_client_settings(
     check_count("batch_size", batch_size)
     if rate_limit is not None:
         check_count("rate_limit", rate_limit, also="or None for no client-side limit")
-    check_seconds("rate_window", rate_window, zero_ok=False)
+    check_rate_window(rate_window)
     # An infinite timeout is the hang this setting exists to prevent.
     check_seconds("request_timeout", request_timeout, zero_ok=False)
     if rate_limit_cost not in ("request", "id"):

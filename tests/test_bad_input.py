@@ -621,10 +621,13 @@ SETTINGS_CASES: dict[str, LibraryCase] = {
             requests=0,
         )
         for setting, value, rule in [
-            ("rate_window", NAN, "finite number of seconds, more than 0"),
-            ("rate_window", INF, "finite number of seconds, more than 0"),
-            ("rate_window", 0, "more than 0"),
-            ("rate_window", -60.0, "more than 0"),
+            ("rate_window", NAN, "finite number of seconds, at least 0.001 (a millisecond)"),
+            ("rate_window", INF, "finite number of seconds, at least 0.001 (a millisecond)"),
+            ("rate_window", 0, "at least 0.001"),
+            ("rate_window", -60.0, "at least 0.001"),
+            ("rate_window", 1e-300, "finite number of seconds, at least 0.001 (a millisecond)"),
+            ("rate_window", 0.0009, "at least 0.001"),
+            ("rate_window", True, "finite number of seconds, at least 0.001"),
             ("request_timeout", NAN, "finite number of seconds, more than 0"),
             ("request_timeout", INF, "finite number of seconds, more than 0"),
             ("request_timeout", 0.0, "more than 0"),
@@ -679,6 +682,9 @@ SETTINGS_CASES: dict[str, LibraryCase] = {
     ),
     "the last date of the calendar as timestamp_to (the good case)": LibraryCase(
         kwargs={"timestamp_to": "9999-12-31"}, sent=sorted(GOOD)
+    ),
+    "a rate window of exactly a millisecond (the good case)": LibraryCase(
+        client={"rate_window": 0.001}, sent=sorted(GOOD)
     ),
 }
 
@@ -752,6 +758,15 @@ SETTINGS_CLI_CASES: dict[str, CliCase] = {
     "--until the last date of the calendar (the good case)": CliCase(
         args=["--until", "9999-12-31"], sent=sorted(GOOD)
     ),
+    "a --rate-limit window shorter than a millisecond": CliCase(
+        args=["--rate-limit", "200/1e-300"],
+        exit=EXIT_USAGE,
+        says=("--rate-limit", "'200/1e-300'", "at least 0.001 (a millisecond)"),
+        requests=0,
+    ),
+    "a --rate-limit window of exactly a millisecond (the good case)": CliCase(
+        args=["--rate-limit", "200/0.001"], sent=sorted(GOOD)
+    ),
     "a key holding a line break": CliCase(
         key=_key_with("\n"),
         exit=EXIT_USAGE,
@@ -776,7 +791,7 @@ async def test_cli_bad_settings(
     unused_tcp_port: int,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Out-of-range times and unsendable keys exit 2 with one line naming the problem."""
+    """Out-of-range times, windows and unsendable keys exit 2 with one line naming it."""
     monkeypatch.setitem(CLI_CASES, name, SETTINGS_CLI_CASES[name])
     await test_cli_bad_input(name, api, tmp_path, capsys, unused_tcp_port)
 

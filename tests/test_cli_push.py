@@ -239,3 +239,17 @@ def test_listen_refuses_csv_and_a_missing_secret_file(
     assert "jsonl or sqlite" in capsys.readouterr().err
     assert main(["listen", "--secret-file", str(tmp_path / "nope"), "--out", "e.db"]) == 2
     assert "cannot read --secret-file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["0", "nan", "inf", "soon"])
+def test_listen_refuses_a_read_timeout_that_cannot_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str
+) -> None:
+    """--read-timeout 0, nan, inf or a word: exit 2 with one line naming the value."""
+    secret = tmp_path / "wh.secret"
+    secret.write_text("c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA")
+    argv = ["listen", "--secret-file", str(secret), "--out", str(tmp_path / "e.db")]
+    assert main([*argv, "--read-timeout", value]) == 2
+    err = capsys.readouterr().err
+    assert f"argument --read-timeout: '{value}' is not a number >= 0.001" in err
+    assert "Traceback" not in err

@@ -1206,3 +1206,63 @@ def test_public_names_are_exactly_the_sorted_all() -> None:
     for name in names:
         if not name.endswith("_KEY"):
             assert getattr(emulator_pkg, name).__doc__, name
+
+
+# --- the seed and the push side ----------------------------------------------------------
+
+
+async def _one_push_round(seed: int, reseed: int | None) -> list[tuple[Any, ...]]:
+    """Everything one deliver() round POSTs, sorted: each event's id, name, entity, data
+    and whether its signature was good; the emulator built with ``seed``, reseeded first
+    with ``configure(seed=reseed)`` unless None."""
+    from aiohttp import web
+
+    from explorium_events import EventsClient, sign_webhook
+    from explorium_events.emulator import DeliveryOptions
+
+    received: list[tuple[Any, ...]] = []
+    secret: list[str] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        event = json.loads(body)
+        stamp = int(request.headers["X-Timestamp"])
+        good = request.headers["X-Signature"] == sign_webhook(body, stamp, secret[0])
+        received.append(
+            (event["event_id"], event["event_name"], event["entity_id"], event["data"], good)
+        )
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    config = EmulatorConfig(now=NOW, seed=seed, rate_limit=None, clock=FakeClock(1.8e9))
+    try:
+        async with Emulator(config) as emu:
+            if reseed is not None:
+                emu.configure(seed=reseed)
+            async with EventsClient(api_key=KEY * 2, base_url=emu.url) as client:
+                await client.enrollments.add(ids(4), key="crm-2026", event_types=None)
+                hook_ = await client.webhooks.register("ExpTest", f"http://127.0.0.1:{port}/hook")
+                secret.append(hook_.secret.reveal())
+            options = DeliveryOptions(events_per_prospect=3, bad_signature_rate=0.5)
+            report = await emu.deliver(options)
+    finally:
+        await runner.cleanup()
+    assert report.generated == 12
+    return sorted(received, key=repr)
+
+
+async def test_configure_seed_drives_the_push_side_as_a_new_emulator_with_that_seed() -> None:
+    """configure(seed=7) before any push call pushes exactly what an emulator built with
+    seed 7 pushes (event ids, types, data, signature faults), and not what seed 0 does."""
+    reseeded = await _one_push_round(0, reseed=7)
+    built_with_7 = await _one_push_round(7, reseed=None)
+    built_with_0 = await _one_push_round(0, reseed=None)
+    assert reseeded == built_with_7
+    assert {event[0] for event in reseeded}.isdisjoint(event[0] for event in built_with_0)
+    assert any(not event[-1] for event in reseeded)  # some first attempts were forged

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextlib
 import json
+import logging
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -16,7 +18,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from explorium_events import ConfigurationError, OutputWriteError, sign_webhook
-from explorium_events._receiver import Receiver
+from explorium_events._receiver import Receiver, serve_receiver
 
 SECRET = base64.urlsafe_b64encode(b"r" * 32).decode().rstrip("=")
 
@@ -272,3 +274,92 @@ def test_csv_and_an_unusable_secret_are_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigurationError, match="not URL-safe base64"):
         Receiver(secret="not base64!", out=str(tmp_path / "events.db"))
     assert SECRET not in repr(Receiver(secret=SECRET, out=str(tmp_path / "e.db")))
+
+
+@pytest.mark.parametrize("sent", [0, 10], ids=["no body", "10 bytes of it"])
+async def test_a_body_that_never_arrives_is_answered_408_and_frees_the_handler(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, sent: int
+) -> None:
+    """Headers with a Content-Length and then silence: 408 once read_timeout passes, one
+    log line without the signature, nothing stored, and the next delivery still stored."""
+    out = tmp_path / "events.jsonl"
+    body = delivery("ev-slow")
+    headers = signed(body)
+    async for server in running(out, read_timeout=0.05):
+        host, port = server.base.removeprefix("http://").rstrip("/").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            head = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+            writer.write(
+                f"POST /hook HTTP/1.1\r\nHost: {host}\r\n{head}"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body[:sent]  # then nothing more
+            )
+            await writer.drain()
+            # The bound only keeps a broken receiver from hanging the suite.
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        finally:
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 408 "), answer
+        assert b"connection: close" in answer.lower()
+        assert server.receiver.counts.timed_out == 1
+        assert (await server.post(body, signed(body)))[0] == 200
+    refused = [r.getMessage() for r in caplog.records if "(408)" in r.getMessage()]
+    assert len(refused) == 1, refused
+    assert "after 0.05s" in refused[0]
+    assert headers["X-Signature"] not in caplog.text
+    assert SECRET not in caplog.text
+    assert stored_ids(out) == ["ev-slow"]
+
+
+class _Heard(logging.Handler):
+    """Sets ``event`` once a record whose message holds any of ``words`` is logged."""
+
+    def __init__(self, *words: str) -> None:
+        super().__init__()
+        self.words = words
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if any(word in record.getMessage() for word in self.words):
+            self.event.set()
+
+
+async def test_a_client_gone_mid_body_is_one_log_line_not_a_traceback(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Served as `listen` serves it, a client that closes its connection halfway through a
+    body leaves one warning, not aiohttp's "Error handling request" traceback."""
+    out = tmp_path / "events.jsonl"
+    body = delivery("ev-cut")
+    receiver = Receiver(secret=SECRET, out=str(out))
+    stop, ready = asyncio.Event(), asyncio.get_running_loop().create_future()
+    serving = asyncio.create_task(
+        serve_receiver(receiver, port=0, stop=stop, on_ready=ready.set_result)
+    )
+    heard = _Heard("cut off before its body", "Error handling request")
+    logging.getLogger().addHandler(heard)
+    try:
+        host, port = (await ready).removeprefix("http://").split(":")
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"POST /hook HTTP/1.1\r\nHost: {host}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            + body[:10]
+        )
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.wait_for(heard.event.wait(), 10)  # bound: a broken receiver
+    finally:
+        logging.getLogger().removeHandler(heard)
+        stop.set()
+        await serving
+    assert "a delivery from 127.0.0.1 was cut off before its body was all in" in caplog.text
+    assert not [record for record in caplog.records if record.exc_info], caplog.text
+
+
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf")])
+def test_a_read_timeout_that_cannot_work_is_refused(tmp_path: Path, value: float) -> None:
+    """read_timeout must be a finite number of seconds above 0, named in the error."""
+    with pytest.raises(ConfigurationError, match=r"read_timeout=.*finite number of seconds"):
+        Receiver(secret=SECRET, out=str(tmp_path / "events.db"), read_timeout=value)

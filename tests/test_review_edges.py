@@ -99,6 +99,41 @@ async def test_a_failed_out_that_cannot_be_written_is_named_and_fails_the_run(
 
 
 @needs_dev_full
+@pytest.mark.parametrize("checkpoint", [False, True])
+async def test_the_summary_never_points_to_a_failed_out_that_could_not_be_written(
+    failing: Emulator, tmp_path: Path, checkpoint: bool
+) -> None:
+    """--failed-out on a full disk: the summary's retry line neither names it as holding
+    the IDs nor says to run with --ids on it, but says what to do instead."""
+    source = write_ids(tmp_path / "ids.txt", 120)
+    extra = ["--checkpoint", str(tmp_path / "pull.ckpt")] if checkpoint else []
+    summary = tmp_path / "summary.json"
+    code, err = await run_cli(
+        "fetch",
+        *("--ids", str(source), "--out", str(tmp_path / "e.jsonl"), "--failed-out", FULL),
+        *("--base-url", failing.url, "--rate-limit", "off", "--max-attempts", "1"),
+        *("--give-up-after", "off", "--no-progress", "--summary-json", str(summary)),
+        *extra,
+    )
+    assert code == 1, err
+    assert f"cannot write {FULL}" in err
+    retry = [line for line in err.splitlines() if line.startswith("  retry them")]
+    assert len(retry) == 1, err
+    assert f"written to {FULL}" not in err
+    assert f"--ids {FULL}" not in err
+    assert f"also in {FULL}" not in err
+    if checkpoint:
+        assert "run the same command with --retry-failed" in retry[0]
+    else:
+        assert retry[0] == (
+            f"  retry them  120 IDs not done, and {FULL} could not hold them: "
+            "fix the cause and run the same command again"
+        )
+    figures = json.loads(summary.read_text())
+    assert figures["failed_out_error"] == f"cannot write {FULL}: No space left on device (ENOSPC)"
+
+
+@needs_dev_full
 async def test_a_summary_json_that_cannot_be_written_is_named(
     healthy: Emulator, tmp_path: Path
 ) -> None:

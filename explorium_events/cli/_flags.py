@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Callable
 from typing import TypeAlias
 
+from .._checks import MIN_RATE_WINDOW, RATE_WINDOW_RULE
 from .._errors import ConfigurationError
 from .._ids import MAX_BATCH_SIZE
 from .._query import parse_timestamp
@@ -56,6 +57,8 @@ def rate_limit_type(text: str) -> tuple[int | None, float]:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not N/SECONDS, such as 200/60 (200 per minute), or 'off'"
         )
+    if window < MIN_RATE_WINDOW:
+        raise argparse.ArgumentTypeError(f"{text!r}: the window must be {RATE_WINDOW_RULE}")
     return count, window
 
 

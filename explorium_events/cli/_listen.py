@@ -17,6 +17,7 @@ from .._receiver import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY,
     DEFAULT_PORT,
+    DEFAULT_READ_TIMEOUT,
     RECEIVER_FORMATS,
     Receiver,
     serve_receiver,
@@ -28,11 +29,12 @@ from ._common import EXIT_OK, EXIT_USAGE, PROG, UsageError, report, say
 _DESCRIPTION = f"""\
 Receive the events Explorium pushes to your webhook. Each delivery's signature and
 timestamp are checked (401 when they fail, 400 for a body that is not an event, 413 over
---max-body-bytes); the event is then stored durably (SQLite: committed; JSONL: flushed
-and fsynced) before the 200 goes back, and a redelivery of a stored event_id is dropped,
-also after a restart. Binds {DEFAULT_HOST} unless --host says otherwise: put a TLS
-reverse proxy in front (see the README). GET /health answers the counters. SIGTERM or
-Ctrl-C stops it cleanly, after the deliveries in flight.
+--max-body-bytes, 408 for a body not all in within --read-timeout); the event is then
+stored durably (SQLite: committed; JSONL: flushed and fsynced) before the 200 goes back,
+and a redelivery of a stored event_id is dropped, also after a restart. Binds
+{DEFAULT_HOST} unless --host says otherwise: put a TLS reverse proxy in front (see the
+README). GET /health answers the counters. SIGTERM or Ctrl-C stops it cleanly, after the
+deliveries in flight.
 """
 
 _EPILOG = f"""\
@@ -85,6 +87,14 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
         default=DEFAULT_MAX_BODY,
         help="refuse larger bodies with 413 (default: %(default)s)",
     )
+    parser.add_argument(
+        "--read-timeout",
+        metavar="SECONDS",
+        type=_flags.number_at_least(0.001),
+        default=DEFAULT_READ_TIMEOUT,
+        help="answer 408 to a delivery whose body is not all in by then, so a client that "
+        "stalls holds nothing (default: %(default)g)",
+    )
     _flags.add_verbose(parser)
 
 
@@ -127,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
             fmt=args.format,
             tolerance=args.tolerance,
             max_body=args.max_body_bytes,
+            read_timeout=args.read_timeout,
         )
     except ConfigurationError as exc:
         say(f"{command}: error: {exc}")
@@ -165,7 +176,7 @@ def run(args: argparse.Namespace) -> int:
         args.quiet,
         f"{command}: stopped; {counts.stored:,} stored, {counts.duplicates:,} redeliveries "
         f"dropped, {counts.unauthorized:,} refused (401), {counts.bad_request:,} bad (400), "
-        f"{counts.too_large:,} too large (413)",
+        f"{counts.too_large:,} too large (413), {counts.timed_out:,} too slow (408)",
     )
     sys.stderr.flush()
     return EXIT_OK

@@ -392,6 +392,7 @@ class PullRun:
             ),
             failures=failures,
             failed_out=request.failed_out,
+            failed_out_error=self._failed_out_error,
             key_refused=self._key_refused,
             gave_up=self._gave_up,
             write_failed=self._write_failed,

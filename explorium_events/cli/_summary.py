@@ -107,6 +107,7 @@ class RunReport:
     units_sent: int = 0
     failures: list[str] = field(default_factory=list)
     failed_out: str | None = None
+    failed_out_error: str | None = None  # why --failed-out could not be written: it lacks IDs
     key_refused: str | None = None
     gave_up: str | None = None
     write_failed: str | None = None
@@ -263,7 +264,7 @@ def _next_steps(report: RunReport) -> list[str]:
             lines.append(
                 "  retry them  run the same command with --retry-failed: it retries exactly those"
             )
-            if report.failed_out is not None:
+            if report.failed_out is not None and report.failed_out_error is None:
                 lines.append(f"              (their IDs are also in {report.failed_out})")
         if run.not_tried or report.unread:
             lines.append(
@@ -272,7 +273,14 @@ def _next_steps(report: RunReport) -> list[str]:
             )
         return lines
     undone = run.failed + (0 if run.interrupted else run.not_tried + report.unread)
-    if undone and report.failed_out:
+    if undone and report.failed_out and report.failed_out_error is not None:
+        # Its IDs are not all in the file, and without a checkpoint nothing else holds
+        # them: only the whole command, run again, fetches each of them.
+        lines.append(
+            f"  retry them  {plural(undone, 'ID')} not done, and {report.failed_out} could not "
+            "hold them: fix the cause and run the same command again"
+        )
+    elif undone and report.failed_out:
         lines.append(
             f"  retry them  {plural(undone, 'ID')} written to {report.failed_out}; "
             f"run again with --ids {report.failed_out}"
@@ -341,6 +349,7 @@ def pull_figures(report: RunReport) -> dict[str, Any]:
         "rate_limit": limit,
         "failures": list(report.failures),
         "failed_out": report.failed_out,
+        "failed_out_error": report.failed_out_error,
         "key_refused": report.key_refused,
         "gave_up": report.gave_up,
         "write_failed": report.write_failed,

@@ -42,7 +42,7 @@ from aiohttp import web
 from ._business import BUSINESS_EVENTS_PATH, BUSINESSES, PROSPECTS, Endpoint
 from ._clock import EmulatorClock
 from ._config import EmulatorConfig
-from ._enrollments import Gate, PushState, add_enrollment_routes
+from ._enrollments import PUSH_KEY, Gate, PushState, add_enrollment_routes
 from ._faults import FaultInjector
 from ._ratelimit import RateDecision, SlidingWindowLimiter
 from ._stats import EmulatorStats
@@ -169,10 +169,11 @@ _LIMIT_FIELDS = frozenset({"rate_limit", "rate_window", "clock"})
 def reconfigure_app(app: web.Application, **changes: Any) -> EmulatorConfig:
     """Change the running app's config (faults, latency, rate limit, seed...); the new config.
 
-    The fault draws start again from the (new) seed; a change to ``rate_limit``,
-    ``rate_window`` or ``clock`` starts an empty window; a new ``now`` restarts the
-    emulator's clock there (``EmulatorClock.restart``). Raises ValueError for a field
-    that does not exist or a value that EmulatorConfig refuses.
+    The fault draws start again from the (new) seed; a new seed also drives the push side
+    from then on (see ``Emulator.configure``); a change to ``rate_limit``, ``rate_window``
+    or ``clock`` starts an empty window; a new ``now`` restarts the emulator's clock there
+    (``EmulatorClock.restart``). Raises ValueError for a field that does not exist or a
+    value that EmulatorConfig refuses.
     """
     state = app[_STATE_KEY]
     unknown = set(changes) - {field.name for field in dataclasses.fields(EmulatorConfig)}
@@ -181,6 +182,10 @@ def reconfigure_app(app: web.Application, **changes: Any) -> EmulatorConfig:
     config = dataclasses.replace(state.config, **changes)
     state.config = config
     state.faults = FaultInjector(config)
+    # The seed drives every draw, pushed ones too: a pushed event's data must be the one
+    # the events endpoints serve for that seed. What exists (enrollments, webhooks) stays,
+    # and the rounds go on counting, so that no pushed event_id comes twice.
+    app[PUSH_KEY].seed = config.seed
     if "now" in changes:
         state.clock.restart(config.anchor())
     if _LIMIT_FIELDS & set(changes):

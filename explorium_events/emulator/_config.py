@@ -66,7 +66,8 @@ class EmulatorConfig:
         slow_rate, slow_ms: probability of an extra delay of ``slow_ms``.
 
     Data:
-        seed: drives both the synthetic events and the fault draws.
+        seed: drives the synthetic events and the fault draws, pulled and pushed
+            (enrollment ids, pushed events and their delivery faults) alike.
         now: aware datetime the events are anchored to (they fall in the 90 days
             before it); ``None`` means midnight UTC of the day the app is created.
     """

@@ -108,6 +108,13 @@ class Emulator:
         clock starts with an empty window; a new ``now`` restarts ``clock`` there.
         ValueError for a value EmulatorConfig refuses. Call it from the emulator's event
         loop thread.
+
+        A new ``seed`` drives the push side too, from then on: new enrollment ids, the
+        event_ids, types, data and fault draws of each later ``deliver()`` round, and the
+        connectivity check's events. Enrollments and webhooks stay, and the rounds go on
+        counting (a round's draws are keyed by seed and round number, so no event_id
+        comes twice): ``configure(seed=7)`` before any push call pushes exactly what
+        ``Emulator(EmulatorConfig(seed=7))`` would.
         """
         self.config = reconfigure_app(self.app, **changes)
         return self.config
