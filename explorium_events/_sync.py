@@ -34,8 +34,9 @@ import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
-from ._bulk import COMMIT_BATCHES, COMMIT_INTERVAL, SEGMENT_BATCHES, _until_stopped
+from ._bulk import _until_stopped
 from ._bulk_input import Scan, Source, _valid, in_stable_order
+from ._bulk_run import COMMIT_BATCHES, COMMIT_INTERVAL, SEGMENT_BATCHES
 from ._checks import check_seconds
 from ._client import EventsClient
 from ._errors import ConfigurationError

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-import explorium_events._bulk as bulk
+import explorium_events._bulk_run as bulk_run
 from explorium_events import (
     CheckpointMismatchError,
     ConfigurationError,
@@ -89,7 +89,7 @@ async def test_a_pull_writes_every_expected_event_exactly_once(
     emulator: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Across several client segments, the JSONL output holds each expected event once."""
-    monkeypatch.setattr(bulk, "SEGMENT_BATCHES", 7)
+    monkeypatch.setattr(bulk_run, "SEGMENT_BATCHES", 7)
     ids = [prospect_id(number) for number in range(COUNT)]
     source = write_ids(tmp_path / "ids.txt", ids)
     out = tmp_path / "events.jsonl"

@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from explorium_events import ConfigurationError, pull, sync
-from explorium_events._bulk import COMMIT_INTERVAL
+from explorium_events._bulk_run import COMMIT_INTERVAL
 from explorium_events._models import decode_event
 from explorium_events._sinks import FORMATS, format_for, open_sink
 from explorium_events.cli import main

@@ -9,7 +9,7 @@ import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from .._bulk import COMMIT_INTERVAL
+from .._bulk_run import COMMIT_INTERVAL
 from .._models import Event
 from .._sinks import FORMATS
 
