@@ -500,6 +500,78 @@ async def test_a_closed_window_cancels_its_background_work(redis_server: RedisSe
     assert await window.acquire(1, 10, []) is None
 
 
+class SwallowsCancellation:
+    """A script (or ping) that waits until cancelled, and ignores the first cancellation.
+
+    As redis-py does on Python 3.11 when a cancellation lands as its write completes:
+    the write runs under ``asyncio.wait_for``, which then returns instead of raising,
+    and the call answers as if nothing happened.
+    """
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.started = asyncio.Event()
+        self.cancelled = 0
+
+    async def __call__(self, **_: Any) -> Any:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            if self.cancelled > 1:
+                raise
+        return self.answer
+
+
+class FakeRedis:
+    """A client whose ping is ``ping`` and then finds the store still down."""
+
+    def __init__(self, ping: SwallowsCancellation | None = None) -> None:
+        self._ping = ping
+
+    async def ping(self) -> None:
+        assert self._ping is not None
+        await self._ping()
+        raise redis.ConnectionError("still down")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.store("fault")
+async def test_a_cancelled_acquire_is_cancelled_even_when_redis_py_swallows_it() -> None:
+    """Cancelling a caller of acquire() ends it with CancelledError, not with a grant."""
+    window = RedisWindow(url="redis://127.0.0.1:1/0", namespace="t", window=1.0, call_timeout=60)
+    script = SwallowsCancellation([1, 0, 1])
+    window._redis = FakeRedis()  # no connection: the fake scripts answer
+    window._scripts = {"acquire": script, "answered": script, "pause": script}
+    caller = asyncio.create_task(window.acquire(1, 10, []))
+    await script.started.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert script.cancelled == 1 and window.available
+    await window.aclose()
+
+
+@pytest.mark.store("fault")
+async def test_a_closed_window_ends_its_rejoin_even_when_redis_py_swallows_the_cancel() -> None:
+    """aclose() during a ping that ignores its cancellation still ends the background task."""
+    window = RedisWindow(
+        url="redis://127.0.0.1:1/0", namespace="t", window=1.0, call_timeout=60,
+        reconnect_first=0.0,
+    )  # fmt: skip
+    ping = SwallowsCancellation(None)
+    window._client = lambda: FakeRedis(ping)  # type: ignore[method-assign]
+    window._fall_back(redis.ConnectionError("down"))
+    await ping.started.wait()
+    async with asyncio.timeout(5):  # a deadline, reached only if the bug is back
+        await window.aclose()
+    assert window._reconnect is not None and window._reconnect.done()
+    assert ping.cancelled == 1
+
+
 # -- the command line, in separate processes ----------------------------------------------------
 
 
