@@ -258,6 +258,10 @@ class RedisWindow:
         # A fresh connection pool: the old one's connections may all be dead.
         stale, self._redis = self._redis, None
         if stale is not None:
+            # Calls still under way on it (cancelled by their timeout) would otherwise open
+            # connections after it closed, and leave them open.
+            if self._calls:
+                await asyncio.wait(set(self._calls), timeout=self._call_timeout)
             with contextlib.suppress(Exception):
                 await stale.aclose()
         while True:
