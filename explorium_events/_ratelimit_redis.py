@@ -30,7 +30,7 @@ import logging
 import random
 import urllib.parse
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any
 
 from ._checks import check_rate_window, check_seconds
@@ -157,6 +157,7 @@ class RedisWindow:
         self._outages = 0
         self._reconnect: asyncio.Task[None] | None = None
         self._answers: set[asyncio.Task[None]] = set()
+        self._calls: set[asyncio.Task[Any]] = set()  # redis-py calls under way (_bounded)
         self._closed = False
 
     @property
@@ -202,13 +203,35 @@ class RedisWindow:
         """Run one script within the timeout; on any failure, fall back and raise _Down."""
         self._client()
         try:
-            async with asyncio.timeout(self._call_timeout):
-                return await self._scripts[script](keys=keys, args=args)
+            return await self._bounded(self._scripts[script](keys=keys, args=args))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # any failure of the store: its absence must not stop work
             self._fall_back(exc)
             raise _Down from None
+
+    async def _bounded(self, call: Coroutine[Any, Any, Any]) -> Any:
+        """Await one redis-py call in a task of its own, for at most the call timeout.
+
+        Never cancel redis-py itself and rely on it: on Python 3.11 its writes go through
+        ``asyncio.wait_for``, which swallows a cancellation that arrives as the write
+        completes (cpython#86296); the call then carries on as if nothing happened. So the
+        caller waits on the call's task instead, which a cancellation or the timeout always
+        ends; the call is then cancelled in turn and, should that be lost too, ends within
+        redis-py's own socket timeouts (tracked, so that aclose() awaits it).
+        """
+        task = asyncio.get_running_loop().create_task(call)
+        self._calls.add(task)
+        task.add_done_callback(_forget_call(self._calls))
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self._call_timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        if not done:
+            task.cancel()
+            raise TimeoutError(f"no answer within {self._call_timeout:g}s")
+        return task.result()
 
     def _fall_back(self, exc: BaseException) -> None:
         if not self._available or self._closed:
@@ -235,13 +258,16 @@ class RedisWindow:
         # A fresh connection pool: the old one's connections may all be dead.
         stale, self._redis = self._redis, None
         if stale is not None:
+            # Calls still under way on it (cancelled by their timeout) would otherwise open
+            # connections after it closed, and leave them open.
+            if self._calls:
+                await asyncio.wait(set(self._calls), timeout=self._call_timeout)
             with contextlib.suppress(Exception):
                 await stale.aclose()
         while True:
             await asyncio.sleep(delay * self._rng.uniform(1.0, 1.25))
             try:
-                async with asyncio.timeout(self._call_timeout):
-                    await self._client().ping()
+                await self._bounded(self._client().ping())
             except asyncio.CancelledError:
                 raise
             except Exception:  # still unreachable
@@ -305,6 +331,8 @@ class RedisWindow:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        # The redis-py calls they left: cancelled already, each ends within its timeouts.
+        await asyncio.gather(*self._calls, return_exceptions=True)
         if self._redis is not None:
             redis, self._redis = self._redis, None
             await redis.aclose()
@@ -316,3 +344,14 @@ class RedisWindow:
 
 class _Down(Exception):
     """The store did not answer a call (already logged)."""
+
+
+def _forget_call(calls: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    """A done-callback: drop the call from ``calls`` and read its outcome, which may go unread."""
+
+    def done(task: asyncio.Task[Any]) -> None:
+        calls.discard(task)
+        if not task.cancelled():
+            task.exception()
+
+    return done

@@ -19,7 +19,7 @@ import time
 import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 import redis
@@ -91,35 +91,70 @@ def rate_limited(emu: Emulator) -> int:
     return emu.stats.requests_by_status.get(429, 0)
 
 
-class WindowWatcher:
-    """Samples the shared sorted set while a pull runs: the most units it ever held."""
+class Poller:
+    """Runs ``poll`` (one round of Redis calls) every ``every`` seconds until told to stop.
 
-    def __init__(self, url: str, key: str) -> None:
+    It stops at a flag, not by cancellation: on Python 3.11 redis-py can swallow a
+    cancellation that lands as a write completes (its asyncio.wait_for), and a cancelled
+    loop then polls forever while the test waits for it. A stop that takes longer than
+    STOP_WITHIN fails the test, naming the poller, instead of hanging it.
+    """
+
+    STOP_WITHIN = 10.0
+
+    def __init__(self, url: str, every: float) -> None:
         self.url = url
-        self.key = key
-        self.peak = 0
+        self.every = every
         self.samples = 0
+        self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
-    async def _watch(self) -> None:
-        async with redis.asyncio.Redis.from_url(self.url) as store:
-            while True:
-                now_s, now_us = await store.time()
-                horizon = now_s * 1000 + now_us // 1000 - WINDOW * 1000
-                members = await store.zrangebyscore(self.key, f"({horizon}", "+inf")
-                self.peak = max(self.peak, sum(int(m.split(b":")[0]) for m in members))
-                self.samples += 1
-                await asyncio.sleep(0.01)
+    async def poll(self, store: redis.asyncio.Redis) -> None:
+        raise NotImplementedError
 
-    async def __aenter__(self) -> WindowWatcher:
-        self._task = asyncio.create_task(self._watch())
+    async def _run(self) -> None:
+        async with redis.asyncio.Redis.from_url(self.url) as store:
+            while not self._stop.is_set():
+                await self.poll(store)
+                self.samples += 1
+                await asyncio.sleep(self.every)
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run())
         return self
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        self._stop.set()
+        done, _ = await asyncio.wait({self._task}, timeout=self.STOP_WITHIN)
+        assert done, f"{type(self).__name__} did not stop within {self.STOP_WITHIN:g}s"
+        await self._task
+
+
+class WindowWatcher(Poller):
+    """Samples the shared sorted set while a pull runs: the most units it ever held."""
+
+    def __init__(self, url: str, key: str) -> None:
+        super().__init__(url, every=0.01)
+        self.key = key
+        self.peak = 0
+
+    async def poll(self, store: redis.asyncio.Redis) -> None:
+        now_s, now_us = await store.time()
+        horizon = now_s * 1000 + now_us // 1000 - WINDOW * 1000
+        members = await store.zrangebyscore(self.key, f"({horizon}", "+inf")
+        self.peak = max(self.peak, sum(int(m.split(b":")[0]) for m in members))
+
+
+class Scanner(Poller):
+    """Collects every key's name and value in the store, again and again."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url, every=0.02)
+        self.seen: list[bytes] = []
+
+    async def poll(self, store: redis.asyncio.Redis) -> None:
+        self.seen.extend(await dump(store))
 
 
 @pytest.fixture(autouse=True)
@@ -341,24 +376,11 @@ async def test_the_api_key_appears_in_no_redis_key_or_value_during_a_pull(
     redis_url: str,
 ) -> None:
     """Scanned throughout a pull with a 429: keys are namespace_for(key)'s; no form of the key."""
-    seen: list[bytes] = []
-
-    async def scan() -> None:
-        async with redis.asyncio.Redis.from_url(redis_url) as store:
-            while True:
-                seen.extend(await dump(store))
-                await asyncio.sleep(0.02)
-
-    async with emulator(rate_limit_error_rate=0.3, seed=3) as emu:
-        scanner = asyncio.create_task(scan())
-        try:
-            await pull_together(
-                emu.url, redis_url, clients=2, requests=12, retry=RetryPolicy(max_attempts=10)
-            )
-        finally:
-            scanner.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await scanner
+    async with emulator(rate_limit_error_rate=0.3, seed=3) as emu, Scanner(redis_url) as scanner:
+        await pull_together(
+            emu.url, redis_url, clients=2, requests=12, retry=RetryPolicy(max_attempts=10)
+        )
+    seen = scanner.seen
     assert rate_limited(emu) > 0
     names = {item for item in seen if item.startswith(b"explorium-events:")}
     namespace = namespace_for(TEST_KEY).encode()
@@ -498,6 +520,78 @@ async def test_a_closed_window_cancels_its_background_work(redis_server: RedisSe
     await window.aclose()
     assert window._reconnect.done()
     assert await window.acquire(1, 10, []) is None
+
+
+class SwallowsCancellation:
+    """A script (or ping) that waits until cancelled, and ignores the first cancellation.
+
+    As redis-py does on Python 3.11 when a cancellation lands as its write completes:
+    the write runs under ``asyncio.wait_for``, which then returns instead of raising,
+    and the call answers as if nothing happened.
+    """
+
+    def __init__(self, answer: Any) -> None:
+        self.answer = answer
+        self.started = asyncio.Event()
+        self.cancelled = 0
+
+    async def __call__(self, **_: Any) -> Any:
+        self.started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            if self.cancelled > 1:
+                raise
+        return self.answer
+
+
+class FakeRedis:
+    """A client whose ping is ``ping`` and then finds the store still down."""
+
+    def __init__(self, ping: SwallowsCancellation | None = None) -> None:
+        self._ping = ping
+
+    async def ping(self) -> None:
+        assert self._ping is not None
+        await self._ping()
+        raise redis.ConnectionError("still down")
+
+    async def aclose(self) -> None:
+        return None
+
+
+@pytest.mark.store("fault")
+async def test_a_cancelled_acquire_is_cancelled_even_when_redis_py_swallows_it() -> None:
+    """Cancelling a caller of acquire() ends it with CancelledError, not with a grant."""
+    window = RedisWindow(url="redis://127.0.0.1:1/0", namespace="t", window=1.0, call_timeout=60)
+    script = SwallowsCancellation([1, 0, 1])
+    window._redis = FakeRedis()  # no connection: the fake scripts answer
+    window._scripts = {"acquire": script, "answered": script, "pause": script}
+    caller = asyncio.create_task(window.acquire(1, 10, []))
+    await script.started.wait()
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert script.cancelled == 1 and window.available
+    await window.aclose()
+
+
+@pytest.mark.store("fault")
+async def test_a_closed_window_ends_its_rejoin_even_when_redis_py_swallows_the_cancel() -> None:
+    """aclose() during a ping that ignores its cancellation still ends the background task."""
+    window = RedisWindow(
+        url="redis://127.0.0.1:1/0", namespace="t", window=1.0, call_timeout=60,
+        reconnect_first=0.0,
+    )  # fmt: skip
+    ping = SwallowsCancellation(None)
+    window._client = lambda: FakeRedis(ping)  # type: ignore[method-assign]
+    window._fall_back(redis.ConnectionError("down"))
+    await ping.started.wait()
+    async with asyncio.timeout(5):  # a deadline, reached only if the bug is back
+        await window.aclose()
+    assert window._reconnect is not None and window._reconnect.done()
+    assert ping.cancelled == 1
 
 
 # -- the command line, in separate processes ----------------------------------------------------
