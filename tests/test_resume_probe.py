@@ -9,6 +9,7 @@ resumed run probes first. The emulator and both clients read one fake clock.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -101,7 +102,8 @@ def written_ids(path: Path) -> list[str]:
 
 
 def remembered_limit(path: Path) -> Any:
-    with sqlite3.connect(path) as db:
+    # closing(): a connection's own `with` ends a transaction but leaves it open.
+    with contextlib.closing(sqlite3.connect(path)) as db:
         row = db.execute("SELECT value FROM meta WHERE key = 'server_limit'").fetchone()
     return None if row is None else json.loads(row[0])
 
