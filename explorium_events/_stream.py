@@ -190,7 +190,8 @@ class BatchStream(Generic[E]):
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
             runner.discard_stream(queue)
-            self._queue = None
+            # self._queue stays: after a fatal error, unfinished() hands back the results
+            # other workers queued behind it (their IDs would be in no state otherwise).
             stats.ids = self._ids.unique
             stats.duplicate_ids = self._ids.duplicates
             stats.invalid_ids = len(self._ids.invalid)
