@@ -45,6 +45,24 @@ class PullRequest:
     summary_json: str | None = None  # --summary-json: where the figures go, or None
     watch: Callable[[Sequence[Event]], None] | None = None
 
+    def rerun_advice(self) -> str:
+        """How to fetch what this run did not, when nothing else holds those IDs.
+
+        Running the same command again does, unless that writes something a second time:
+        with --append the done batches' events into the same file, and to standard output
+        to its reader again (a checkpoint would skip them).
+        """
+        if self.checkpoint is None and self.out is None:
+            repeats = "the done batches' events go to standard output again"
+        elif self.checkpoint is None and self.append:
+            repeats = f"--append adds the done batches' events to {self.out} a second time"
+        else:
+            return "fix the cause and run the same command again"
+        return (
+            f"fix the cause and run the command again, knowing that {repeats} "
+            "(use --checkpoint FILE to resume instead)"
+        )
+
 
 def commit_interval(request: PullRequest) -> float:
     """Seconds between the pull's durable flushes (each followed by a checkpoint commit).

@@ -393,6 +393,7 @@ class PullRun:
             failures=failures,
             failed_out=request.failed_out,
             failed_out_error=self._failed_out_error,
+            rerun_advice=request.rerun_advice(),
             key_refused=self._key_refused,
             gave_up=self._gave_up,
             write_failed=self._write_failed,
@@ -423,7 +424,7 @@ class PullRun:
         if self._failed_out_error:
             say(
                 f"{PROG} {request.command}: error: {self._failed_out_error}: it lacks IDs "
-                "that were not fetched; fix the cause and run the same command again"
+                f"that were not fetched; {request.rerun_advice()}"
             )
         if summary.interrupted:
             say(f"{PROG} {request.command}: interrupted")

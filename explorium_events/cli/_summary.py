@@ -108,6 +108,7 @@ class RunReport:
     failures: list[str] = field(default_factory=list)
     failed_out: str | None = None
     failed_out_error: str | None = None  # why --failed-out could not be written: it lacks IDs
+    rerun_advice: str = "fix the cause and run the same command again"  # PullRequest's
     key_refused: str | None = None
     gave_up: str | None = None
     write_failed: str | None = None
@@ -278,7 +279,7 @@ def _next_steps(report: RunReport) -> list[str]:
         # them: only the whole command, run again, fetches each of them.
         lines.append(
             f"  retry them  {plural(undone, 'ID')} not done, and {report.failed_out} could not "
-            "hold them: fix the cause and run the same command again"
+            f"hold them: {report.rerun_advice}"
         )
     elif undone and report.failed_out:
         lines.append(
