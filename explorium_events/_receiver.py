@@ -169,6 +169,11 @@ class Receiver:
             raise ConfigurationError(f"max_body={max_body!r}: must be a positive number of bytes")
         # An infinite deadline is the held handler this setting exists to prevent.
         self._read_timeout = check_seconds("read_timeout", read_timeout, zero_ok=False)
+        if self._read_timeout < 0.001:  # as --read-timeout: a shorter one refuses every body
+            raise ConfigurationError(
+                f"read_timeout={read_timeout!r}: must be a finite number of seconds, "
+                "at least 0.001 (a millisecond)"
+            )
         self.out = out
         self._tolerance = tolerance
         self._max_body = max_body

@@ -358,8 +358,8 @@ async def test_a_client_gone_mid_body_is_one_log_line_not_a_traceback(
     assert not [record for record in caplog.records if record.exc_info], caplog.text
 
 
-@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf")])
+@pytest.mark.parametrize("value", [0, -1.0, float("nan"), float("inf"), 1e-300, 0.0009])
 def test_a_read_timeout_that_cannot_work_is_refused(tmp_path: Path, value: float) -> None:
-    """read_timeout must be a finite number of seconds above 0, named in the error."""
+    """read_timeout must be a finite number of seconds, a millisecond or more, named."""
     with pytest.raises(ConfigurationError, match=r"read_timeout=.*finite number of seconds"):
         Receiver(secret=SECRET, out=str(tmp_path / "events.db"), read_timeout=value)
