@@ -340,6 +340,8 @@ class Checkpoint:
     @property
     def server_limit(self) -> ServerLimit | None:
         """The server's limit as the last run that read one recorded it, if any."""
+        # The text, not _meta's decoded value: a value edited into nonsense, even text
+        # that is not JSON, reads as none (the next run learns it anew), never as an error.
         row = self._db.execute("SELECT value FROM meta WHERE key = 'server_limit'").fetchone()
         return ServerLimit.from_json(None if row is None else row[0])
 

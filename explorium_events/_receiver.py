@@ -43,7 +43,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from ._checks import check_seconds
+from ._checks import MILLISECOND, check_seconds
 from ._digests import DigestSet
 from ._errors import ConfigurationError, OutputWriteError, WebhookVerificationError
 from ._push_models import AnyWebhookEvent, WebhookBusinessEvent, WebhookSecret
@@ -168,12 +168,10 @@ class Receiver:
         if not (isinstance(max_body, int) and max_body > 0):
             raise ConfigurationError(f"max_body={max_body!r}: must be a positive number of bytes")
         # An infinite deadline is the held handler this setting exists to prevent.
-        self._read_timeout = check_seconds("read_timeout", read_timeout, zero_ok=False)
-        if self._read_timeout < 0.001:  # as --read-timeout: a shorter one refuses every body
-            raise ConfigurationError(
-                f"read_timeout={read_timeout!r}: must be a finite number of seconds, "
-                "at least 0.001 (a millisecond)"
-            )
+        # (A shorter one than a millisecond, as for --read-timeout, refuses every body.)
+        self._read_timeout = check_seconds(
+            "read_timeout", read_timeout, zero_ok=False, at_least=MILLISECOND
+        )
         self.out = out
         self._tolerance = tolerance
         self._max_body = max_body

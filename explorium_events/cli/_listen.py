@@ -11,6 +11,7 @@ import signal
 import stat
 import sys
 
+from .._checks import MILLISECOND
 from .._errors import ConfigurationError
 from .._paths import clash, output_problem
 from .._receiver import (
@@ -90,7 +91,7 @@ def add_parser(subparsers: _flags.Subparsers) -> None:
     parser.add_argument(
         "--read-timeout",
         metavar="SECONDS",
-        type=_flags.number_at_least(0.001),
+        type=_flags.number_at_least(MILLISECOND),
         default=DEFAULT_READ_TIMEOUT,
         help="answer 408 to a delivery whose body is not all in by then, so a client that "
         "stalls holds nothing (default: %(default)g)",
