@@ -6,6 +6,7 @@ import json
 from collections import Counter
 from pathlib import Path
 
+from explorium_events.cli._request import PullRequest
 from explorium_events.emulator import Emulator, EmulatorConfig
 from tests.conftest import prospect_id
 from tests.test_bulk import write_ids
@@ -45,3 +46,21 @@ async def test_after_an_unwritable_failed_out_the_advice_warns_that_append_repea
     assert code == 0, err
     ids = Counter(json.loads(line)["event_id"] for line in out.read_text().splitlines())
     assert any(count > 1 for count in ids.values())
+
+
+def test_the_rerun_advice_warns_only_where_a_rerun_writes_twice() -> None:
+    """Standard output and --append are warned of; a fresh file and a checkpoint are not."""
+
+    def advice(**settings: object) -> str:
+        request = PullRequest(command="fetch", ids=[], total=0, source="x", out=None, fmt="jsonl")
+        for name, value in settings.items():
+            setattr(request, name, value)
+        return request.rerun_advice()
+
+    plain = "fix the cause and run the same command again"
+    assert advice(out="e.jsonl") == plain
+    assert advice(out="e.jsonl", append=True, checkpoint="p.ckpt") == plain
+    assert advice(out=None, checkpoint=None) != plain
+    assert "standard output again" in advice(out=None)
+    assert "--append adds the done batches' events to e.jsonl" in advice(out="e.jsonl", append=True)
+    assert "--checkpoint FILE" in advice(out=None)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from .._bulk_run import COMMIT_INTERVAL
 from .._models import Event
+from .._results import PullSummary
 from .._sinks import FORMATS
 
 
@@ -44,6 +45,30 @@ class PullRequest:
     quiet: bool = False  # -q: no summary (errors still)
     summary_json: str | None = None  # --summary-json: where the figures go, or None
     watch: Callable[[Sequence[Event]], None] | None = None
+
+    def nothing_done(self) -> PullSummary:
+        """The summary of this pull stopped before it began."""
+        return PullSummary(
+            input_values=self.total,
+            unique_ids=self.total,
+            done=0,
+            failed=0,
+            not_tried=self.total,
+            invalid=0,
+            duplicates=0,
+            failed_batches=0,
+            events_total=0,
+            events_written=0,
+            batches_run=0,
+            requests=0,
+            retries=0,
+            rate_limited=0,
+            duplicates_dropped=0,
+            elapsed=0.0,
+            interrupted=False,
+            checkpoint=self.checkpoint or "",
+            output=self.out or "standard output",
+        )
 
     def rerun_advice(self) -> str:
         """How to fetch what this run did not, when nothing else holds those IDs.

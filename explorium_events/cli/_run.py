@@ -358,7 +358,7 @@ class PullRun:
         if self.pipe_closed:
             silence_stdout()  # before close() flushes what the closed pipe refused
         self.close()
-        summary = self._latest or _nothing_done(request)
+        summary = self._latest or request.nothing_done()
         if self.interrupted and not summary.interrupted:
             summary = replace(summary, interrupted=True)
         failures = self._failures
@@ -476,28 +476,3 @@ class PullRun:
         except OSError as exc:  # opening it, or flushing it on close
             problem = problem or exc
         return errors, problem
-
-
-def _nothing_done(request: PullRequest) -> PullSummary:
-    """The summary of a pull stopped before it began."""
-    return PullSummary(
-        input_values=request.total,
-        unique_ids=request.total,
-        done=0,
-        failed=0,
-        not_tried=request.total,
-        invalid=0,
-        duplicates=0,
-        failed_batches=0,
-        events_total=0,
-        events_written=0,
-        batches_run=0,
-        requests=0,
-        retries=0,
-        rate_limited=0,
-        duplicates_dropped=0,
-        elapsed=0.0,
-        interrupted=False,
-        checkpoint=request.checkpoint or "",
-        output=request.out or "standard output",
-    )
