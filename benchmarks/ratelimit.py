@@ -73,6 +73,20 @@ FULL = Setup(limit=200, window=2.0, windows=4, latency_ms=25.0, jitter_ms=10.0)
 QUICK = Setup(limit=30, window=1.0, windows=1, latency_ms=10.0, jitter_ms=5.0)
 
 
+def _emulator(setup: Setup, *, warm: int, **config: Any) -> EmulatorProcess:
+    """The emulator of a scenario: the setup's limit, window and latency, ``config`` on top."""
+    return EmulatorProcess(
+        warm=warm,
+        **{
+            "rate_limit": setup.limit,
+            "rate_window": setup.window,
+            "latency_ms": setup.latency_ms,
+            "latency_jitter_ms": setup.jitter_ms,
+            **config,
+        },
+    )
+
+
 def _row(
     scenario: str, setup: Setup, result: PullResult, bound: float, server_429: int | None
 ) -> dict[str, Any]:
@@ -98,14 +112,7 @@ async def _single(
     ids = prospect_ids(setup.requests * BATCH)
     units = len(ids) if per_id else setup.requests
     bound = setup.bound(units, limit)
-    async with EmulatorProcess(
-        warm=len(ids),
-        rate_limit=limit,
-        rate_window=setup.window,
-        rate_limit_cost=cost,
-        latency_ms=setup.latency_ms,
-        latency_jitter_ms=setup.jitter_ms,
-    ) as emulator:
+    async with _emulator(setup, warm=len(ids), rate_limit=limit, rate_limit_cost=cost) as emulator:
         for name in names:
             await emulator.reset()
             result = await run_one(
@@ -127,13 +134,7 @@ async def _shared(setup: Setup, names: list[str], rows: list[dict[str, Any]]) ->
     count = setup.requests * BATCH
     half = count // 2
     bound = setup.bound(setup.requests, setup.limit)
-    async with EmulatorProcess(
-        warm=count,
-        rate_limit=setup.limit,
-        rate_window=setup.window,
-        latency_ms=setup.latency_ms,
-        latency_jitter_ms=setup.jitter_ms,
-    ) as emulator:
+    async with _emulator(setup, warm=count) as emulator:
         for name in names:
             await emulator.reset()
             start_at = time.time() + 1.0  # time for both interpreters to start
@@ -165,13 +166,7 @@ async def _wrong_window(
     """This client told a ``told``-second window against the server's ``setup.window``."""
     ids = prospect_ids(setup.requests * BATCH)
     bound = setup.bound(setup.requests, setup.limit)
-    async with EmulatorProcess(
-        warm=len(ids),
-        rate_limit=setup.limit,
-        rate_window=setup.window,
-        latency_ms=setup.latency_ms,
-        latency_jitter_ms=setup.jitter_ms,
-    ) as emulator:
+    async with _emulator(setup, warm=len(ids)) as emulator:
         for name in names:
             await emulator.reset()
             result = await run_one(
@@ -198,13 +193,7 @@ async def _restart(setup: Setup, names: list[str], rows: list[dict[str, Any]]) -
     """
     ids = prospect_ids(2 * setup.limit * BATCH)
     earlier, later = ids[: setup.limit * BATCH], ids[setup.limit * BATCH :]
-    async with EmulatorProcess(
-        warm=len(ids),
-        rate_limit=setup.limit,
-        rate_window=setup.window,
-        latency_ms=setup.latency_ms,
-        latency_jitter_ms=setup.jitter_ms,
-    ) as emulator:
+    async with _emulator(setup, warm=len(ids)) as emulator:
         knobs = {"concurrency": setup.concurrency, "limit": setup.limit, "window": setup.window}
         for name in names:
             await emulator.reset()
@@ -227,13 +216,7 @@ async def _restarted_pull(setup: Setup, rows: list[dict[str, Any]]) -> None:
     from explorium_events import EventsClient, pull
 
     ids = prospect_ids(2 * setup.limit * BATCH)
-    async with EmulatorProcess(
-        warm=len(ids),
-        rate_limit=setup.limit,
-        rate_window=setup.window,
-        latency_ms=setup.latency_ms,
-        latency_jitter_ms=setup.jitter_ms,
-    ) as emulator:
+    async with _emulator(setup, warm=len(ids)) as emulator:
         with tempfile.TemporaryDirectory() as folder:
             out, checkpoint = Path(folder, "events.jsonl"), Path(folder, "pull.ckpt")
             stop = asyncio.Event()
