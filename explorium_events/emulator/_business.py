@@ -39,6 +39,7 @@ from ._data import (
     _person,
     _pick,
     _title,
+    filtered_newest_first,
 )
 from ._data import _hash as _digest
 from ._timestamps import format_event_time, to_micros
@@ -382,18 +383,16 @@ def select_business_events(
 
     Newest first, ties by ``event_id``; bounds inclusive.
     """
-    wanted = frozenset(event_types)
-    selected = [
-        (time_us, event)
-        for business_id in prospect_ids
-        for time_us, event in events_for_business(seed, now_us, business_id)
-        if event["event_name"] in wanted
-        and (start_us is None or time_us >= start_us)
-        and (end_us is None or time_us <= end_us)
-    ]
-    selected.sort(key=lambda pair: pair[1]["event_id"])
-    selected.sort(key=lambda pair: pair[0], reverse=True)
-    return [event for _, event in selected]
+    return filtered_newest_first(
+        (
+            pair
+            for business_id in prospect_ids
+            for pair in events_for_business(seed, now_us, business_id)
+        ),
+        event_types=event_types,
+        start_us=start_us,
+        end_us=end_us,
+    )
 
 
 def make_business_ids(count: int, seed: int = 0) -> list[str]:

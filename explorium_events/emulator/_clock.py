@@ -34,7 +34,14 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ._config import EmulatorConfig
-from ._data import _HISTORY_SECONDS, _event_data, _hash, _number, events_for_prospect
+from ._data import (
+    _HISTORY_SECONDS,
+    _event_data,
+    _hash,
+    _number,
+    events_for_prospect,
+    filtered_newest_first,
+)
 from ._timestamps import format_event_time, parse_bound, to_micros
 from ._validation import EVENT_TYPES
 
@@ -235,32 +242,24 @@ def served_events(
     end_us: int | None,
 ) -> list[dict[str, Any]]:
     """The events the emulator serves at the clock's ``now``, filtered, newest first."""
-    wanted = frozenset(event_types)
     now_us = clock.now_us
     oldest_us = now_us - RETENTION_SECONDS * _US
     moved = clock.moved
-    selected: list[tuple[int, dict[str, Any]]] = []
+    found: list[tuple[int, dict[str, Any]]] = []
     for prospect_id in prospect_ids:
-        found = events_for_prospect(seed, clock.origin_us, prospect_id)
-        if moved:
-            found = [pair for pair in found if oldest_us <= pair[0] <= now_us]
-            found.extend(
-                (time_s * _US, event)
-                for time_s, _, event in timeline_events(
-                    seed, prospect_id, clock.origin_us // _US, now_us // _US
-                )
-                if time_s * _US >= oldest_us
+        history = events_for_prospect(seed, clock.origin_us, prospect_id)
+        if not moved:
+            found.extend(history)
+            continue
+        found.extend(pair for pair in history if oldest_us <= pair[0] <= now_us)
+        found.extend(
+            (time_s * _US, event)
+            for time_s, _, event in timeline_events(
+                seed, prospect_id, clock.origin_us // _US, now_us // _US
             )
-        selected.extend(
-            (time_us, event)
-            for time_us, event in found
-            if event["event_name"] in wanted
-            and (start_us is None or time_us >= start_us)
-            and (end_us is None or time_us <= end_us)
+            if time_s * _US >= oldest_us
         )
-    selected.sort(key=lambda pair: pair[1]["event_id"])
-    selected.sort(key=lambda pair: pair[0], reverse=True)
-    return [event for _, event in selected]
+    return filtered_newest_first(found, event_types=event_types, start_us=start_us, end_us=end_us)
 
 
 def expected_events_at(

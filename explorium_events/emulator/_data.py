@@ -27,6 +27,7 @@ __all__ = [
     "HISTORY_DAYS",
     "events_for_prospect",
     "expected_events",
+    "filtered_newest_first",
     "make_prospect_ids",
     "select_events",
 ]
@@ -248,11 +249,34 @@ def select_events(
 
     Ties in time are broken by ``event_id``, ascending. Bounds are inclusive.
     """
+    return filtered_newest_first(
+        (
+            pair
+            for prospect_id in prospect_ids
+            for pair in events_for_prospect(seed, now_us, prospect_id)
+        ),
+        event_types=event_types,
+        start_us=start_us,
+        end_us=end_us,
+    )
+
+
+def filtered_newest_first(
+    pairs: Iterable[tuple[int, dict[str, Any]]],
+    *,
+    event_types: Iterable[str],
+    start_us: int | None,
+    end_us: int | None,
+) -> list[dict[str, Any]]:
+    """The events of ``(event_time_us, event)`` pairs that pass the filters, newest first.
+
+    What every endpoint answers in: ties in time broken by ``event_id``, ascending; bounds
+    inclusive.
+    """
     wanted = frozenset(event_types)
     selected = [
         (time_us, event)
-        for prospect_id in prospect_ids
-        for time_us, event in events_for_prospect(seed, now_us, prospect_id)
+        for time_us, event in pairs
         if event["event_name"] in wanted
         and (start_us is None or time_us >= start_us)
         and (end_us is None or time_us <= end_us)
