@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import hashlib
-import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -51,6 +50,7 @@ from ._validation import (
     _check_timestamp,
     _choices,
     _detail,
+    parse_object,
     validate_body,
 )
 
@@ -118,28 +118,9 @@ def validate_business_body(raw: bytes) -> tuple[EventsQuery | None, list[Validat
 
     The IDs come back in the query's ``prospect_ids`` (the emulator's one query type).
     """
-    if not raw.strip():
-        return None, [_detail([], "Field required", "missing")]
-    try:
-        body = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        return None, [_detail([exc.pos], "JSON decode error", "json_invalid")]
-    except (ValueError, RecursionError):
-        return None, [_detail([0], "JSON decode error", "json_invalid")]
+    body, details = parse_object(raw, _FIELDS)
     if body is None:
-        return None, [_detail([], "Field required", "missing")]
-    if not isinstance(body, dict):
-        return None, [
-            _detail(
-                [],
-                "Input should be a valid dictionary or object to extract fields from",
-                "model_attributes_type",
-            )
-        ]
-    details: list[ValidationDetail] = []
-    for key in body:
-        if key not in _FIELDS:
-            details.append(_detail([key], "Extra inputs are not permitted", "extra_forbidden"))
+        return None, details
     ids = _check_business_ids(body, details)
     types = _check_event_types(body, details)
     start_us = _check_timestamp(body, "timestamp_from", details, upper=False)

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
 import re
 import uuid
 from collections.abc import Awaitable, Callable
@@ -30,6 +29,8 @@ from ._business import BUSINESS_EVENT_TYPES
 from ._clock import EmulatorClock
 from ._validation import EVENT_TYPES as PROSPECT_EVENT_TYPES
 from ._validation import ValidationDetail
+from ._validation import _detail as detail
+from ._validation import parse_object as parse_json_object
 
 __all__ = [
     "PUSH_KEY",
@@ -192,10 +193,6 @@ def not_found(details: str) -> web.Response:
     return json_response(404, {"details": details, "correlation_id": uuid.uuid4().hex})
 
 
-def detail(loc: list[str | int], msg: str, type_: str) -> ValidationDetail:
-    return {"loc": ["body", *loc], "msg": msg, "type": type_}
-
-
 def unprocessable(details: list[ValidationDetail]) -> web.Response:
     return json_response(422, {"detail": details})
 
@@ -203,27 +200,14 @@ def unprocessable(details: list[ValidationDetail]) -> web.Response:
 def parse_object(
     raw: bytes, fields: frozenset[str], details: list[ValidationDetail]
 ) -> dict[str, Any] | None:
-    """The JSON object of a body; problems (not JSON, not an object, extra keys) added."""
-    if not raw.strip():
-        details.append(detail([], "Field required", "missing"))
+    """The JSON object of a body; problems (not JSON, not an object, extra keys) added.
+
+    ``request_context``, an object, is allowed beside ``fields`` in every body.
+    """
+    body, problems = parse_json_object(raw, fields | {"request_context"})
+    details.extend(problems)
+    if body is None:
         return None
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        details.append(detail([0], "JSON decode error", "json_invalid"))
-        return None
-    if not isinstance(body, dict):
-        details.append(
-            detail(
-                [],
-                "Input should be a valid dictionary or object to extract fields from",
-                "model_attributes_type",
-            )
-        )
-        return None
-    for key in body:
-        if key not in fields and key != "request_context":
-            details.append(detail([key], "Extra inputs are not permitted", "extra_forbidden"))
     request_context = body.get("request_context")
     if request_context is not None and not isinstance(request_context, dict):
         details.append(

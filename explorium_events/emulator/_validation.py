@@ -68,12 +68,11 @@ def _choices(values: tuple[str, ...]) -> str:
     return ", ".join(quoted[:-1]) + " or " + quoted[-1]
 
 
-def validate_body(raw: bytes) -> tuple[EventsQuery | None, list[ValidationDetail]]:
-    """Decode and check a request body.
-
-    Returns the query and an empty list when the body is valid, else ``None``
-    and one detail per problem found.
-    """
+def parse_object(
+    raw: bytes, fields: frozenset[str]
+) -> tuple[dict[str, Any] | None, list[ValidationDetail]]:
+    """A body as a JSON object, FastAPI's way: ``(None, [its one problem])`` when it is not
+    one, else the object and a detail for each key not among ``fields`` (more follow)."""
     if not raw.strip():
         return None, [_detail([], "Field required", "missing")]
     try:
@@ -93,11 +92,23 @@ def validate_body(raw: bytes) -> tuple[EventsQuery | None, list[ValidationDetail
                 "model_attributes_type",
             )
         ]
+    extra = [
+        _detail([key], "Extra inputs are not permitted", "extra_forbidden")
+        for key in body
+        if key not in fields
+    ]
+    return body, extra
 
-    details: list[ValidationDetail] = []
-    for key in body:
-        if key not in _FIELDS:
-            details.append(_detail([key], "Extra inputs are not permitted", "extra_forbidden"))
+
+def validate_body(raw: bytes) -> tuple[EventsQuery | None, list[ValidationDetail]]:
+    """Decode and check a request body.
+
+    Returns the query and an empty list when the body is valid, else ``None``
+    and one detail per problem found.
+    """
+    body, details = parse_object(raw, _FIELDS)
+    if body is None:
+        return None, details
     prospect_ids = _check_prospect_ids(body, details)
     event_types = _check_event_types(body, details)
     start_us = _check_timestamp(body, "timestamp_from", details, upper=False)
